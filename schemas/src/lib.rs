@@ -1,0 +1,29 @@
+//! The contract shared by every alerthaven component.
+//!
+//! Alertmanager speaks webhook JSON, Kafka carries records and Deephaven stores Arrow tables. This crate owns all three
+//! shapes, and the conversions between them, so that `ingest` and `publisher` can never disagree about what an alert is.
+//!
+//! Everything here is pure: no I/O, no clocks (the caller passes `received_at`), so it is tested exhaustively beside the code.
+//!
+//! # Layout
+//!
+//! - [`domain`]: small value types that can only hold valid data ([`Fingerprint`], [`Timestamp`], [`Status`],
+//!   [`LabelSet`]). They validate while deserializing, so a bad value is reported with its JSON path.
+//! - [`webhook`]: the Alertmanager webhook body (version "4") and [`parse`], which turns untrusted bytes into a
+//!   [`Webhook`] or a [`SchemaError`] naming the offending path.
+//! - [`limits`]: the configurable size limits a webhook body is held to.
+//! - [`record`]: the versioned Kafka record format, one [`AlertRecord`] per alert, keyed by fingerprint, with its
+//!   deterministic [`EventId`].
+//! - [`tables`]: the Arrow schemas of the Deephaven tables and the conversion from records to `RecordBatch`es.
+
+pub mod domain;
+mod json;
+pub mod limits;
+pub mod record;
+pub mod tables;
+pub mod webhook;
+
+pub use domain::{Fingerprint, LabelSet, Status, Timestamp};
+pub use limits::Limits;
+pub use record::{AlertRecord, DecodeError, EventId, Notification, RecordHeaders};
+pub use webhook::{parse, Alert, SchemaError, SchemaErrorKind, Webhook};

@@ -1,0 +1,25 @@
+//! Size limits a webhook body is held to.
+//!
+//! A receiver that accepts anything can be knocked over by one runaway alert rule (a label with a whole log line in
+//! it, or thousands of alerts in one group). The defaults are generous for real Alertmanager traffic and small enough
+//! to keep a Kafka record far below a broker's message size limit.
+
+use serde::{Deserialize, Serialize};
+
+/// Limits enforced by [`crate::parse`]. Exceeding one is a [`crate::SchemaErrorKind::LimitExceeded`] error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Alerts in one webhook body. Alertmanager's `max_alerts` receiver option keeps bodies under this.
+    pub max_alerts_per_body: usize,
+    /// Labels (and, separately, annotations) on one alert.
+    pub max_labels_per_alert: usize,
+    /// Bytes in one label or annotation name or value.
+    pub max_value_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_alerts_per_body: 1_000, max_labels_per_alert: 64, max_value_bytes: 16 * 1024 }
+    }
+}

@@ -1,0 +1,216 @@
+//! The Deephaven tables: their Arrow schemas and the conversion from Kafka records to `RecordBatch`es.
+//!
+//! Column names are PascalCase (Deephaven's convention, and what its own Kafka consumer produces); times are
+//! `timestamp[ns, "UTC"]`, which Deephaven maps to `Instant` (any other zone name turns the column into a
+//! `ZonedDateTime` and breaks the table); text is `utf8` (Deephaven refuses `large_utf8`). Column order is part of
+//! the contract: Deephaven matches uploaded batches to an input table by name, type and position.
+//!
+//! Each table is a [`TableSpec`]: a list of [`Column`]s, each knowing its name, type and how to read its value from
+//! a record. Both tables are built from the same column definitions, so a column means the same thing everywhere.
+
+use crate::AlertRecord;
+use arrow::array::{ArrayRef, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use std::borrow::{Borrow, Cow};
+use std::sync::Arc;
+
+/// Where a record was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KafkaPosition {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A decoded record together with where it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionedRecord {
+    pub record: AlertRecord,
+    pub position: KafkaPosition,
+}
+
+/// One Deephaven table: its columns, in order, and the columns that key it.
+#[derive(Debug)]
+pub struct TableSpec {
+    /// Rows whose key columns match replace each other in a keyed input table.
+    pub key_columns: &'static [&'static str],
+    columns: &'static [Column],
+}
+
+/// The current state of every alert ever seen, keyed by fingerprint.
+pub static ALERTS: TableSpec = TableSpec {
+    key_columns: &["Fingerprint"],
+    columns: &[
+        FINGERPRINT,
+        STATUS,
+        ALERT_NAME,
+        SEVERITY,
+        INSTANCE,
+        JOB,
+        SUMMARY,
+        DESCRIPTION,
+        STARTS_AT,
+        ENDS_AT,
+        LABELS,
+        ANNOTATIONS,
+        GENERATOR_URL,
+        RECEIVER,
+        GROUP_KEY,
+        EXTERNAL_URL,
+        EVENT_ID,
+        RECEIVED_AT,
+    ],
+};
+
+/// One row per distinct alert state, keyed by event id, so repeats and retries collapse onto one row.
+pub static ALERT_EVENTS: TableSpec = TableSpec {
+    key_columns: &["EventId"],
+    columns: &[
+        EVENT_ID,
+        FINGERPRINT,
+        STATUS,
+        ALERT_NAME,
+        SEVERITY,
+        INSTANCE,
+        JOB,
+        SUMMARY,
+        DESCRIPTION,
+        STARTS_AT,
+        ENDS_AT,
+        LABELS,
+        ANNOTATIONS,
+        GENERATOR_URL,
+        RECEIVER,
+        GROUP_KEY,
+        EXTERNAL_URL,
+        TRUNCATED_ALERTS,
+        NOTIFICATION_REASON,
+        RECEIVED_AT,
+        KAFKA_PARTITION,
+        KAFKA_OFFSET,
+    ],
+};
+
+impl TableSpec {
+    /// The Arrow schema of the table.
+    pub fn schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self.columns.iter().map(Column::field).collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The column names, in order.
+    pub fn column_names(&self) -> impl Iterator<Item = &'static str> {
+        self.columns.iter().map(|column| column.name)
+    }
+
+    /// Converts rows into one batch of this table's schema.
+    pub fn batch<R: Borrow<PositionedRecord>>(&self, rows: &[R]) -> RecordBatch {
+        let arrays: Vec<ArrayRef> = self.columns.iter().map(|column| column.array(rows)).collect();
+        RecordBatch::try_new(self.schema(), arrays).expect("every column builds one value per row of its declared type")
+    }
+}
+
+/// A column: its name and how to read its value from a record.
+#[derive(Debug)]
+struct Column {
+    name: &'static str,
+    value: Value,
+}
+
+/// How a column's value is read from a row, which also fixes its Arrow type.
+#[derive(Debug)]
+enum Value {
+    Text(fn(&PositionedRecord) -> Option<Cow<'_, str>>),
+    Time(fn(&PositionedRecord) -> Option<i64>),
+    Int32(fn(&PositionedRecord) -> i32),
+    Int64(fn(&PositionedRecord) -> i64),
+}
+
+const UTC: &str = "UTC";
+
+impl Column {
+    fn field(&self) -> Field {
+        let (data_type, nullable) = match self.value {
+            Value::Text(_) => (DataType::Utf8, true),
+            Value::Time(_) => (DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into())), true),
+            Value::Int32(_) => (DataType::Int32, false),
+            Value::Int64(_) => (DataType::Int64, false),
+        };
+        Field::new(self.name, data_type, nullable)
+    }
+
+    fn array<R: Borrow<PositionedRecord>>(&self, rows: &[R]) -> ArrayRef {
+        let rows = rows.iter().map(Borrow::borrow);
+        match self.value {
+            Value::Text(read) => {
+                let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+                rows.for_each(|row| builder.append_option(read(row)));
+                Arc::new(builder.finish())
+            }
+            Value::Time(read) => {
+                let mut builder = TimestampNanosecondBuilder::with_capacity(rows.len()).with_timezone(UTC);
+                rows.for_each(|row| builder.append_option(read(row)));
+                Arc::new(builder.finish())
+            }
+            Value::Int32(read) => {
+                let mut builder = Int32Builder::with_capacity(rows.len());
+                rows.for_each(|row| builder.append_value(read(row)));
+                Arc::new(builder.finish())
+            }
+            Value::Int64(read) => {
+                let mut builder = Int64Builder::with_capacity(rows.len());
+                rows.for_each(|row| builder.append_value(read(row)));
+                Arc::new(builder.finish())
+            }
+        }
+    }
+}
+
+fn text(value: &str) -> Option<Cow<'_, str>> {
+    Some(Cow::Borrowed(value))
+}
+
+fn label<'a>(row: &'a PositionedRecord, name: &str) -> Option<Cow<'a, str>> {
+    row.record.labels.get(name).map(Cow::Borrowed)
+}
+
+fn annotation<'a>(row: &'a PositionedRecord, name: &str) -> Option<Cow<'a, str>> {
+    row.record.annotations.get(name).map(Cow::Borrowed)
+}
+
+const EVENT_ID: Column = Column { name: "EventId", value: Value::Text(|row| text(row.record.event_id.as_str())) };
+const FINGERPRINT: Column =
+    Column { name: "Fingerprint", value: Value::Text(|row| text(row.record.fingerprint.as_str())) };
+const STATUS: Column = Column { name: "Status", value: Value::Text(|row| text(row.record.status.as_str())) };
+const ALERT_NAME: Column = Column { name: "AlertName", value: Value::Text(|row| label(row, "alertname")) };
+const SEVERITY: Column = Column { name: "Severity", value: Value::Text(|row| label(row, "severity")) };
+const INSTANCE: Column = Column { name: "Instance", value: Value::Text(|row| label(row, "instance")) };
+const JOB: Column = Column { name: "Job", value: Value::Text(|row| label(row, "job")) };
+const SUMMARY: Column = Column { name: "Summary", value: Value::Text(|row| annotation(row, "summary")) };
+const DESCRIPTION: Column = Column { name: "Description", value: Value::Text(|row| annotation(row, "description")) };
+const STARTS_AT: Column =
+    Column { name: "StartsAt", value: Value::Time(|row| Some(row.record.starts_at.unix_nanos())) };
+const ENDS_AT: Column = Column { name: "EndsAt", value: Value::Time(|row| row.record.ends_at.map(|t| t.unix_nanos())) };
+const LABELS: Column =
+    Column { name: "Labels", value: Value::Text(|row| Some(Cow::Owned(row.record.labels.to_json()))) };
+const ANNOTATIONS: Column =
+    Column { name: "Annotations", value: Value::Text(|row| Some(Cow::Owned(row.record.annotations.to_json()))) };
+const GENERATOR_URL: Column =
+    Column { name: "GeneratorUrl", value: Value::Text(|row| text(&row.record.generator_url)) };
+const RECEIVER: Column = Column { name: "Receiver", value: Value::Text(|row| text(&row.record.notification.receiver)) };
+const GROUP_KEY: Column =
+    Column { name: "GroupKey", value: Value::Text(|row| text(&row.record.notification.group_key)) };
+const EXTERNAL_URL: Column =
+    Column { name: "ExternalUrl", value: Value::Text(|row| text(&row.record.notification.external_url)) };
+const TRUNCATED_ALERTS: Column = Column {
+    name: "TruncatedAlerts",
+    value: Value::Int64(|row| i64::try_from(row.record.notification.truncated_alerts).unwrap_or(i64::MAX)),
+};
+const NOTIFICATION_REASON: Column = Column {
+    name: "NotificationReason",
+    value: Value::Text(|row| row.record.notification.notification_reason.as_deref().map(Cow::Borrowed)),
+};
+const RECEIVED_AT: Column =
+    Column { name: "ReceivedAt", value: Value::Time(|row| Some(row.record.received_at.unix_nanos())) };
+const KAFKA_PARTITION: Column = Column { name: "KafkaPartition", value: Value::Int32(|row| row.position.partition) };
+const KAFKA_OFFSET: Column = Column { name: "KafkaOffset", value: Value::Int64(|row| row.position.offset) };

@@ -1,0 +1,198 @@
+//! The Alertmanager webhook body (payload version "4") and the parser that admits it.
+//!
+//! [`parse`] is the only way in: it turns untrusted bytes into a [`Webhook`] or a [`SchemaError`] that names the JSON
+//! path at fault and says what was expected. Field formats are checked while deserializing (see [`crate::domain`]);
+//! the rules that span fields or depend on configuration (non-empty label sets, resolved alerts carry an end,
+//! [`Limits`]) are checked right after, before anything is handed on. Unknown fields are tolerated, because newer
+//! Alertmanagers add fields (`notification_reason` in 0.32, `routeLabels` in 0.34) and a receiver must not break on
+//! an upgrade.
+
+use crate::domain::timestamp::optional_end;
+use crate::json::{self, PathedError};
+use crate::{Fingerprint, LabelSet, Limits, Status, Timestamp};
+use serde::Deserialize;
+use std::fmt;
+
+/// One webhook notification: a snapshot of one alert group as Alertmanager sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub version: PayloadVersion,
+    /// Identifies the alert group within a receiver; not unique across receivers.
+    pub group_key: String,
+    /// How many alerts `max_alerts` cut from this body.
+    pub truncated_alerts: u64,
+    /// `firing` if any alert in the body fires.
+    pub status: Status,
+    /// The receiver name, regex-escaped by Alertmanager (`ops\.team`).
+    pub receiver: String,
+    pub group_labels: LabelSet,
+    pub common_labels: LabelSet,
+    pub common_annotations: LabelSet,
+    #[serde(rename = "externalURL")]
+    pub external_url: String,
+    pub alerts: Vec<Alert>,
+    /// Why this notification was sent (Alertmanager 0.32+).
+    #[serde(default, rename = "notification_reason")]
+    pub notification_reason: Option<String>,
+    /// The labels of the route that matched (Alertmanager 0.34+).
+    #[serde(default)]
+    pub route_labels: Option<LabelSet>,
+}
+
+/// One alert inside a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub status: Status,
+    pub labels: LabelSet,
+    pub annotations: LabelSet,
+    pub starts_at: Timestamp,
+    /// `None` while the alert fires (Alertmanager sends Go's zero time).
+    #[serde(with = "optional_end")]
+    pub ends_at: Option<Timestamp>,
+    /// Empty for alerts posted straight to Alertmanager's API.
+    #[serde(rename = "generatorURL")]
+    pub generator_url: String,
+    pub fingerprint: Fingerprint,
+}
+
+/// The webhook payload version. Only "4" exists; any other value is refused rather than guessed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadVersion;
+
+impl<'de> Deserialize<'de> for PayloadVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let version = String::deserialize(deserializer)?;
+        if version == "4" {
+            Ok(PayloadVersion)
+        } else {
+            Err(serde::de::Error::custom(format!("expected version \"4\", got {version:?}")))
+        }
+    }
+}
+
+/// Why a body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaErrorKind {
+    /// Not JSON at all: a syntax error, truncated input, invalid UTF-8 or nesting past the parser's depth limit.
+    Syntax,
+    /// JSON, but not a valid webhook: a missing field, a wrong type, a bad value.
+    Invalid,
+    /// Valid, but larger than the configured [`Limits`] allow.
+    LimitExceeded,
+}
+
+/// A refused body: which JSON path is at fault (`$` for the whole body) and what was expected there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SchemaError {
+    pub kind: SchemaErrorKind,
+    /// Where in the body, e.g. `alerts[3].startsAt`.
+    pub path: String,
+    pub message: String,
+}
+
+impl SchemaError {
+    fn new(kind: SchemaErrorKind, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { kind, path: path.into(), message: message.into() }
+    }
+}
+
+/// Parses and checks one webhook body.
+pub fn parse(body: &[u8], limits: &Limits) -> Result<Webhook, SchemaError> {
+    let webhook: Webhook = json::from_slice(body).map_err(|PathedError { path, error }| {
+        let kind = match error.classify() {
+            serde_json::error::Category::Data => SchemaErrorKind::Invalid,
+            _ => SchemaErrorKind::Syntax,
+        };
+        SchemaError::new(kind, path, error.to_string())
+    })?;
+    check(&webhook, limits)?;
+    Ok(webhook)
+}
+
+/// The rules serde cannot express: they span fields or depend on [`Limits`].
+fn check(webhook: &Webhook, limits: &Limits) -> Result<(), SchemaError> {
+    let strings = StringLimit(limits.max_value_bytes);
+    strings.check("receiver", &webhook.receiver)?;
+    strings.check("groupKey", &webhook.group_key)?;
+    strings.check("externalURL", &webhook.external_url)?;
+    if let Some(reason) = &webhook.notification_reason {
+        strings.check("notification_reason", reason)?;
+    }
+    let sets = [
+        ("groupLabels", &webhook.group_labels),
+        ("commonLabels", &webhook.common_labels),
+        ("commonAnnotations", &webhook.common_annotations),
+    ];
+    for (path, set) in sets.into_iter().chain(webhook.route_labels.as_ref().map(|set| ("routeLabels", set))) {
+        check_set(path, set, limits)?;
+    }
+
+    if webhook.alerts.is_empty() {
+        return Err(SchemaError::new(SchemaErrorKind::Invalid, "alerts", "expected at least one alert"));
+    }
+    if webhook.alerts.len() > limits.max_alerts_per_body {
+        let message = format!(
+            "{} alerts exceed the limit of {} per body (lower max_alerts in the Alertmanager webhook_config)",
+            webhook.alerts.len(),
+            limits.max_alerts_per_body
+        );
+        return Err(SchemaError::new(SchemaErrorKind::LimitExceeded, "alerts", message));
+    }
+    for (index, alert) in webhook.alerts.iter().enumerate() {
+        let path = format!("alerts[{index}]");
+        if alert.labels.is_empty() {
+            return Err(SchemaError::new(
+                SchemaErrorKind::Invalid,
+                format!("{path}.labels"),
+                "expected at least one label",
+            ));
+        }
+        if alert.status == Status::Resolved && alert.ends_at.is_none() {
+            let message = "expected the time the alert resolved, got none (0001-01-01T00:00:00Z)";
+            return Err(SchemaError::new(SchemaErrorKind::Invalid, format!("{path}.endsAt"), message));
+        }
+        check_set(&format!("{path}.labels"), &alert.labels, limits)?;
+        check_set(&format!("{path}.annotations"), &alert.annotations, limits)?;
+        strings.check(&format!("{path}.generatorURL"), &alert.generator_url)?;
+    }
+    Ok(())
+}
+
+fn check_set(path: &str, set: &LabelSet, limits: &Limits) -> Result<(), SchemaError> {
+    if set.len() > limits.max_labels_per_alert {
+        let message = format!("{} entries exceed the limit of {}", set.len(), limits.max_labels_per_alert);
+        return Err(SchemaError::new(SchemaErrorKind::LimitExceeded, path, message));
+    }
+    let strings = StringLimit(limits.max_value_bytes);
+    for (name, value) in set.iter() {
+        strings.check(&format!("{path}.{name}"), name)?;
+        strings.check(&format!("{path}.{name}"), value)?;
+    }
+    Ok(())
+}
+
+/// The per-string byte limit, applied to every name and value in a body.
+struct StringLimit(usize);
+
+impl StringLimit {
+    fn check(&self, path: &str, value: &str) -> Result<(), SchemaError> {
+        if value.len() <= self.0 {
+            return Ok(());
+        }
+        let message = format!("{} bytes exceed the limit of {} bytes per value", value.len(), self.0);
+        Err(SchemaError::new(SchemaErrorKind::LimitExceeded, path, message))
+    }
+}
+
+impl fmt::Display for SchemaErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SchemaErrorKind::Syntax => "malformed JSON",
+            SchemaErrorKind::Invalid => "invalid webhook",
+            SchemaErrorKind::LimitExceeded => "limit exceeded",
+        })
+    }
+}
