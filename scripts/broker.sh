@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# broker.sh start|stop|status|restart: the local Kafka-protocol broker (Tansu,
+# memory storage) on 127.0.0.1:$BROKER_PORT, with the topics $ALERTS_TOPIC
+# ($TOPIC_PARTITIONS partitions) and $DLQ_TOPIC ($DLQ_PARTITIONS partitions).
+# Memory storage forgets everything on stop, so every start (re)creates the
+# topics; creating one that exists is fine.
+#
+# Env: STACK_DIR, BROKER_PORT (9092), ALERTS_TOPIC (alerts), DLQ_TOPIC
+#      (alerts.dlq), TOPIC_PARTITIONS (6), DLQ_PARTITIONS (3), READY_DEADLINE_S (30).
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NAME=broker
+STOP_DEADLINE_S=10
+BROKER_URL="tcp://127.0.0.1:$BROKER_PORT"
+
+launch_broker() {
+  [[ -x "$TANSU_BIN" ]] || die "no $TANSU_BIN: run scripts/install-broker.sh"
+  port_is_open 127.0.0.1 "$BROKER_PORT" &&
+    die "port $BROKER_PORT is already in use by a process this stack did not start"
+  start_background "$NAME" "$TANSU_BIN" broker \
+    --listener-url "$BROKER_URL" --advertised-listener-url "$BROKER_URL" \
+    --storage-engine memory://tansu/
+}
+
+# Prints "NAME PARTITIONS" per topic, from tansu's JSON metadata listing.
+list_topics() {
+  "$TANSU_BIN" topic list --broker "$BROKER_URL" | "$VENV_PYTHON" -c '
+import json, sys
+for topic in json.load(sys.stdin):
+    print(topic["name"], len(topic["partitions"]))'
+}
+
+ensure_topic() { # name partitions
+  local listing have
+  listing=$(list_topics) || die "could not list the topics on $BROKER_URL"
+  have=$(awk -v t="$1" '$1 == t { print $2 }' <<<"$listing")
+  if [[ -z "$have" ]]; then
+    "$TANSU_BIN" topic create "$1" --partitions "$2" --broker "$BROKER_URL" >/dev/null 2>&1 ||
+      list_topics | awk -v t="$1" '$1 == t { found = 1 } END { exit !found }' ||
+      die "could not create topic $1"
+    log "created topic $1 ($2 partitions)"
+  elif [[ "$have" != "$2" ]]; then
+    # Tansu cannot add partitions (CreatePartitions is unsupported).
+    warn "topic $1 exists with $have partitions, not $2: restart the broker to recreate it"
+  fi
+}
+
+await_broker_ready() {
+  wait_for_port 127.0.0.1 "$BROKER_PORT" "$READY_DEADLINE_S" "Kafka broker" "$NAME" || return 1
+  ensure_topic "$ALERTS_TOPIC" "$TOPIC_PARTITIONS"
+  ensure_topic "$DLQ_TOPIC" "$DLQ_PARTITIONS"
+}
+
+component_cli "$NAME" launch_broker await_broker_ready "$STOP_DEADLINE_S" "$@"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# install.sh: installs everything the local stack needs (broker, Deephaven,
+# Prometheus + Alertmanager). Idempotent; a few seconds when all is present.
+set -euo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+
+bash "$here/install-broker.sh"
+bash "$here/install-deephaven.sh"
+bash "$here/install-monitoring.sh"

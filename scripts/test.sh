@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test.sh [CARGO TEST ARGS...]: what CI runs (.ci/run). Installs the
+# prerequisites, starts a separate test stack (own STACK_DIR and ports, so it
+# never clashes with a running demo stack), sources its $STACK_DIR/env, runs
+# `cargo test --workspace --locked "$@"` and always stops the test stack again,
+# on failure too. Exits with cargo's status; prints the stack's log tails when
+# something failed.
+#
+# Test stack: STACK_DIR=$REPO/.stack-test, broker 19092, Deephaven 10100
+# (sessions of DEEPHAVEN_SESSION_DURATION_MS=30000), Prometheus 19090,
+# Alertmanager 19093, ingest 18080, publisher metrics 19102.
+# Env: TEST_KEEP_STACK=1 reuses a running test stack and leaves it running
+#      (quicker local iterations); by default every run starts a fresh one.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# The test stack's settings win over anything inherited, e.g. from a shell
+# that sourced the demo stack's env file. Derived values are recomputed.
+export STACK_DIR="$repo_root/.stack-test"
+export BROKER_PORT=19092 DEEPHAVEN_PORT=10100 PROMETHEUS_PORT=19090
+export ALERTMANAGER_PORT=19093 INGEST_PORT=18080 PUBLISHER_METRICS_PORT=19102
+export DEEPHAVEN_SESSION_DURATION_MS=30000
+unset INGEST_URL INGEST_METRICS_TARGETS PUBLISHER_METRICS_TARGETS KAFKA_BROKERS \
+  DEEPHAVEN_URL PROMETHEUS_URL ALERTMANAGER_URL
+
+# shellcheck source=lib.sh
+source "$repo_root/scripts/lib.sh"
+
+print_stack_logs() {
+  local name
+  for name in broker deephaven alertmanager prometheus; do
+    print_log_tail "$name" 30
+  done
+}
+
+stop_test_stack() {
+  if [[ -n "${TEST_KEEP_STACK:-}" ]]; then
+    log "TEST_KEEP_STACK set: leaving the test stack running (scripts/stack-down.sh with STACK_DIR=$STACK_DIR)"
+    return 0
+  fi
+  bash "$SCRIPTS_DIR/stack-down.sh" || warn "stack-down reported a problem"
+}
+
+main() {
+  bash "$SCRIPTS_DIR/install.sh"
+  trap stop_test_stack EXIT
+  # Signals end the script through the EXIT trap, so the stack stops too.
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  if [[ -z "${TEST_KEEP_STACK:-}" ]]; then
+    # Fresh broker and Deephaven: no state left from an earlier, aborted run.
+    bash "$SCRIPTS_DIR/stack-down.sh" >/dev/null 2>&1 || true
+  fi
+  if ! SKIP_INSTALL=1 bash "$SCRIPTS_DIR/stack-up.sh"; then
+    print_stack_logs
+    die "the test stack did not come up"
+  fi
+  # shellcheck source=/dev/null # written by stack-up.sh
+  source "$STACK_DIR/env"
+
+  local status=0
+  (cd "$REPO_ROOT" && cargo test --workspace --locked "$@") || status=$?
+  if ((status != 0)); then
+    log "cargo test failed (status $status); the stack's logs:"
+    print_stack_logs
+  fi
+  return "$status"
+}
+
+main "$@"
