@@ -1,0 +1,331 @@
+//! Settings, layered: built-in defaults < a TOML file (`--config`) < environment (`INGEST_` prefix, `__` between
+//! levels, e.g. `INGEST_KAFKA__BROKERS`) < command-line flags. Everything is checked at start-up, so a bad setting
+//! stops the process with a clear message instead of failing on the first request.
+
+use anyhow::{bail, Context};
+use config::{Config, Environment, File, FileFormat};
+use schemas::Limits;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every setting of the service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub kafka: KafkaSettings,
+    pub limits: Limits,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// Where Alertmanager POSTs webhooks.
+    pub path: String,
+    /// How long one request may take, body upload and Kafka acknowledgement included. Keep it below Alertmanager's
+    /// flush budget (10 s at the least), so that a slow request is answered 503 and retried in the same flush.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Bodies larger than this are answered 413.
+    pub max_body_bytes: usize,
+    /// Records (alerts) produced but not yet acknowledged by Kafka, over all requests. When a new body would
+    /// exceed it, the request is answered 503 at once: memory stays bounded and Alertmanager backs off.
+    pub max_in_flight_records: usize,
+    /// HTTP worker threads; default: one per core.
+    pub workers: Option<usize>,
+    /// On SIGTERM, how long in-flight requests get to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// The `Retry-After` hint on 503 answers.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+    pub tls: Option<TlsSettings>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+            path: "/alerts".to_owned(),
+            request_timeout: Duration::from_secs(5),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_in_flight_records: 50_000,
+            workers: None,
+            shutdown_timeout: Duration::from_secs(15),
+            retry_after: Duration::from_secs(1),
+            tls: None,
+        }
+    }
+}
+
+/// PEM files for HTTPS; without them the server speaks plain HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Credentials Alertmanager must present (its `http_config`). None configured: no authentication. Several may be
+/// configured at once so that credentials can be rotated without downtime.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Accepted `Authorization: Bearer` tokens.
+    pub bearer_tokens: Vec<SecretString>,
+    /// Files each holding one bearer token (surrounding whitespace ignored), e.g. mounted secrets.
+    pub bearer_token_files: Vec<PathBuf>,
+    /// Accepted basic-auth credentials, each `user:password`.
+    pub basic_credentials: Vec<SecretString>,
+    /// Files each holding one `user:password`.
+    pub basic_credential_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma-separated.
+    pub brokers: String,
+    pub topic: String,
+    /// `all` waits for every in-sync replica: an acknowledged alert survives the loss of a broker.
+    pub acks: String,
+    /// No duplicates or reordering from producer retries, where the broker supports it.
+    pub enable_idempotence: bool,
+    pub compression: String,
+    /// How long the producer waits to fill a batch; a few milliseconds buys a lot of throughput.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// How often the broker's reachability (and the topic's presence) is checked for `/readyz`.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// Any other librdkafka producer property, passed through as is (they take precedence). In the environment,
+    /// write the dots as underscores: `INGEST_KAFKA__PROPERTIES__QUEUE_BUFFERING_MAX_KBYTES=65536`.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".to_owned(),
+            topic: "alerts".to_owned(),
+            acks: "all".to_owned(),
+            enable_idempotence: true,
+            compression: "lz4".to_owned(),
+            linger: Duration::from_millis(5),
+            probe_interval: Duration::from_secs(1),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info,ingest=debug`. `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, filter: "info".to_owned() }
+    }
+}
+
+/// Settings given on the command line; they win over every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub brokers: Option<String>,
+    pub topic: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// Settings keys whose environment values are comma-separated lists.
+const LIST_KEYS: [&str; 4] =
+    ["auth.bearer_tokens", "auth.bearer_token_files", "auth.basic_credentials", "auth.basic_credential_files"];
+
+impl Settings {
+    /// Loads the layers and checks the result.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
+        let mut builder = Config::builder();
+        if let Some(file) = file {
+            let name = file.to_str().context("the config file path is not UTF-8")?;
+            builder = builder.add_source(File::new(name, FileFormat::Toml).required(true));
+        }
+        let mut environment = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .source(Some(settings_variables(std::env::vars())));
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        builder = builder
+            .add_source(environment.try_parsing(true))
+            .set_override_option("server.host", overrides.host)?
+            .set_override_option("server.port", overrides.port)?
+            .set_override_option("kafka.brokers", overrides.brokers)?
+            .set_override_option("kafka.topic", overrides.topic)?
+            .set_override_option("log.format", overrides.log_format)?;
+        let mut settings: Settings = builder.build()?.try_deserialize().context("invalid settings")?;
+        settings.kafka.properties = normalize_property_names(settings.kafka.properties);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let server = &self.server;
+        if !server.path.starts_with('/') {
+            bail!("server.path must start with '/', got {:?}", server.path);
+        }
+        if server.request_timeout.is_zero() {
+            bail!("server.request_timeout must be positive");
+        }
+        if server.max_in_flight_records < self.limits.max_alerts_per_body {
+            bail!(
+                "server.max_in_flight_records ({}) is below limits.max_alerts_per_body ({}): a full body could never be admitted",
+                server.max_in_flight_records,
+                self.limits.max_alerts_per_body
+            );
+        }
+        if server.workers == Some(0) {
+            bail!("server.workers must be at least 1");
+        }
+        if self.kafka.brokers.trim().is_empty() || self.kafka.topic.trim().is_empty() {
+            bail!("kafka.brokers and kafka.topic must not be empty");
+        }
+        Ok(())
+    }
+}
+
+const ENV_PREFIX: &str = "INGEST";
+
+/// The environment variables that are settings: `INGEST_` followed by a path with at least one `__`. Every setting
+/// is nested, so a variable without `__` cannot be one; ignoring those keeps variables that merely share the prefix
+/// (`INGEST_PORT`, or the `INGEST_SERVICE_HOST` Kubernetes injects for a service named ingest) from failing start-up.
+fn settings_variables(variables: impl Iterator<Item = (String, String)>) -> config::Map<String, String> {
+    variables
+        .filter(|(name, _)| {
+            name.strip_prefix(ENV_PREFIX).and_then(|rest| rest.strip_prefix('_')).is_some_and(|path| path.contains("__"))
+        })
+        .collect()
+}
+
+/// librdkafka property names are dotted; environment variable names cannot hold dots, so `_` stands for `.` there.
+fn normalize_property_names(properties: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    properties.into_iter().map(|(name, value)| (name.replace('_', "."), value)).collect()
+}
+
+/// The reference printed by `ingest --help`: every setting, its environment variable and its default.
+pub const REFERENCE: &str = "\
+SETTINGS (TOML file key / environment variable, default)
+  server.host                   INGEST_SERVER__HOST                   127.0.0.1
+  server.port                   INGEST_SERVER__PORT                   8080 (0: any free port)
+  server.path                   INGEST_SERVER__PATH                   /alerts
+  server.request_timeout        INGEST_SERVER__REQUEST_TIMEOUT        5s (body + Kafka acks; keep below 10s)
+  server.max_body_bytes         INGEST_SERVER__MAX_BODY_BYTES         4194304 (413 above)
+  server.max_in_flight_records  INGEST_SERVER__MAX_IN_FLIGHT_RECORDS  50000 (503 when full)
+  server.workers                INGEST_SERVER__WORKERS                one per core
+  server.shutdown_timeout       INGEST_SERVER__SHUTDOWN_TIMEOUT       15s
+  server.retry_after            INGEST_SERVER__RETRY_AFTER            1s (Retry-After on 503)
+  server.tls.cert_file          INGEST_SERVER__TLS__CERT_FILE         none (plain HTTP)
+  server.tls.key_file           INGEST_SERVER__TLS__KEY_FILE          none
+  auth.bearer_tokens            INGEST_AUTH__BEARER_TOKENS            none (comma-separated)
+  auth.bearer_token_files       INGEST_AUTH__BEARER_TOKEN_FILES       none (one token per file)
+  auth.basic_credentials        INGEST_AUTH__BASIC_CREDENTIALS        none (user:password, comma-separated)
+  auth.basic_credential_files   INGEST_AUTH__BASIC_CREDENTIAL_FILES   none (one user:password per file)
+  kafka.brokers                 INGEST_KAFKA__BROKERS                 127.0.0.1:9092
+  kafka.topic                   INGEST_KAFKA__TOPIC                   alerts
+  kafka.acks                    INGEST_KAFKA__ACKS                    all
+  kafka.enable_idempotence      INGEST_KAFKA__ENABLE_IDEMPOTENCE      true
+  kafka.compression             INGEST_KAFKA__COMPRESSION             lz4
+  kafka.linger                  INGEST_KAFKA__LINGER                  5ms
+  kafka.probe_interval          INGEST_KAFKA__PROBE_INTERVAL          1s (/readyz broker check)
+  kafka.properties.<name>       INGEST_KAFKA__PROPERTIES__<NAME>      any librdkafka property ('_' for '.')
+  limits.max_alerts_per_body    INGEST_LIMITS__MAX_ALERTS_PER_BODY    1000
+  limits.max_labels_per_alert   INGEST_LIMITS__MAX_LABELS_PER_ALERT   64
+  limits.max_value_bytes        INGEST_LIMITS__MAX_VALUE_BYTES        16384
+  log.format                    INGEST_LOG__FORMAT                    text (or json)
+  log.filter                    INGEST_LOG__FILTER                    info (RUST_LOG wins)
+No credentials configured means no authentication. Durations take units: 500ms, 5s, 1m.
+Only INGEST_ variables with a '__' are read: INGEST_PORT-style variables (e.g. Kubernetes service links) are ignored.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn a_file_then_overrides_win_in_order() {
+        let dir = std::env::temp_dir().join(format!("ingest-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ingest.toml");
+        std::fs::write(
+            &file,
+            "[server]\nport = 9000\nrequest_timeout = \"2s\"\n[kafka]\ntopic = \"from-file\"\nbrokers = \"a:1\"\n\
+             [kafka.properties]\nqueue_buffering_max_kbytes = \"1024\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides { topic: Some("from-flag".to_owned()), ..Overrides::default() };
+        let settings = Settings::load(Some(&file), overrides).unwrap();
+        assert_eq!(settings.server.port, 9000);
+        assert_eq!(settings.server.request_timeout, Duration::from_secs(2));
+        assert_eq!(settings.kafka.brokers, "a:1");
+        assert_eq!(settings.kafka.topic, "from-flag");
+        assert_eq!(settings.kafka.properties.get("queue.buffering.max.kbytes").map(String::as_str), Some("1024"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn only_nested_prefixed_variables_are_settings() {
+        let variables = [
+            ("INGEST_SERVER__PORT", "1"),
+            ("INGEST_PORT", "tcp://10.0.0.1:8080"),
+            ("INGEST_SERVICE_HOST", "10.0.0.1"),
+            ("INGESTION__X", "y"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let kept = settings_variables(variables.into_iter());
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["INGEST_SERVER__PORT"]);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = std::env::temp_dir().join(format!("ingest-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in [
+            ("typo.toml", "[server]\nprot = 1\n"),
+            ("path.toml", "[server]\npath = \"alerts\"\n"),
+            ("duration.toml", "[server]\nrequest_timeout = \"soon\"\n"),
+            ("inflight.toml", "[server]\nmax_in_flight_records = 10\n"),
+        ] {
+            let file = dir.join(name);
+            std::fs::write(&file, text).unwrap();
+            assert!(Settings::load(Some(&file), Overrides::default()).is_err(), "{name} was accepted");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,33 @@
+//! `ingest`: the Alertmanager webhook receiver.
+//!
+//! It accepts webhook POSTs, validates each body completely (with the `schemas` crate), writes one Kafka record per
+//! alert keyed by fingerprint, and answers 200 only once Kafka has acknowledged every record of the body. Anything
+//! transient (broker down, overload, a deadline passing) is answered 503, which Alertmanager retries; only requests
+//! that can never succeed get a 4xx, which Alertmanager does not retry. It keeps no state of its own, so any number
+//! of instances can run behind a load balancer.
+//!
+//! # Layout
+//!
+//! - [`configuration`]: layered settings (defaults, file, `INGEST_` environment, command-line flags).
+//! - [`startup`]: builds the [`startup::Application`] on a port (0 in tests) and runs it until stopped.
+//! - [`routes`]: the HTTP endpoints: the webhook receiver, `/healthz`, `/readyz`, `/metrics`.
+//! - [`auth`]: bearer and basic credentials, compared in constant time.
+//! - [`admission`]: the bound on records awaiting Kafka's acknowledgement (backpressure).
+//! - [`sink`]: the Kafka producer and the broker health probe.
+//! - [`state`]: what every HTTP worker shares.
+//! - [`error`]: [`error::IngestError`], every way a request can fail, mapped to its HTTP answer.
+//! - [`metrics`]: the Prometheus metrics.
+//! - [`middleware`]: the request span (with its request id) and the request counter.
+//! - [`telemetry`]: `tracing` set-up.
+
+pub mod admission;
+pub mod auth;
+pub mod configuration;
+pub mod error;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod sink;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,102 @@
+//! The Prometheus metrics `ingest` exposes on `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KafkaErrorLabels {
+    /// librdkafka's error code name, e.g. `MessageTimedOut`.
+    pub code: String,
+}
+
+/// Every metric, registered once at start-up and shared by all workers (the handles are cheap clones of atomics).
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub alerts_accepted: Family<StatusLabels, Counter>,
+    pub body_bytes: Histogram,
+    pub alerts_per_body: Histogram,
+    pub produce_seconds: Histogram,
+    pub in_flight_records: Gauge,
+    pub rejections: Family<ReasonLabels, Counter>,
+    pub kafka_errors: Family<KafkaErrorLabels, Counter>,
+    pub broker_ready: Gauge,
+    pub producer_replacements: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ingest");
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered, by route and status", http_requests.clone());
+        let alerts_accepted = Family::<StatusLabels, Counter>::default();
+        registry.register("alerts_accepted", "Alerts acknowledged by Kafka, by alert status", alerts_accepted.clone());
+        let body_bytes = Histogram::new(exponential_buckets(256.0, 4.0, 10));
+        registry.register("request_body_bytes", "Size of webhook bodies", body_bytes.clone());
+        let alerts_per_body = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        registry.register("alerts_per_body", "Alerts in one webhook body", alerts_per_body.clone());
+        let produce_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "produce_duration_seconds",
+            "Time from producing a body's records to Kafka acknowledging all of them",
+            produce_seconds.clone(),
+        );
+        let in_flight_records = Gauge::default();
+        registry.register("in_flight_records", "Records awaiting Kafka's acknowledgement", in_flight_records.clone());
+        let rejections = Family::<ReasonLabels, Counter>::default();
+        registry.register("rejections", "Webhooks not accepted, by reason", rejections.clone());
+        let kafka_errors = Family::<KafkaErrorLabels, Counter>::default();
+        registry.register("kafka_errors", "Records Kafka did not acknowledge, by error", kafka_errors.clone());
+        let broker_ready = Gauge::default();
+        registry.register("broker_ready", "1 when the broker and topic answered the last probe", broker_ready.clone());
+        let producer_replacements = Counter::default();
+        registry.register(
+            "producer_replacements",
+            "Kafka producers replaced because they failed or stopped getting acknowledgements",
+            producer_replacements.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            alerts_accepted,
+            body_bytes,
+            alerts_per_body,
+            produce_seconds,
+            in_flight_records,
+            rejections,
+            kafka_errors,
+            broker_ready,
+            producer_replacements,
+        }
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}

@@ -1,0 +1,50 @@
+//! What happens around every request: a `tracing` span carrying a request id, and the request counter.
+//!
+//! The request id is taken from an incoming `X-Request-Id` (so a load balancer's id follows the request) or made up,
+//! and is echoed in the response, so a client-side report and the server log line can be matched.
+
+use crate::metrics::{Metrics, RequestLabels};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tracing::Instrument;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps one request in its span and counts its answer by route and status.
+pub async fn observe(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = request.app_data::<web::Data<Arc<Metrics>>>().map(|metrics| Arc::clone(metrics));
+    let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty() && value.len() <= 128)
+        .map_or_else(new_request_id, str::to_owned);
+    let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), route = %route);
+    let mut response = next.call(request).instrument(span).await?;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    if let Some(metrics) = metrics {
+        metrics.http_requests.get_or_create(&RequestLabels { route, status: response.status().as_u16() }).inc();
+    }
+    Ok(response)
+}
+
+/// A process-unique id: a random-ish start (the clock at first use) plus a counter.
+fn new_request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    });
+    format!("{:016x}", start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)))
+}

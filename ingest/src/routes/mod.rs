@@ -1,0 +1,5 @@
+//! The HTTP endpoints.
+
+pub mod alerts;
+pub mod health;
+pub mod metrics;

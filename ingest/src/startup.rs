@@ -1,0 +1,137 @@
+//! Building the application on a port and running it until it is told to stop.
+//!
+//! [`Application::build`] binds the listener (port 0 picks a free one, which is what tests use), creates the Kafka
+//! producer and starts the broker probe, but does not need the broker to be up. [`Application::run_until_stopped`]
+//! serves until [`Stopper::stop`] is called, then drains in-flight requests and flushes the producer.
+
+use crate::admission::Admission;
+use crate::auth::Credentials;
+use crate::configuration::{Settings, TlsSettings};
+use crate::metrics::Metrics;
+use crate::middleware;
+use crate::routes::{alerts, health, metrics};
+use crate::sink::AlertSink;
+use crate::state::AppState;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// A built, not yet running, ingest server.
+pub struct Application {
+    server: Server,
+    port: u16,
+    sink: Arc<AlertSink>,
+    probe: JoinHandle<()>,
+    stopper: Stopper,
+    flush_timeout: Duration,
+}
+
+/// Starts a graceful shutdown of a running [`Application`].
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Stopper {
+    /// Stops accepting connections, answers 503 to requests arriving on open ones, waits for in-flight requests
+    /// (each ends acknowledged or 503) up to `server.shutdown_timeout`.
+    pub async fn stop(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        self.handle.stop(true).await;
+    }
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let server_settings = &settings.server;
+        let listener = TcpListener::bind((server_settings.host.as_str(), server_settings.port))
+            .with_context(|| format!("binding {}:{}", server_settings.host, server_settings.port))?;
+        let port = listener.local_addr()?.port();
+
+        let metrics = Arc::new(Metrics::default());
+        let sink = Arc::new(
+            // A record's delivery may outlive its request by the linger: librdkafka needs the timeout to exceed it.
+            AlertSink::new(&settings.kafka, server_settings.request_timeout + settings.kafka.linger, Arc::clone(&metrics))
+                .context("creating the Kafka producer")?,
+        );
+        let probe = Arc::clone(&sink).spawn_probe(settings.kafka.probe_interval);
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let state = web::Data::new(AppState {
+            credentials: Credentials::from_settings(&settings.auth)?,
+            limits: settings.limits,
+            max_body_bytes: server_settings.max_body_bytes,
+            request_timeout: server_settings.request_timeout,
+            retry_after: server_settings.retry_after,
+            admission: Admission::new(server_settings.max_in_flight_records, metrics.in_flight_records.clone()),
+            sink: Arc::clone(&sink),
+            metrics: Arc::clone(&metrics),
+            shutting_down: Arc::clone(&shutting_down),
+        });
+
+        let path = server_settings.path.clone();
+        let metrics_data = web::Data::new(Arc::clone(&metrics));
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(middleware::observe))
+                .app_data(state.clone())
+                .app_data(metrics_data.clone())
+                .service(web::resource(path.as_str()).route(web::post().to(alerts::receive)))
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+                .route("/metrics", web::get().to(metrics::metrics))
+        })
+        .disable_signals()
+        .shutdown_timeout(server_settings.shutdown_timeout.as_secs());
+        if let Some(workers) = server_settings.workers {
+            server = server.workers(workers);
+        }
+        let server = match &server_settings.tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls_config(tls)?)?,
+            None => server.listen(listener)?,
+        }
+        .run();
+        let stopper = Stopper { handle: server.handle(), shutting_down };
+        Ok(Self { server, port, sink, probe, stopper, flush_timeout: server_settings.shutdown_timeout })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Serves until stopped, then flushes what the producer still holds.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("the HTTP server failed")?;
+        self.probe.abort();
+        let sink = self.sink;
+        let timeout = self.flush_timeout;
+        tokio::task::spawn_blocking(move || sink.flush(timeout)).await?.context("flushing the Kafka producer")?;
+        Ok(())
+    }
+}
+
+fn tls_config(tls: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
+    let certs = CertificateDer::pem_file_iter(&tls.cert_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading certificates from {}", tls.cert_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
+        .with_context(|| format!("reading the private key from {}", tls.key_file.display()))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not form a valid pair")
+}

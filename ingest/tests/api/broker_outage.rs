@@ -1,0 +1,86 @@
+//! The broker going away and coming back: ingest stays up, says so on /readyz, answers 503, and recovers alone.
+
+use crate::helpers::spawn_app_on;
+use e2e::fixtures::synthetic_webhook;
+use e2e::kafka::read_until;
+use e2e::stack::PrivateBroker;
+use e2e::wait;
+use reqwest::StatusCode;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_down_means_503_and_broker_back_means_200_without_a_restart() {
+    let broker = PrivateBroker::start(2);
+    let app = spawn_app_on(&broker.brokers(), "alerts", |settings| {
+        settings.server.request_timeout = Duration::from_secs(2);
+    })
+    .await;
+    assert_eq!(app.post_json(synthetic_webhook(10, 3).0).await.status(), 200);
+
+    broker.stop();
+    wait::until("/readyz to turn 503", Duration::from_secs(15), || async {
+        match app.readyz().await {
+            StatusCode::SERVICE_UNAVAILABLE => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+    let response = app.post_json(synthetic_webhook(11, 3).0).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("Retry-After"));
+
+    broker.restart();
+    // Alertmanager keeps retrying; model that: the same body until it is accepted.
+    let (body, fingerprints) = synthetic_webhook(12, 3);
+    wait::until("a webhook to be accepted again", Duration::from_secs(60), || {
+        let request = app.post_json(body.clone());
+        async move {
+            match request.await.status() {
+                StatusCode::OK => Ok(()),
+                other => Err(other),
+            }
+        }
+    })
+    .await;
+    assert_eq!(app.readyz().await, StatusCode::OK);
+
+    // The memory broker forgot everything on stop; what was acknowledged after the restart is there.
+    let consumed = read_until(&app.brokers, &app.topic, Duration::from_secs(20), |read| read.len() >= 3).await;
+    let mut read: Vec<String> = consumed.iter().map(|record| record.decode().unwrap().fingerprint.to_string()).collect();
+    read.sort();
+    read.dedup();
+    let mut expected = fingerprints;
+    expected.sort();
+    assert_eq!(read, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_starts_without_a_broker_and_becomes_ready_when_it_appears() {
+    let broker = PrivateBroker::start(1);
+    broker.stop();
+    let settings_brokers = broker.brokers();
+    let app = {
+        let application = {
+            let mut settings = ingest::configuration::Settings::default();
+            settings.server.port = 0;
+            settings.kafka.brokers = settings_brokers.clone();
+            settings.kafka.probe_interval = Duration::from_millis(200);
+            ingest::startup::Application::build(&settings).await.expect("ingest starts with the broker down")
+        };
+        let address = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        address
+    };
+    let client = reqwest::Client::new();
+    let readyz = || client.get(format!("{app}/readyz")).send();
+    assert_eq!(readyz().await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(client.get(format!("{app}/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    broker.restart();
+    wait::until("/readyz to turn 200", Duration::from_secs(30), || async {
+        match readyz().await.map(|r| r.status()) {
+            Ok(StatusCode::OK) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}

@@ -1,0 +1,9 @@
+//! ingest against the real broker: one test binary, one module per concern.
+
+mod acceptance;
+mod auth;
+mod backpressure;
+mod broker_outage;
+mod helpers;
+mod process;
+mod rejections;

@@ -1,0 +1,75 @@
+//! Bodies that can never succeed get the right 4xx with a useful message, and nothing reaches the topic.
+
+use crate::helpers::spawn_app;
+use e2e::fixtures::captured_webhooks;
+use e2e::kafka::read_until;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A bad body: (name, body, expected status, expected error, expected path).
+type Case = (&'static str, Vec<u8>, u16, &'static str, Option<&'static str>);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_bodies_get_a_4xx_naming_the_problem_and_write_nothing() {
+    // One partition, so the sentinel written last is also read last: if it is the only record, nothing else was written.
+    let app = spawn_app(1, |settings| {
+        settings.server.max_body_bytes = 64 * 1024;
+        settings.limits.max_alerts_per_body = 2;
+    })
+    .await;
+    let valid: Value = serde_json::from_slice(&captured_webhooks()[1].body).unwrap();
+    let with = |mutate: &dyn Fn(&mut Value)| {
+        let mut body = valid.clone();
+        mutate(&mut body);
+        serde_json::to_vec(&body).unwrap()
+    };
+    let alerts = |count: usize| {
+        with(&|b| {
+            let alert = b["alerts"][0].clone();
+            b["alerts"] = Value::Array(vec![alert; count]);
+        })
+    };
+
+    let cases: Vec<Case> = vec![
+        ("malformed", b"{\"version\":".to_vec(), 400, "malformed_json", Some("version")),
+        ("garbage", b"hello".to_vec(), 400, "malformed_json", Some("$")),
+        ("not an object", b"\"text\"".to_vec(), 400, "invalid_webhook", Some("$")),
+        ("wrong version", with(&|b| b["version"] = json!("3")), 400, "invalid_webhook", Some("version")),
+        ("bad time", with(&|b| b["alerts"][0]["startsAt"] = json!("noon")), 400, "invalid_webhook", Some("alerts[0].startsAt")),
+        ("bad fingerprint", with(&|b| b["alerts"][0]["fingerprint"] = json!("zz")), 400, "invalid_webhook", Some("alerts[0].fingerprint")),
+        ("no labels", with(&|b| b["alerts"][0]["labels"] = json!({})), 400, "invalid_webhook", Some("alerts[0].labels")),
+        ("huge value", with(&|b| b["alerts"][0]["labels"]["x"] = json!("x".repeat(20_000))), 413, "limit_exceeded", Some("alerts[0].labels.x")),
+        ("too many alerts", alerts(3), 413, "limit_exceeded", Some("alerts")),
+        ("too many bytes", alerts(200), 413, "payload_too_large", None),
+        ("invalid utf-8", b"{\"version\":\"4\xff\"}".to_vec(), 400, "malformed_json", Some("version")),
+    ];
+    for (name, body, status, error, path) in cases {
+        let response = app.post_json(body).await;
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"], error, "{name}: {answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| m.len() > 10), "{name}: {answer}");
+        if let Some(path) = path {
+            assert_eq!(answer["path"], path, "{name}: {answer}");
+            assert!(answer["message"].as_str().unwrap().starts_with(path), "{name}: the message names the path: {answer}");
+        }
+    }
+
+    let body = captured_webhooks()[1].body.clone();
+    let no_type = app.client.post(app.alerts_url()).body(body.clone()).send().await.unwrap();
+    assert_eq!(no_type.status(), 415);
+    let text = app.client.post(app.alerts_url()).header("Content-Type", "text/plain").body(body.clone()).send().await.unwrap();
+    assert_eq!(text.status(), 415);
+    assert_eq!(text.json::<Value>().await.unwrap()["error"], "unsupported_media_type");
+    let get = app.client.get(app.alerts_url()).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+
+    let sentinel = captured_webhooks()[1].body.clone();
+    assert_eq!(app.post_json(sentinel).await.status(), 200);
+    let consumed = read_until(&app.brokers, &app.topic, Duration::from_secs(20), |read| !read.is_empty()).await;
+    assert_eq!(consumed.len(), 1, "only the sentinel reached the topic");
+    assert_eq!(consumed[0].decode().unwrap().fingerprint.as_str(), "323e3447bd012736");
+
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("ingest_rejections_total{reason=\"invalid_webhook\"} 5"), "{metrics}");
+}

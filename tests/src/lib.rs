@@ -1,0 +1,18 @@
+//! Support for tests that run against the real local stack (started by `scripts/test.sh`), and the end-to-end
+//! tests themselves (in `tests/`).
+//!
+//! Every crate's integration tests use this library, so they find the stack, make fresh topics, read records back
+//! and wait for conditions the same way.
+//!
+//! # Layout
+//!
+//! - [`stack`]: where the running stack is (from the environment `scripts/test.sh` exports), private broker
+//!   instances for tests that must stop one, free ports.
+//! - [`kafka`]: fresh topics per test and reading every record of a topic back.
+//! - [`wait`]: waiting for a condition with a deadline, never a bare sleep.
+//! - [`fixtures`]: the captured Alertmanager payloads in `tests/fixtures/`.
+
+pub mod fixtures;
+pub mod kafka;
+pub mod stack;
+pub mod wait;

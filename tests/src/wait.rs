@@ -1,0 +1,30 @@
+//! Waiting for conditions with deadlines.
+//!
+//! Tests never sleep for a fixed time hoping something happened: they poll a condition until it holds or the
+//! deadline passes, and a passed deadline fails with the last observation.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// How often conditions are polled.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Polls `probe` until it returns `Some`, or panics after `deadline` naming `what` and the last `Err` observation.
+pub async fn until<T, E: Debug, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let started = Instant::now();
+    loop {
+        let last = match probe().await {
+            Ok(value) => return value,
+            Err(observation) => observation,
+        };
+        if started.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}; last observation: {last:?}");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
