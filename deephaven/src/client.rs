@@ -1,0 +1,113 @@
+//! The public entry point. A [`Client`] is a cheaply cloneable handle on one
+//! gRPC channel and the current session on it; table operations live in
+//! [`input_table`](crate::input_table) and [`query`](crate::query) as further
+//! `impl Client` blocks.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{watch, Mutex};
+use tonic::transport::Channel;
+
+use crate::config::ClientConfig;
+use crate::error::Result;
+use crate::session::{Session, SessionStatus};
+
+/// A Deephaven client: connect once, clone freely, share across tasks.
+///
+/// Every call uses the current session. When the server refuses a token that
+/// used to work (session expired, server restarted) calls fail with
+/// [`Error::SessionLost`](crate::Error::SessionLost) and
+/// [`session_status`](Self::session_status) turns to [`SessionStatus::Lost`];
+/// [`reconnect`](Self::reconnect) then opens a new session on the same channel.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    channel: Channel,
+    session: RwLock<Arc<Session>>,
+    generation: AtomicU64,
+    status: watch::Sender<SessionStatus>,
+    reconnecting: Mutex<()>,
+}
+
+impl Client {
+    /// Connects and logs in. Fails with a retryable error if the server is not
+    /// reachable yet, [`Error::AuthenticationFailed`](crate::Error::AuthenticationFailed)
+    /// if it refuses the credentials.
+    pub async fn connect(config: ClientConfig) -> Result<Self> {
+        let channel = config.endpoint()?.connect_lazy();
+        let (status, _) = watch::channel(SessionStatus::Active { generation: 1 });
+        let session = Session::open(channel.clone(), &config, 1, status.clone()).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                channel,
+                session: RwLock::new(session),
+                generation: AtomicU64::new(1),
+                status,
+                reconnecting: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Logs in again, replacing the current session (its export tickets are
+    /// abandoned). Tables published by earlier sessions remain usable unless the
+    /// server restarted, in which case they must be created again
+    /// ([`ensure_input_table`](Self::ensure_input_table) does). Retryable errors
+    /// leave the old session in place.
+    pub async fn reconnect(&self) -> Result<()> {
+        let _serialized = self.inner.reconnecting.lock().await;
+        let generation = self.inner.generation.load(Ordering::Acquire) + 1;
+        let session =
+            Session::open(self.inner.channel.clone(), &self.inner.config, generation, self.inner.status.clone())
+                .await?;
+        self.inner.generation.store(generation, Ordering::Release);
+        *self.inner.session.write().unwrap_or_else(PoisonError::into_inner) = session;
+        Ok(())
+    }
+
+    /// Watches the session: `Active` after each login, `Lost` when the server
+    /// refuses its token (noticed by a call or by the keep-alive).
+    pub fn session_status(&self) -> watch::Receiver<SessionStatus> {
+        self.inner.status.subscribe()
+    }
+
+    /// How many times the current session's token has been rotated by the
+    /// server and adopted by the client.
+    pub fn token_rotations(&self) -> u64 {
+        self.session().token_rotations()
+    }
+
+    /// The server's session duration (`http.session.durationMs`); the client
+    /// refreshes the session every quarter of it (or more often, see
+    /// [`ClientConfig::keepalive_interval`]).
+    pub fn session_duration(&self) -> Duration {
+        self.session().duration()
+    }
+
+    /// Export tickets of the current session not yet released. Operations
+    /// release their tickets before returning, so this is zero when idle.
+    pub fn live_exports(&self) -> usize {
+        self.session().live_exports()
+    }
+
+    /// The current session.
+    pub(crate) fn session(&self) -> Arc<Session> {
+        Arc::clone(&self.inner.session.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.inner.config.endpoint)
+            .field("session", &self.session().generation())
+            .finish_non_exhaustive()
+    }
+}
