@@ -12,8 +12,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use deephaven_client::{Auth, Client, ClientConfig, Error, ErrorClass, Filter, InputTableKind, SessionStatus};
 use futures::StreamExt as _;
 use support::{
-    batch, connect, connect_with, row_count, row_schema, rows, unique_name, until_not_retryable, wait_until,
-    PrivateServer, Row, DEADLINE,
+    batch, connect, connect_with, row_count, row_schema, rows, unique_name, until_not_retryable, wait_until, Row,
+    DEADLINE,
 };
 use tonic::Code;
 
@@ -351,7 +351,7 @@ async fn append_throughput_and_latency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_nothing_is_retryable() {
-    let config = ClientConfig::new(format!("http://127.0.0.1:{}", support::free_port()))
+    let config = ClientConfig::new(format!("http://127.0.0.1:{}", e2e::stack::free_port()))
         .with_connect_timeout(Duration::from_secs(2));
     let err = Client::connect(config).await.expect_err("nothing listens");
     assert!(err.is_retryable(), "{err:?}");
@@ -363,7 +363,7 @@ async fn a_restarted_server_means_session_lost_then_reconnect_and_recreate() {
     const PSK: &str = "test-psk-0123456789";
     // The default 300 s session: the caller's keep-alive (every 75 s) stays
     // out of the way, so its own call is what meets the refused token.
-    let server = PrivateServer::start(Some(PSK), None);
+    let server = e2e::stack::PrivateDeephaven::start(Some(PSK), None);
     let config = ClientConfig::new(server.url());
 
     let refused = until_not_retryable("login with a wrong key", DEADLINE, || {

@@ -47,7 +47,10 @@ impl Credentials {
         if basic.iter().any(|pair| !pair.expose_secret().contains(':')) {
             anyhow::bail!("auth: a basic credential is not of the form user:password");
         }
-        Ok(Self { bearer: bearer.iter().map(digest_secret).collect(), basic: basic.iter().map(digest_secret).collect() })
+        Ok(Self {
+            bearer: bearer.iter().map(digest_secret).collect(),
+            basic: basic.iter().map(digest_secret).collect(),
+        })
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -65,7 +68,8 @@ impl Credentials {
         let matched = if scheme.eq_ignore_ascii_case("bearer") {
             any_matches(&self.bearer, &digest(credential.as_bytes()))
         } else if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(credential).map_err(|_| Rejection::Invalid)?;
+            let decoded =
+                base64::engine::general_purpose::STANDARD.decode(credential).map_err(|_| Rejection::Invalid)?;
             any_matches(&self.basic, &digest(&decoded))
         } else {
             return Err(Rejection::Invalid);

@@ -1,12 +1,13 @@
-//! Settings, layered: built-in defaults < a TOML file (`--config`) < environment (`INGEST_` prefix, `__` between
-//! levels, e.g. `INGEST_KAFKA__BROKERS`) < command-line flags. Everything is checked at start-up, so a bad setting
+//! Settings, layered (see `service_kit::settings`): built-in defaults < a TOML file (`--config`) < environment
+//! (`INGEST_` prefix, `__` between levels, e.g. `INGEST_KAFKA__BROKERS`) < command-line flags. Everything is checked at start-up, so a bad setting
 //! stops the process with a clear message instead of failing on the first request.
 
-use anyhow::{bail, Context};
-use config::{Config, Environment, File, FileFormat};
+use anyhow::bail;
 use schemas::Limits;
 use secrecy::SecretString;
 use serde::Deserialize;
+use service_kit::settings::Layers;
+pub use service_kit::telemetry::LogSettings;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -127,27 +128,6 @@ impl Default for KafkaSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogSettings {
-    pub format: LogFormat,
-    /// A `tracing` filter, e.g. `info,ingest=debug`. `RUST_LOG` overrides it.
-    pub filter: String,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        Self { format: LogFormat::Text, filter: "info".to_owned() }
-    }
-}
-
 /// Settings given on the command line; they win over every other layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -165,27 +145,18 @@ const LIST_KEYS: [&str; 4] =
 impl Settings {
     /// Loads the layers and checks the result.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
-        let mut builder = Config::builder();
-        if let Some(file) = file {
-            let name = file.to_str().context("the config file path is not UTF-8")?;
-            builder = builder.add_source(File::new(name, FileFormat::Toml).required(true));
-        }
-        let mut environment = Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("_")
-            .separator("__")
-            .list_separator(",")
-            .source(Some(settings_variables(std::env::vars())));
-        for key in LIST_KEYS {
-            environment = environment.with_list_parse_key(key);
-        }
-        builder = builder
-            .add_source(environment.try_parsing(true))
-            .set_override_option("server.host", overrides.host)?
-            .set_override_option("server.port", overrides.port)?
-            .set_override_option("kafka.brokers", overrides.brokers)?
-            .set_override_option("kafka.topic", overrides.topic)?
-            .set_override_option("log.format", overrides.log_format)?;
-        let mut settings: Settings = builder.build()?.try_deserialize().context("invalid settings")?;
+        let mut settings: Settings = service_kit::settings::load(Layers {
+            env_prefix: "INGEST",
+            file,
+            list_keys: &LIST_KEYS,
+            overrides: vec![
+                ("server.host", overrides.host),
+                ("server.port", overrides.port.map(|port| port.to_string())),
+                ("kafka.brokers", overrides.brokers),
+                ("kafka.topic", overrides.topic),
+                ("log.format", overrides.log_format),
+            ],
+        })?;
         settings.kafka.properties = normalize_property_names(settings.kafka.properties);
         settings.validate()?;
         Ok(settings)
@@ -214,19 +185,6 @@ impl Settings {
         }
         Ok(())
     }
-}
-
-const ENV_PREFIX: &str = "INGEST";
-
-/// The environment variables that are settings: `INGEST_` followed by a path with at least one `__`. Every setting
-/// is nested, so a variable without `__` cannot be one; ignoring those keeps variables that merely share the prefix
-/// (`INGEST_PORT`, or the `INGEST_SERVICE_HOST` Kubernetes injects for a service named ingest) from failing start-up.
-fn settings_variables(variables: impl Iterator<Item = (String, String)>) -> config::Map<String, String> {
-    variables
-        .filter(|(name, _)| {
-            name.strip_prefix(ENV_PREFIX).and_then(|rest| rest.strip_prefix('_')).is_some_and(|path| path.contains("__"))
-        })
-        .collect()
 }
 
 /// librdkafka property names are dotted; environment variable names cannot hold dots, so `_` stands for `.` there.
@@ -296,20 +254,6 @@ mod tests {
         assert_eq!(settings.kafka.topic, "from-flag");
         assert_eq!(settings.kafka.properties.get("queue.buffering.max.kbytes").map(String::as_str), Some("1024"));
         std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn only_nested_prefixed_variables_are_settings() {
-        let variables = [
-            ("INGEST_SERVER__PORT", "1"),
-            ("INGEST_PORT", "tcp://10.0.0.1:8080"),
-            ("INGEST_SERVICE_HOST", "10.0.0.1"),
-            ("INGESTION__X", "y"),
-            ("PATH", "/bin"),
-        ]
-        .map(|(name, value)| (name.to_owned(), value.to_owned()));
-        let kept = settings_variables(variables.into_iter());
-        assert_eq!(kept.keys().collect::<Vec<_>>(), ["INGEST_SERVER__PORT"]);
     }
 
     #[test]

@@ -18,7 +18,6 @@
 //! - [`error`]: [`error::IngestError`], every way a request can fail, mapped to its HTTP answer.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`middleware`]: the request span (with its request id) and the request counter.
-//! - [`telemetry`]: `tracing` set-up.
 
 pub mod admission;
 pub mod auth;
@@ -30,4 +29,3 @@ pub mod routes;
 pub mod sink;
 pub mod startup;
 pub mod state;
-pub mod telemetry;

@@ -3,7 +3,7 @@
 use clap::Parser;
 use ingest::configuration::{Overrides, Settings, REFERENCE};
 use ingest::startup::Application;
-use ingest::telemetry;
+use service_kit::telemetry;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,8 +35,13 @@ struct Cli {
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let overrides =
-        Overrides { host: cli.host, port: cli.port, brokers: cli.brokers, topic: cli.topic, log_format: cli.log_format };
+    let overrides = Overrides {
+        host: cli.host,
+        port: cli.port,
+        brokers: cli.brokers,
+        topic: cli.topic,
+        log_format: cli.log_format,
+    };
     let settings = match Settings::load(cli.config.as_deref(), overrides) {
         Ok(settings) => settings,
         Err(err) => {

@@ -60,8 +60,12 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let sink = Arc::new(
             // A record's delivery may outlive its request by the linger: librdkafka needs the timeout to exceed it.
-            AlertSink::new(&settings.kafka, server_settings.request_timeout + settings.kafka.linger, Arc::clone(&metrics))
-                .context("creating the Kafka producer")?,
+            AlertSink::new(
+                &settings.kafka,
+                server_settings.request_timeout + settings.kafka.linger,
+                Arc::clone(&metrics),
+            )
+            .context("creating the Kafka producer")?,
         );
         let probe = Arc::clone(&sink).spawn_probe(settings.kafka.probe_interval);
         let shutting_down = Arc::new(AtomicBool::new(false));

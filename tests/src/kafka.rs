@@ -68,7 +68,12 @@ where
         .expect("the reading task does not panic")
 }
 
-fn read_blocking<F: FnMut(&[Consumed]) -> bool>(brokers: &str, topic: &str, deadline: Duration, mut done: F) -> Vec<Consumed> {
+fn read_blocking<F: FnMut(&[Consumed]) -> bool>(
+    brokers: &str,
+    topic: &str,
+    deadline: Duration,
+    mut done: F,
+) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique_name("reader"))
@@ -94,7 +99,10 @@ fn read_blocking<F: FnMut(&[Consumed]) -> bool>(brokers: &str, topic: &str, dead
         let headers = message
             .headers()
             .map(|headers| {
-                headers.iter().map(|header| (header.key.to_owned(), header.value.unwrap_or_default().to_vec())).collect()
+                headers
+                    .iter()
+                    .map(|header| (header.key.to_owned(), header.value.unwrap_or_default().to_vec()))
+                    .collect()
             })
             .unwrap_or_default();
         records.push(Consumed {

@@ -52,17 +52,35 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("binding port 0").port()
 }
 
+/// Runs `scripts/<script> <action>` with `env`, panicking with its output if it fails.
+fn run_script(script: &str, action: &str, env: &[(&str, String)]) {
+    let output = Command::new("bash")
+        .arg(repo_root().join("scripts").join(script))
+        .arg(action)
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+        .output()
+        .unwrap_or_else(|err| panic!("running scripts/{script}: {err}"));
+    assert!(
+        output.status.success(),
+        "scripts/{script} {action} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A Kafka-protocol broker of the test's own, started by `scripts/broker.sh`, stopped on drop.
 pub struct PrivateBroker {
     dir: tempfile::TempDir,
     port: u16,
+    partitions: u32,
 }
 
 impl PrivateBroker {
     /// Starts a broker with the alerts topic (`partitions` partitions) and returns once it is ready.
     pub fn start(partitions: u32) -> PrivateBroker {
-        let broker = PrivateBroker { dir: tempfile::tempdir().expect("a temporary directory"), port: free_port() };
-        std::fs::write(broker.dir.path().join("partitions"), partitions.to_string()).expect("writing the settings");
+        let broker =
+            PrivateBroker { dir: tempfile::tempdir().expect("a temporary directory"), port: free_port(), partitions };
         broker.run("start");
         broker
     }
@@ -83,31 +101,69 @@ impl PrivateBroker {
     }
 
     fn run(&self, action: &str) {
-        let partitions = std::fs::read_to_string(self.dir.path().join("partitions")).expect("reading the settings");
-        let output = Command::new("bash")
-            .arg(repo_root().join("scripts/broker.sh"))
-            .arg(action)
-            .env("STACK_DIR", self.dir.path())
-            .env("BROKER_PORT", self.port.to_string())
-            .env("TOPIC_PARTITIONS", partitions)
-            .output()
-            .expect("running scripts/broker.sh");
-        assert!(
-            output.status.success(),
-            "scripts/broker.sh {action} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let env = [
+            ("STACK_DIR", self.dir.path().display().to_string()),
+            ("BROKER_PORT", self.port.to_string()),
+            ("TOPIC_PARTITIONS", self.partitions.to_string()),
+        ];
+        tokio::task::block_in_place(|| run_script("broker.sh", action, &env));
     }
 }
 
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("scripts/broker.sh"))
-            .arg("stop")
-            .env("STACK_DIR", self.dir.path())
-            .env("BROKER_PORT", self.port.to_string())
-            .output();
+        self.run("stop");
+    }
+}
+
+/// A Deephaven server of the test's own (for tests that restart it), started by `scripts/deephaven.sh` on a free
+/// port with its state in a temporary directory; stopped on drop.
+pub struct PrivateDeephaven {
+    dir: tempfile::TempDir,
+    port: u16,
+    psk: Option<String>,
+    session_duration_ms: Option<u64>,
+}
+
+impl PrivateDeephaven {
+    /// Starts a server with PSK auth if `psk` is given, and the given session duration (the server's default of
+    /// 300 s if `None`); returns once its IDE answers.
+    pub fn start(psk: Option<&str>, session_duration_ms: Option<u64>) -> PrivateDeephaven {
+        let server = PrivateDeephaven {
+            dir: tempfile::Builder::new().prefix("deephaven-private-").tempdir().expect("a temporary directory"),
+            port: free_port(),
+            psk: psk.map(str::to_owned),
+            session_duration_ms,
+        };
+        server.run("start");
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops and starts the server again: every session and table is gone.
+    pub fn restart(&self) {
+        self.run("stop");
+        self.run("start");
+    }
+
+    fn run(&self, action: &str) {
+        let env = [
+            ("STACK_DIR", self.dir.path().display().to_string()),
+            ("DEEPHAVEN_PORT", self.port.to_string()),
+            ("DEEPHAVEN_HEAP", "1g".to_owned()),
+            // The scripts read an empty value as unset; it also hides the shared test stack's own settings.
+            ("DEEPHAVEN_SESSION_DURATION_MS", self.session_duration_ms.map(|ms| ms.to_string()).unwrap_or_default()),
+            ("DEEPHAVEN_PSK", self.psk.clone().unwrap_or_default()),
+        ];
+        tokio::task::block_in_place(|| run_script("deephaven.sh", action, &env));
+    }
+}
+
+impl Drop for PrivateDeephaven {
+    fn drop(&mut self) {
+        self.run("stop");
     }
 }

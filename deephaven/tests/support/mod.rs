@@ -4,9 +4,6 @@
 //! typed row model to build batches and read them back.
 
 use std::future::Future;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -199,94 +196,4 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<Row> {
 /// Total rows in `batches`.
 pub fn row_count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
-}
-
-/// A Deephaven server of the test's own (for tests that restart it), on a
-/// free port with its state under the target dir; stopped when dropped.
-pub struct PrivateServer {
-    stack_dir: tempfile::TempDir,
-    port: u16,
-    psk: Option<String>,
-    session_duration_ms: Option<u64>,
-}
-
-impl PrivateServer {
-    /// Starts a server with PSK auth if `psk` is given, and the given session
-    /// duration (the server default of 300 s if `None`).
-    pub fn start(psk: Option<&str>, session_duration_ms: Option<u64>) -> Self {
-        let stack_dir = tempfile::Builder::new()
-            .prefix("deephaven-private-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .expect("private stack dir");
-        let server = Self { stack_dir, port: free_port(), psk: psk.map(str::to_owned), session_duration_ms };
-        server.run("start");
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops and starts the server again: every session and table is gone.
-    pub fn restart(&self) {
-        self.run("stop");
-        self.run("start");
-    }
-
-    fn script() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/deephaven.sh")
-    }
-
-    fn command(&self, action: &str) -> Command {
-        let mut command = Command::new("bash");
-        command
-            .arg(Self::script())
-            .arg(action)
-            .env("STACK_DIR", self.stack_dir.path())
-            .env("DEEPHAVEN_PORT", self.port.to_string())
-            .env("DEEPHAVEN_HEAP", "1g");
-        match self.session_duration_ms {
-            Some(ms) => command.env("DEEPHAVEN_SESSION_DURATION_MS", ms.to_string()),
-            None => command.env_remove("DEEPHAVEN_SESSION_DURATION_MS"),
-        };
-        match &self.psk {
-            Some(psk) => command.env("DEEPHAVEN_PSK", psk),
-            None => command.env_remove("DEEPHAVEN_PSK"),
-        };
-        command
-    }
-
-    fn run(&self, action: &str) {
-        let script = Self::script();
-        assert!(script.exists(), "{} is missing", script.display());
-        let output = tokio::task::block_in_place(|| self.command(action).output())
-            .unwrap_or_else(|err| panic!("could not run deephaven.sh {action}: {err}"));
-        assert!(
-            output.status.success(),
-            "deephaven.sh {action} failed ({}):\n{}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        match self.command("stop").output() {
-            Ok(output) if output.status.success() => {}
-            Ok(output) => {
-                eprintln!("stopping the private Deephaven failed: {}", String::from_utf8_lossy(&output.stderr))
-            }
-            Err(err) => eprintln!("could not stop the private Deephaven: {err}"),
-        }
-    }
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free local port")
 }

@@ -39,9 +39,10 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
     if state.is_shutting_down() {
         return Err(IngestError::ShuttingDown { retry_after: state.retry_after });
     }
-    state.credentials.check(request.headers().get(header::AUTHORIZATION)).map_err(|rejection| {
-        IngestError::Unauthorized { rejection, challenges: state.credentials.challenges() }
-    })?;
+    state
+        .credentials
+        .check(request.headers().get(header::AUTHORIZATION))
+        .map_err(|rejection| IngestError::Unauthorized { rejection, challenges: state.credentials.challenges() })?;
     require_json(request)?;
 
     let deadline_exceeded =
@@ -58,7 +59,8 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
     if !state.sink.is_ready() {
         return Err(IngestError::BrokerUnavailable { retry_after: state.retry_after });
     }
-    let _admitted = state.admission.try_admit(records.len()).ok_or(IngestError::Overloaded { retry_after: state.retry_after })?;
+    let _admitted =
+        state.admission.try_admit(records.len()).ok_or(IngestError::Overloaded { retry_after: state.retry_after })?;
     let started = Instant::now();
     timeout_at(deadline.into(), state.sink.send_all(&records))
         .await
@@ -70,14 +72,19 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
     state.metrics.produce_seconds.observe(started.elapsed().as_secs_f64());
 
     for record in &records {
-        state.metrics.alerts_accepted.get_or_create(&crate::metrics::StatusLabels { status: record.status.as_str() }).inc();
+        state
+            .metrics
+            .alerts_accepted
+            .get_or_create(&crate::metrics::StatusLabels { status: record.status.as_str() })
+            .inc();
     }
     tracing::debug!(alerts = records.len(), receiver = %webhook.receiver, "webhook accepted");
     Ok(HttpResponse::Ok().json(Accepted { accepted: records.len() }))
 }
 
 fn require_json(request: &HttpRequest) -> Result<(), IngestError> {
-    let content_type = request.headers().get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
     match request.mime_type() {
         Ok(Some(mime)) if mime.type_() == "application" && mime.subtype() == "json" => Ok(()),
         _ => Err(IngestError::UnsupportedMediaType(content_type.unwrap_or_default().into_owned())),

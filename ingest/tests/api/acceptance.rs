@@ -44,7 +44,9 @@ async fn every_captured_webhook_is_accepted_and_read_back_exactly() {
     // Records of one alert share a partition and keep their order; compare everything but received_at.
     let normalize = |records: &mut Vec<AlertRecord>| {
         records.iter_mut().for_each(|record| record.received_at = before);
-        records.sort_by(|a, b| (a.fingerprint.as_str(), a.event_id.as_str()).cmp(&(b.fingerprint.as_str(), b.event_id.as_str())));
+        records.sort_by(|a, b| {
+            (a.fingerprint.as_str(), a.event_id.as_str()).cmp(&(b.fingerprint.as_str(), b.event_id.as_str()))
+        });
     };
     normalize(&mut actual);
     normalize(&mut expected);
@@ -55,7 +57,8 @@ async fn every_captured_webhook_is_accepted_and_read_back_exactly() {
 async fn events_of_one_alert_stay_in_order_on_one_partition() {
     let app = spawn_app(6, |_| {}).await;
     // Fixtures 006 (firing), 011 (resolved) and 015 (firing again) are one alert's history.
-    let history: Vec<_> = captured_webhooks().into_iter().filter(|c| ["006", "011", "015"].contains(&c.name.as_str())).collect();
+    let history: Vec<_> =
+        captured_webhooks().into_iter().filter(|c| ["006", "011", "015"].contains(&c.name.as_str())).collect();
     for capture in &history {
         assert_eq!(app.post_json(capture.body.clone()).await.status(), 200);
     }

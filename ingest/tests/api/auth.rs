@@ -26,7 +26,11 @@ fn captured_basic_credentials() -> String {
 }
 
 async fn post(app: &TestApp, authorization: Option<&str>) -> reqwest::Response {
-    let mut request = app.client.post(app.alerts_url()).header("Content-Type", "application/json").body(captured_webhooks()[1].body.clone());
+    let mut request = app
+        .client
+        .post(app.alerts_url())
+        .header("Content-Type", "application/json")
+        .body(captured_webhooks()[1].body.clone());
     if let Some(authorization) = authorization {
         request = request.header("Authorization", authorization);
     }
@@ -37,7 +41,8 @@ async fn post(app: &TestApp, authorization: Option<&str>) -> reqwest::Response {
 async fn captured_credentials_and_rotated_ones_are_accepted() {
     let app = app_with_rotating_credentials().await;
     for capture in captured_webhooks() {
-        let authorization = capture.headers.iter().find(|(name, _)| name == "Authorization").map(|(_, value)| value.as_str());
+        let authorization =
+            capture.headers.iter().find(|(name, _)| name == "Authorization").map(|(_, value)| value.as_str());
         let response = post(&app, authorization).await;
         let expected = if authorization.is_some() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
         assert_eq!(response.status(), expected, "{}", capture.name);
@@ -51,11 +56,21 @@ async fn missing_or_wrong_credentials_get_401_with_a_challenge() {
     use base64::Engine;
     let (user, _) = captured_basic_credentials().split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())).unwrap();
     let wrong_password = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:wrong")));
-    for authorization in [None, Some("Bearer wrong-token"), Some("Bearer lab-bearer-token-12"), Some(wrong_password.as_str()), Some("Digest x")] {
+    for authorization in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("Bearer lab-bearer-token-12"),
+        Some(wrong_password.as_str()),
+        Some("Digest x"),
+    ] {
         let response = post(&app, authorization).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{authorization:?}");
-        let challenges: Vec<_> = response.headers().get_all("WWW-Authenticate").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
-        assert!(challenges.iter().any(|c| c.starts_with("Bearer ")) && challenges.iter().any(|c| c.starts_with("Basic ")), "{challenges:?}");
+        let challenges: Vec<_> =
+            response.headers().get_all("WWW-Authenticate").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert!(
+            challenges.iter().any(|c| c.starts_with("Bearer ")) && challenges.iter().any(|c| c.starts_with("Basic ")),
+            "{challenges:?}"
+        );
         let body = response.text().await.unwrap();
         assert!(!body.contains(CAPTURED_TOKEN) && !body.contains("wrong-token"), "no credential echoed: {body}");
     }

@@ -19,11 +19,17 @@ async fn a_full_in_flight_budget_answers_503_at_once() {
     let first = {
         let client = app.client.clone();
         let url = app.alerts_url();
-        tokio::spawn(async move { client.post(url).header("Content-Type", "application/json").body(first).send().await.unwrap().status() })
+        tokio::spawn(async move {
+            client.post(url).header("Content-Type", "application/json").body(first).send().await.unwrap().status()
+        })
     };
     wait::until("the first body to hold the whole budget", Duration::from_secs(5), || async {
         let metrics = app.metrics().await;
-        if metrics.contains("ingest_in_flight_records 10") { Ok(()) } else { Err("in flight below 10") }
+        if metrics.contains("ingest_in_flight_records 10") {
+            Ok(())
+        } else {
+            Err("in flight below 10")
+        }
     })
     .await;
 

@@ -46,7 +46,8 @@ async fn broker_down_means_503_and_broker_back_means_200_without_a_restart() {
 
     // The memory broker forgot everything on stop; what was acknowledged after the restart is there.
     let consumed = read_until(&app.brokers, &app.topic, Duration::from_secs(20), |read| read.len() >= 3).await;
-    let mut read: Vec<String> = consumed.iter().map(|record| record.decode().unwrap().fingerprint.to_string()).collect();
+    let mut read: Vec<String> =
+        consumed.iter().map(|record| record.decode().unwrap().fingerprint.to_string()).collect();
     read.sort();
     read.dedup();
     let mut expected = fingerprints;

@@ -32,7 +32,8 @@ fn generate_load(url: String, outcomes: Arc<Outcomes>) -> Vec<tokio::task::JoinH
             tokio::spawn(async move {
                 let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
                 for round in 0.. {
-                    let (body, fingerprints) = synthetic_webhook(1_000 + client_id * 1_000_000 + round, ALERTS_PER_BODY);
+                    let (body, fingerprints) =
+                        synthetic_webhook(1_000 + client_id * 1_000_000 + round, ALERTS_PER_BODY);
                     let response = client.post(&url).header("Content-Type", "application/json").body(body).send().await;
                     match response.map(|r| r.status().as_u16()) {
                         Ok(200) => {
@@ -52,7 +53,11 @@ fn generate_load(url: String, outcomes: Arc<Outcomes>) -> Vec<tokio::task::JoinH
 async fn wait_for_accepted_bodies(outcomes: &Outcomes, count: u64) {
     wait::until("some bodies to be accepted under load", Duration::from_secs(30), || async {
         let accepted = outcomes.accepted_bodies.load(Ordering::Relaxed);
-        if accepted >= count { Ok(()) } else { Err(accepted) }
+        if accepted >= count {
+            Ok(())
+        } else {
+            Err(accepted)
+        }
     })
     .await
 }
@@ -62,14 +67,24 @@ async fn assert_every_acknowledged_alert_is_on_the_topic(brokers: &str, topic: &
     assert!(!acknowledged.is_empty());
     let expected = acknowledged.clone();
     let consumed = read_until(brokers, topic, Duration::from_secs(60), move |read| {
-        let seen: HashSet<String> = read.iter().filter_map(|r| r.decode().ok()).map(|r| r.fingerprint.to_string()).collect();
+        let seen: HashSet<String> =
+            read.iter().filter_map(|r| r.decode().ok()).map(|r| r.fingerprint.to_string()).collect();
         expected.is_subset(&seen)
     })
     .await;
     let seen: HashSet<String> = consumed.iter().map(|r| r.decode().unwrap().fingerprint.to_string()).collect();
     let missing: Vec<&String> = acknowledged.difference(&seen).collect();
-    assert!(missing.is_empty(), "{} acknowledged alerts are missing from the topic, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
-    assert!(outcomes.unexpected.lock().unwrap().is_empty(), "unexpected answers: {:?}", outcomes.unexpected.lock().unwrap());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged alerts are missing from the topic, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(
+        outcomes.unexpected.lock().unwrap().is_empty(),
+        "unexpected answers: {:?}",
+        outcomes.unexpected.lock().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,7 +147,10 @@ async fn two_instances_share_one_topic_and_lose_nothing() {
     }
     for app in [&first, &second] {
         let metrics = app.metrics().await;
-        assert!(metrics.contains("ingest_alerts_accepted_total{status=\"firing\"} 200"), "each served half:\n{metrics}");
+        assert!(
+            metrics.contains("ingest_alerts_accepted_total{status=\"firing\"} 200"),
+            "each served half:\n{metrics}"
+        );
     }
     assert_every_acknowledged_alert_is_on_the_topic(&brokers, &topic, &outcomes).await;
 }

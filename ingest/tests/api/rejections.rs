@@ -35,10 +35,34 @@ async fn bad_bodies_get_a_4xx_naming_the_problem_and_write_nothing() {
         ("garbage", b"hello".to_vec(), 400, "malformed_json", Some("$")),
         ("not an object", b"\"text\"".to_vec(), 400, "invalid_webhook", Some("$")),
         ("wrong version", with(&|b| b["version"] = json!("3")), 400, "invalid_webhook", Some("version")),
-        ("bad time", with(&|b| b["alerts"][0]["startsAt"] = json!("noon")), 400, "invalid_webhook", Some("alerts[0].startsAt")),
-        ("bad fingerprint", with(&|b| b["alerts"][0]["fingerprint"] = json!("zz")), 400, "invalid_webhook", Some("alerts[0].fingerprint")),
-        ("no labels", with(&|b| b["alerts"][0]["labels"] = json!({})), 400, "invalid_webhook", Some("alerts[0].labels")),
-        ("huge value", with(&|b| b["alerts"][0]["labels"]["x"] = json!("x".repeat(20_000))), 413, "limit_exceeded", Some("alerts[0].labels.x")),
+        (
+            "bad time",
+            with(&|b| b["alerts"][0]["startsAt"] = json!("noon")),
+            400,
+            "invalid_webhook",
+            Some("alerts[0].startsAt"),
+        ),
+        (
+            "bad fingerprint",
+            with(&|b| b["alerts"][0]["fingerprint"] = json!("zz")),
+            400,
+            "invalid_webhook",
+            Some("alerts[0].fingerprint"),
+        ),
+        (
+            "no labels",
+            with(&|b| b["alerts"][0]["labels"] = json!({})),
+            400,
+            "invalid_webhook",
+            Some("alerts[0].labels"),
+        ),
+        (
+            "huge value",
+            with(&|b| b["alerts"][0]["labels"]["x"] = json!("x".repeat(20_000))),
+            413,
+            "limit_exceeded",
+            Some("alerts[0].labels.x"),
+        ),
         ("too many alerts", alerts(3), 413, "limit_exceeded", Some("alerts")),
         ("too many bytes", alerts(200), 413, "payload_too_large", None),
         ("invalid utf-8", b"{\"version\":\"4\xff\"}".to_vec(), 400, "malformed_json", Some("version")),
@@ -51,14 +75,18 @@ async fn bad_bodies_get_a_4xx_naming_the_problem_and_write_nothing() {
         assert!(answer["message"].as_str().is_some_and(|m| m.len() > 10), "{name}: {answer}");
         if let Some(path) = path {
             assert_eq!(answer["path"], path, "{name}: {answer}");
-            assert!(answer["message"].as_str().unwrap().starts_with(path), "{name}: the message names the path: {answer}");
+            assert!(
+                answer["message"].as_str().unwrap().starts_with(path),
+                "{name}: the message names the path: {answer}"
+            );
         }
     }
 
     let body = captured_webhooks()[1].body.clone();
     let no_type = app.client.post(app.alerts_url()).body(body.clone()).send().await.unwrap();
     assert_eq!(no_type.status(), 415);
-    let text = app.client.post(app.alerts_url()).header("Content-Type", "text/plain").body(body.clone()).send().await.unwrap();
+    let text =
+        app.client.post(app.alerts_url()).header("Content-Type", "text/plain").body(body.clone()).send().await.unwrap();
     assert_eq!(text.status(), 415);
     assert_eq!(text.json::<Value>().await.unwrap()["error"], "unsupported_media_type");
     let get = app.client.get(app.alerts_url()).send().await.unwrap();
