@@ -1,0 +1,169 @@
+//! Settings, layered like ingest's (see `service_kit::settings`): built-in defaults < a TOML file (`--config`) <
+//! environment (`PUBLISHER_` prefix, `__` between levels, e.g. `PUBLISHER_DEEPHAVEN__URL`) < command-line flags.
+
+use anyhow::bail;
+use serde::Deserialize;
+use service_kit::settings::Layers;
+pub use service_kit::telemetry::LogSettings;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub kafka: KafkaSettings,
+    pub deephaven: DeephavenSettings,
+    pub batch: BatchSettings,
+    pub log: LogSettings,
+}
+
+/// The operations endpoint: `/healthz`, `/readyz`, `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".to_owned(), port: 9102 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub topic: String,
+    /// Where undecodable records go, with headers saying why and where from.
+    pub dlq_topic: String,
+    /// Publishers in one group split the partitions. The group's committed offsets are for lag monitoring only:
+    /// where to resume is read from Deephaven.
+    pub group_id: String,
+    /// How long the group waits for a silent member; also how long a rebalance takes on the local broker (half).
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Any other librdkafka consumer property (`_` for `.` in the environment).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".to_owned(),
+            topic: "alerts".to_owned(),
+            dlq_topic: "alerts.dlq".to_owned(),
+            group_id: "alerthaven-publisher".to_owned(),
+            session_timeout: Duration::from_secs(6),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeephavenSettings {
+    pub url: String,
+    /// A pre-shared key; none means anonymous login.
+    pub psk: Option<String>,
+    /// Prepended to every table name, so a replay can build tables beside the live ones (`replay_alerts`, ...).
+    pub table_prefix: String,
+    /// The longest wait between two reconnection attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+impl Default for DeephavenSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:10000".to_owned(),
+            psk: None,
+            table_prefix: String::new(),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A batch is written when it holds `max_rows` records or its oldest record waited `max_wait`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchSettings {
+    pub max_rows: usize,
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self { max_rows: 10_000, max_wait: Duration::from_millis(100) }
+    }
+}
+
+/// Settings given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub brokers: Option<String>,
+    pub topic: Option<String>,
+    pub deephaven_url: Option<String>,
+    pub table_prefix: Option<String>,
+    pub group_id: Option<String>,
+    pub port: Option<u16>,
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
+        let mut settings: Settings = service_kit::settings::load(Layers {
+            env_prefix: "PUBLISHER",
+            file,
+            list_keys: &[],
+            overrides: vec![
+                ("kafka.brokers", overrides.brokers),
+                ("kafka.topic", overrides.topic),
+                ("kafka.group_id", overrides.group_id),
+                ("deephaven.url", overrides.deephaven_url),
+                ("deephaven.table_prefix", overrides.table_prefix),
+                ("server.port", overrides.port.map(|port| port.to_string())),
+            ],
+        })?;
+        settings.kafka.properties =
+            settings.kafka.properties.into_iter().map(|(name, value)| (name.replace('_', "."), value)).collect();
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.batch.max_rows == 0 || self.batch.max_wait.is_zero() {
+            bail!("batch.max_rows and batch.max_wait must be positive");
+        }
+        if self.kafka.topic == self.kafka.dlq_topic {
+            bail!("kafka.dlq_topic must differ from kafka.topic");
+        }
+        if !self.deephaven.table_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("deephaven.table_prefix may hold only letters, digits and '_'");
+        }
+        Ok(())
+    }
+}
+
+/// The reference printed by `publisher --help`.
+pub const REFERENCE: &str = "\
+SETTINGS (TOML file key / environment variable, default)
+  server.host               PUBLISHER_SERVER__HOST               127.0.0.1 (/healthz /readyz /metrics)
+  server.port               PUBLISHER_SERVER__PORT               9102
+  kafka.brokers             PUBLISHER_KAFKA__BROKERS             127.0.0.1:9092
+  kafka.topic               PUBLISHER_KAFKA__TOPIC               alerts
+  kafka.dlq_topic           PUBLISHER_KAFKA__DLQ_TOPIC           alerts.dlq
+  kafka.group_id            PUBLISHER_KAFKA__GROUP_ID            alerthaven-publisher
+  kafka.session_timeout     PUBLISHER_KAFKA__SESSION_TIMEOUT     6s
+  kafka.properties.<name>   PUBLISHER_KAFKA__PROPERTIES__<NAME>  any librdkafka consumer property ('_' for '.')
+  deephaven.url             PUBLISHER_DEEPHAVEN__URL             http://127.0.0.1:10000
+  deephaven.psk             PUBLISHER_DEEPHAVEN__PSK             none (anonymous)
+  deephaven.table_prefix    PUBLISHER_DEEPHAVEN__TABLE_PREFIX    '' (tables: alerts, alert_events, alerts_firing, publisher_offsets)
+  deephaven.max_backoff     PUBLISHER_DEEPHAVEN__MAX_BACKOFF     30s
+  batch.max_rows            PUBLISHER_BATCH__MAX_ROWS            10000
+  batch.max_wait            PUBLISHER_BATCH__MAX_WAIT            100ms
+  log.format                PUBLISHER_LOG__FORMAT                text (or json)
+  log.filter                PUBLISHER_LOG__FILTER                info (RUST_LOG wins)";

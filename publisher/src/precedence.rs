@@ -1,0 +1,186 @@
+//! Which state of an alert is the newest, so the `alerts` table never goes backwards.
+//!
+//! Alertmanager repeats and retries, Kafka is replayed, and several publishers may take turns on a partition, so
+//! records of one alert can be seen late, twice, or out of their original order. The `alerts` row of an alert is
+//! therefore the state of highest [`Precedence`] ever seen, not the last one processed:
+//!
+//! 1. a later occurrence (greater `StartsAt`) beats an earlier one;
+//! 2. within one occurrence, `resolved` beats `firing` (a late "firing" copy cannot reopen a resolved alert);
+//! 3. between copies of the same state, the one received last wins (its `ReceivedAt`, receiver and group key).
+//!
+//! This is a total order on records, so the final table is the same whatever order the records are processed in.
+
+use schemas::tables::PositionedRecord;
+use schemas::{AlertRecord, Fingerprint, Status, Timestamp};
+use std::collections::HashMap;
+
+/// The rank of a state in its alert's history; greater is newer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Precedence {
+    starts_at: Timestamp,
+    resolved: bool,
+    received_at: Timestamp,
+}
+
+impl Precedence {
+    pub fn new(starts_at: Timestamp, status: Status, received_at: Timestamp) -> Self {
+        Self { starts_at, resolved: status == Status::Resolved, received_at }
+    }
+
+    pub fn of(record: &AlertRecord) -> Self {
+        Self::new(record.starts_at, record.status, record.received_at)
+    }
+}
+
+/// The precedence of every alert's current row, as known to this publisher.
+#[derive(Debug, Default)]
+pub struct CurrentStates {
+    by_fingerprint: HashMap<Fingerprint, Precedence>,
+}
+
+impl CurrentStates {
+    pub fn from_rows(rows: impl IntoIterator<Item = (Fingerprint, Precedence)>) -> Self {
+        let mut states = Self::default();
+        for (fingerprint, precedence) in rows {
+            states.raise(fingerprint, precedence);
+        }
+        states
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_fingerprint.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_fingerprint.is_empty()
+    }
+
+    /// The records of a batch that become their alert's current row: per alert the one of highest precedence, and
+    /// only if it beats the known current row. Does not change the known states; [`Self::apply`] does, once written.
+    pub fn advancing<'a>(&self, batch: &'a [PositionedRecord]) -> Vec<&'a PositionedRecord> {
+        let mut best: HashMap<&Fingerprint, &PositionedRecord> = HashMap::new();
+        for row in batch {
+            let candidate = Precedence::of(&row.record);
+            let known = self.by_fingerprint.get(&row.record.fingerprint);
+            if known.is_some_and(|known| *known >= candidate) {
+                continue;
+            }
+            best.entry(&row.record.fingerprint)
+                .and_modify(|current| {
+                    if Precedence::of(&current.record) <= candidate {
+                        *current = row;
+                    }
+                })
+                .or_insert(row);
+        }
+        best.into_values().collect()
+    }
+
+    /// Records that rows were written.
+    pub fn apply<'a>(&mut self, written: impl IntoIterator<Item = &'a PositionedRecord>) {
+        for row in written {
+            self.raise(row.record.fingerprint.clone(), Precedence::of(&row.record));
+        }
+    }
+
+    fn raise(&mut self, fingerprint: Fingerprint, precedence: Precedence) {
+        let entry = self.by_fingerprint.entry(fingerprint).or_insert(precedence);
+        *entry = (*entry).max(precedence);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::tables::KafkaPosition;
+    use schemas::{EventId, LabelSet, Notification};
+
+    fn record(fingerprint: &str, status: Status, starts_at: i64, received_at: i64) -> PositionedRecord {
+        let fingerprint = Fingerprint::try_from(fingerprint.to_owned()).unwrap();
+        let starts_at = Timestamp::from_unix_nanos(starts_at);
+        let ends_at = (status == Status::Resolved).then(|| Timestamp::from_unix_nanos(starts_at.unix_nanos() + 5));
+        let record = AlertRecord {
+            event_id: EventId::of(&fingerprint, status, starts_at, ends_at),
+            fingerprint,
+            status,
+            starts_at,
+            ends_at,
+            labels: [("alertname".to_owned(), "A".to_owned())].into_iter().collect(),
+            annotations: LabelSet::default(),
+            generator_url: String::new(),
+            notification: Notification {
+                receiver: "r".to_owned(),
+                group_key: "g".to_owned(),
+                group_labels: LabelSet::default(),
+                external_url: String::new(),
+                truncated_alerts: 0,
+                notification_reason: None,
+            },
+            received_at: Timestamp::from_unix_nanos(received_at),
+        };
+        PositionedRecord { record, position: KafkaPosition { partition: 0, offset: received_at } }
+    }
+
+    const A: &str = "000000000000000a";
+    const B: &str = "000000000000000b";
+
+    fn winners(states: &CurrentStates, batch: &[PositionedRecord]) -> Vec<(String, Status, i64)> {
+        let mut winners: Vec<_> = states
+            .advancing(batch)
+            .into_iter()
+            .map(|row| (row.record.fingerprint.to_string(), row.record.status, row.record.received_at.unix_nanos()))
+            .collect();
+        winners.sort();
+        winners
+    }
+
+    #[test]
+    fn resolved_beats_a_late_firing_copy_of_the_same_occurrence() {
+        let batch =
+            [record(A, Status::Firing, 10, 1), record(A, Status::Resolved, 10, 2), record(A, Status::Firing, 10, 3)];
+        assert_eq!(winners(&CurrentStates::default(), &batch), [(A.to_owned(), Status::Resolved, 2)]);
+    }
+
+    #[test]
+    fn a_later_occurrence_beats_a_resolved_earlier_one() {
+        let batch = [record(A, Status::Resolved, 10, 2), record(A, Status::Firing, 20, 3)];
+        assert_eq!(winners(&CurrentStates::default(), &batch), [(A.to_owned(), Status::Firing, 3)]);
+    }
+
+    #[test]
+    fn older_events_replayed_after_newer_ones_change_nothing() {
+        let mut states = CurrentStates::default();
+        let newer = [record(A, Status::Resolved, 10, 5)];
+        states.apply(states.advancing(&newer));
+        let replayed =
+            [record(A, Status::Firing, 10, 1), record(A, Status::Resolved, 10, 2), record(A, Status::Firing, 5, 9)];
+        assert!(states.advancing(&replayed).is_empty());
+    }
+
+    #[test]
+    fn the_result_does_not_depend_on_processing_order() {
+        let events = vec![
+            record(A, Status::Firing, 10, 1),
+            record(B, Status::Firing, 7, 2),
+            record(A, Status::Resolved, 10, 3),
+            record(A, Status::Firing, 10, 4),
+            record(B, Status::Resolved, 7, 5),
+            record(A, Status::Firing, 30, 6),
+        ];
+        let reference = winners(&CurrentStates::default(), &events);
+        assert_eq!(reference, [(A.to_owned(), Status::Firing, 6), (B.to_owned(), Status::Resolved, 5)]);
+        for split in 0..events.len() {
+            let mut reversed = events.clone();
+            reversed.reverse();
+            let (first, second) = reversed.split_at(split);
+            let mut states = CurrentStates::default();
+            states.apply(states.advancing(first));
+            states.apply(states.advancing(second));
+            for (fingerprint, status, received) in &reference {
+                let fp = Fingerprint::try_from(fingerprint.clone()).unwrap();
+                let expected = events.iter().find(|r| r.record.received_at.unix_nanos() == *received).unwrap();
+                assert_eq!(states.by_fingerprint[&fp], Precedence::of(&expected.record), "{status:?} split {split}");
+            }
+        }
+    }
+}

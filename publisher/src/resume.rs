@@ -1,0 +1,148 @@
+//! Where to resume each partition, read from Deephaven, and the consumer context that applies it on assignment.
+//!
+//! Kafka's committed offsets are not trusted for resuming: they can claim records that a Deephaven restart lost.
+//! Instead, whenever partitions are assigned, the progress is re-read from the `publisher_offsets` table (and with
+//! it the current state of every alert, for [`crate::precedence`]) and each partition starts at its last applied
+//! offset + 1, or at the earliest retained record when Deephaven has none. Re-reading at every assignment means a
+//! partition that moves between publishers resumes where its previous owner stopped writing.
+
+use crate::metrics::{Metrics, PartitionLabels};
+use crate::precedence::CurrentStates;
+use crate::tables::{Progress, Sink};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long an assignment may wait for Deephaven's answer before it falls back to the last known progress
+/// (safe: re-applying records is idempotent, it only costs time).
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// State shared by the pipeline and the consumer's rebalance callback.
+pub struct Shared {
+    sink: Mutex<Option<Arc<Sink>>>,
+    progress: Mutex<Progress>,
+    assigned: Mutex<BTreeSet<i32>>,
+    metrics: Arc<Metrics>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Shared {
+    /// Must be called within a multi-threaded Tokio runtime: the rebalance callback blocks in place on it.
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            sink: Mutex::new(None),
+            progress: Mutex::new(Progress { offsets: BTreeMap::new(), states: CurrentStates::default() }),
+            assigned: Mutex::new(BTreeSet::new()),
+            metrics,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Switches to a new Deephaven session and reads its progress.
+    pub async fn install(&self, sink: Sink) -> deephaven_client::Result<()> {
+        let sink = Arc::new(sink);
+        let progress = sink.progress().await?;
+        tracing::info!(
+            partitions = progress.offsets.len(),
+            alerts = progress.states.len(),
+            "progress read from Deephaven"
+        );
+        *lock(&self.sink) = Some(sink);
+        *lock(&self.progress) = progress;
+        Ok(())
+    }
+
+    pub fn sink(&self) -> Option<Arc<Sink>> {
+        lock(&self.sink).clone()
+    }
+
+    pub fn progress(&self) -> MutexGuard<'_, Progress> {
+        lock(&self.progress)
+    }
+
+    pub fn assigned(&self) -> BTreeSet<i32> {
+        lock(&self.assigned).clone()
+    }
+
+    /// Where `partition` resumes: after its last applied offset, or at the earliest retained record.
+    pub fn resume_offset(&self, partition: i32) -> Offset {
+        match lock(&self.progress).offsets.get(&partition) {
+            Some(offset) => Offset::Offset(offset + 1),
+            None => {
+                self.metrics.replays.inc();
+                Offset::Beginning
+            }
+        }
+    }
+
+    fn refresh_blocking(&self) {
+        let Some(sink) = self.sink() else { return };
+        let read = tokio::task::block_in_place(|| {
+            self.runtime.block_on(tokio::time::timeout(PROGRESS_TIMEOUT, sink.progress()))
+        });
+        match read {
+            Ok(Ok(progress)) => *lock(&self.progress) = progress,
+            Ok(Err(err)) => tracing::warn!(error = %err, "could not re-read progress; resuming from the last known"),
+            Err(_) => tracing::warn!("re-reading progress timed out; resuming from the last known"),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().expect("a publisher lock was poisoned")
+}
+
+/// The consumer context: resumes assigned partitions from Deephaven's progress and reports lag.
+pub struct ResumeContext {
+    pub shared: Arc<Shared>,
+    pub topic: String,
+}
+
+impl ClientContext for ResumeContext {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        for (partition, stats) in &topic.partitions {
+            if *partition >= 0 && stats.consumer_lag >= 0 {
+                self.shared
+                    .metrics
+                    .consumer_lag
+                    .get_or_create(&PartitionLabels { partition: *partition })
+                    .set(stats.consumer_lag);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for ResumeContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, assignment: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.shared.refresh_blocking();
+                let partitions: Vec<i32> = assignment.elements().iter().map(|element| element.partition()).collect();
+                for partition in &partitions {
+                    let offset = self.shared.resume_offset(*partition);
+                    if let Err(err) = assignment.set_partition_offset(&self.topic, *partition, offset) {
+                        tracing::error!(partition, error = %err, "could not set the resume offset");
+                    }
+                }
+                tracing::info!(?partitions, "partitions assigned");
+                if let Err(err) = rdkafka::consumer::Consumer::assign(consumer, assignment) {
+                    tracing::error!(error = %err, "could not take the assignment");
+                }
+                *lock(&self.shared.assigned) = partitions.into_iter().collect();
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!("partitions revoked");
+                if let Err(err) = rdkafka::consumer::Consumer::unassign(consumer) {
+                    tracing::error!(error = %err, "could not drop the assignment");
+                }
+                lock(&self.shared.assigned).clear();
+            }
+            other => tracing::error!(error = ?other, "rebalance failed"),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Records become the right rows: values, repeats, ordering, dead letters, several publishers, replay.
+
+use crate::helpers::*;
+use arrow::array::AsArray;
+use e2e::fixtures::{captured_webhooks, synthetic_webhook};
+use e2e::kafka::read_until;
+use publisher::pipeline::Mode;
+use schemas::{parse, AlertRecord, Limits};
+use std::time::Duration;
+
+fn fixture_records() -> Vec<AlertRecord> {
+    let mut records = Vec::new();
+    for capture in captured_webhooks() {
+        let webhook = parse(&capture.body, &Limits::default()).unwrap();
+        records.extend(AlertRecord::from_webhook(&webhook, received_at(records.len())));
+    }
+    records
+}
+
+/// `count` records from synthetic bodies of 10 alerts.
+pub fn synthetic_records(batches: u64, first_batch: u64) -> Vec<AlertRecord> {
+    let mut records = Vec::new();
+    for batch in first_batch..first_batch + batches {
+        let webhook = parse(&synthetic_webhook(batch, 10).0, &Limits::default()).unwrap();
+        records.extend(AlertRecord::from_webhook(&webhook, received_at(records.len())));
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn captured_alerts_become_the_expected_rows_and_a_replay_rebuilds_them() {
+    let setup = setup(3).await;
+    let records = fixture_records();
+    produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    assert_eq!(expected.events.len(), 9, "repeats collapse to the 9 distinct states of the captures");
+    assert_eq!(expected.alerts.len(), 6);
+    assert_eq!(expected.alerts["1f8e20c41f9bb813"].0, "resolved", "fired then resolved");
+
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+
+    // Values, not just keys: the promoted columns and the live view.
+    let client = client(&setup.deephaven_url).await;
+    let alerts = client.snapshot(&format!("{}alerts", setup.prefix)).await.unwrap();
+    let text = |batch: &arrow::array::RecordBatch, column: &str, row: usize| {
+        batch.column_by_name(column).unwrap().as_string::<i32>().value(row).to_owned()
+    };
+    let mut seen = 0;
+    for batch in &alerts {
+        for row in 0..batch.num_rows() {
+            if text(batch, "Fingerprint", row) == "0eac3fe5ba04b2b9" {
+                assert_eq!(text(batch, "AlertName", row), "FlappingMinute");
+                assert_eq!(text(batch, "Status", row), "firing", "it fired again after resolving");
+                assert!(text(batch, "Labels", row).contains("\"alertname\":\"FlappingMinute\""));
+                assert_eq!(text(batch, "Receiver", row), "webhook-bearer");
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, 1);
+    let firing: usize =
+        snapshot(&client, &format!("{}alerts_firing", setup.prefix)).await.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(firing, expected.alerts.values().filter(|(status, _, _)| status == "firing").count());
+    publisher.stop().await;
+
+    // A replay into new tables beside the live ones gives the same tables.
+    let mut replay = setup.settings();
+    replay.deephaven.table_prefix = format!("{}replay_", setup.prefix);
+    replay.kafka.group_id = format!("{}-replay", setup.group_id);
+    let replayer = spawn_publisher(replay.clone(), Mode::Replay);
+    wait_for_tables(&setup.deephaven_url, &replay.deephaven.table_prefix, &expected).await;
+    replayer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_state_arriving_late_leaves_the_alert_unchanged() {
+    let setup = setup(1).await;
+    let captures = captured_webhooks();
+    let record = |name: &str, index: usize| {
+        let capture = captures.iter().find(|c| c.name == name).unwrap();
+        AlertRecord::from_webhook(&parse(&capture.body, &Limits::default()).unwrap(), received_at(index)).remove(0)
+    };
+    let resolved = record("011", 1);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    produce(&setup.brokers, &setup.topic, std::slice::from_ref(&resolved)).await;
+    let first = expected(&positions(&setup.brokers, &setup.topic, 1).await);
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &first).await;
+
+    // The same occurrence's "firing", received later (a retry that lost the race): events grow, alerts stay.
+    let late_firing = record("006", 2);
+    produce(&setup.brokers, &setup.topic, &[late_firing, resolved.clone()]).await;
+    let all = expected(&positions(&setup.brokers, &setup.topic, 3).await);
+    let tables = wait_for_tables(&setup.deephaven_url, &setup.prefix, &all).await;
+    assert_eq!(tables.events.len(), 2, "the repeated resolved state collapsed onto its row");
+    assert_eq!(tables.alerts["0eac3fe5ba04b2b9"].0, "resolved");
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undecodable_records_go_to_the_dead_letter_topic_and_stall_nothing() {
+    let setup = setup(1).await;
+    let good = synthetic_records(2, 70);
+    let mut raw: Vec<(Vec<u8>, Option<&str>, Vec<u8>)> = Vec::new();
+    let poison: Vec<(Vec<u8>, Option<&str>, Vec<u8>)> = vec![
+        (b"bad-json".to_vec(), Some("1"), b"{not json".to_vec()),
+        (b"future".to_vec(), Some("2"), good[0].encode()),
+        (b"no-header".to_vec(), None, good[1].encode()),
+    ];
+    for (index, record) in good.iter().enumerate() {
+        raw.push((record.key().to_vec(), Some("1"), record.encode()));
+        if index % 7 == 3 {
+            raw.push(poison[index / 7].clone());
+        }
+    }
+    produce_raw(&setup.brokers, &setup.topic, &raw).await;
+    let consumed = read_until(&setup.brokers, &setup.topic, Duration::from_secs(30), {
+        let count = raw.len();
+        move |read| read.len() >= count
+    })
+    .await;
+    let expected = expected(
+        &consumed.iter().filter_map(|c| c.decode().ok().map(|r| (r, c.partition, c.offset))).collect::<Vec<_>>(),
+    );
+    assert_eq!(expected.events.len(), good.len());
+
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    let letters = read_until(&setup.brokers, &setup.dlq_topic, Duration::from_secs(30), |read| read.len() >= 3).await;
+    assert_eq!(letters.len(), 3);
+    for letter in &letters {
+        let source = consumed.iter().find(|c| c.key == letter.key).expect("a dead letter keeps its key");
+        assert_eq!(letter.value, source.value, "and its value");
+        assert_eq!(letter.header("alerthaven-dlq-source-offset"), Some(source.offset.to_string().as_bytes()));
+        assert_eq!(letter.header("alerthaven-dlq-source-topic"), Some(setup.topic.as_bytes()));
+        let reason = String::from_utf8(letter.header("alerthaven-dlq-reason").unwrap().to_vec()).unwrap();
+        assert!(reason.len() > 10, "{reason}");
+    }
+    assert!(publisher.metrics.dlq_records.get() >= 3);
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_publishers_in_one_group_complete_the_tables_without_duplicates() {
+    let setup = setup(6).await;
+    let records = synthetic_records(40, 100);
+    let first = spawn_publisher(setup.settings(), Mode::Follow);
+    let second = spawn_publisher(setup.settings(), Mode::Follow);
+    produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    let consumed = first.metrics.records_consumed.get() + second.metrics.records_consumed.get();
+    assert!(consumed >= records.len() as u64);
+    first.stop().await;
+    second.stop().await;
+}

@@ -1,0 +1,222 @@
+//! Running the publisher against the real broker and Deephaven, feeding it records and reading the tables back.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
+use deephaven_client::{Client, ClientConfig};
+use e2e::kafka::{create_topic, unique_name};
+use e2e::stack::Stack;
+use e2e::wait;
+use publisher::configuration::Settings;
+use publisher::metrics::Metrics;
+use publisher::pipeline::{self, Mode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig as KafkaConfig;
+use schemas::{AlertRecord, RecordHeaders, Status, Timestamp};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const TABLES_DEADLINE: Duration = Duration::from_secs(120);
+
+/// A fresh topic pair and table prefix on the shared stack (or a given Deephaven).
+#[derive(Clone)]
+pub struct Setup {
+    pub brokers: String,
+    pub topic: String,
+    pub dlq_topic: String,
+    pub deephaven_url: String,
+    pub prefix: String,
+    pub group_id: String,
+}
+
+pub async fn setup(partitions: i32) -> Setup {
+    let stack = Stack::from_env();
+    setup_with(partitions, &stack.deephaven_url).await
+}
+
+pub async fn setup_with(partitions: i32, deephaven_url: &str) -> Setup {
+    let brokers = Stack::from_env().kafka_brokers;
+    let topic = create_topic(&brokers, "publisher-test", partitions).await;
+    let dlq_topic = create_topic(&brokers, "publisher-test-dlq", 1).await;
+    // Deephaven variable names: letters, digits, underscores.
+    let prefix = format!("t{}_", unique_name("").replace('-', "_").trim_start_matches('_'));
+    Setup { brokers, topic, dlq_topic, deephaven_url: deephaven_url.to_owned(), prefix, group_id: unique_name("group") }
+}
+
+impl Setup {
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::default();
+        settings.server.port = 0;
+        settings.kafka.brokers = self.brokers.clone();
+        settings.kafka.topic = self.topic.clone();
+        settings.kafka.dlq_topic = self.dlq_topic.clone();
+        settings.kafka.group_id = self.group_id.clone();
+        settings.deephaven.url = self.deephaven_url.clone();
+        settings.deephaven.table_prefix = self.prefix.clone();
+        settings.deephaven.max_backoff = Duration::from_secs(2);
+        settings.batch.max_wait = Duration::from_millis(50);
+        settings
+    }
+
+    /// The environment that configures the publisher binary like [`Setup::settings`].
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PUBLISHER_KAFKA__BROKERS", self.brokers.clone()),
+            ("PUBLISHER_KAFKA__TOPIC", self.topic.clone()),
+            ("PUBLISHER_KAFKA__DLQ_TOPIC", self.dlq_topic.clone()),
+            ("PUBLISHER_KAFKA__GROUP_ID", self.group_id.clone()),
+            ("PUBLISHER_DEEPHAVEN__URL", self.deephaven_url.clone()),
+            ("PUBLISHER_DEEPHAVEN__TABLE_PREFIX", self.prefix.clone()),
+            ("PUBLISHER_DEEPHAVEN__MAX_BACKOFF", "2s".to_owned()),
+            ("PUBLISHER_BATCH__MAX_WAIT", "50ms".to_owned()),
+            ("PUBLISHER_SERVER__PORT", e2e::stack::free_port().to_string()),
+            ("PUBLISHER_LOG__FILTER", "warn,publisher=info".to_owned()),
+        ]
+    }
+}
+
+/// An in-process publisher, stopped by [`RunningPublisher::stop`].
+pub struct RunningPublisher {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn spawn_publisher(settings: Settings, mode: Mode) -> RunningPublisher {
+    let metrics = Arc::new(Metrics::default());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(pipeline::run(settings, mode, Arc::clone(&metrics), stopped));
+    RunningPublisher { stop, task, metrics }
+}
+
+impl RunningPublisher {
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the publisher stops").unwrap().unwrap();
+    }
+}
+
+/// Produces records as ingest does: key = fingerprint, the format headers, the encoded value.
+pub async fn produce(brokers: &str, topic: &str, records: &[AlertRecord]) {
+    let raw: Vec<(Vec<u8>, Option<&str>, Vec<u8>)> =
+        records.iter().map(|r| (r.key().to_vec(), Some(RecordHeaders::CURRENT_FORMAT), r.encode())).collect();
+    produce_raw(brokers, topic, &raw).await;
+}
+
+/// Produces (key, format header value, value) triples, in order.
+pub async fn produce_raw(brokers: &str, topic: &str, records: &[(Vec<u8>, Option<&str>, Vec<u8>)]) {
+    let producer: FutureProducer = KafkaConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    for (key, format, value) in records {
+        let mut headers = OwnedHeaders::new();
+        if let Some(format) = format {
+            headers = headers.insert(Header { key: RecordHeaders::FORMAT, value: Some(*format) });
+        }
+        let record = FutureRecord::to(topic).key(key.as_slice()).payload(value.as_slice()).headers(headers);
+        producer.send(record, Duration::from_secs(10)).await.map_err(|(err, _)| err).unwrap();
+    }
+}
+
+/// What the tests compare: per alert its current (status, StartsAt, ReceivedAt); per event its (partition, offset).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tables {
+    pub alerts: BTreeMap<String, (String, i64, i64)>,
+    pub events: BTreeMap<String, (i32, i64)>,
+}
+
+/// The tables a correct publisher produces from `records` (each with its partition and offset).
+pub fn expected(records: &[(AlertRecord, i32, i64)]) -> Tables {
+    let mut tables = Tables::default();
+    let mut best: BTreeMap<String, (i64, bool, i64, String)> = BTreeMap::new();
+    for (record, partition, offset) in records {
+        let event = tables.events.entry(record.event_id.to_string()).or_insert((*partition, *offset));
+        *event = (*event).max((*partition, *offset));
+        let rank = (
+            record.starts_at.unix_nanos(),
+            record.status == Status::Resolved,
+            record.received_at.unix_nanos(),
+            record.status.to_string(),
+        );
+        let entry = best.entry(record.fingerprint.to_string()).or_insert(rank.clone());
+        if rank > *entry {
+            *entry = rank;
+        }
+    }
+    tables.alerts =
+        best.into_iter().map(|(fp, (starts, _, received, status))| (fp, (status, starts, received))).collect();
+    tables
+}
+
+pub async fn client(url: &str) -> Client {
+    Client::connect(ClientConfig::new(url.to_owned())).await.expect("Deephaven answers")
+}
+
+/// Reads both tables; missing tables read as empty.
+pub async fn read_tables(client: &Client, prefix: &str) -> Tables {
+    let mut tables = Tables::default();
+    for batch in snapshot(client, &format!("{prefix}alerts")).await {
+        let fingerprints = batch.column_by_name("Fingerprint").unwrap().as_string::<i32>().clone();
+        let statuses = batch.column_by_name("Status").unwrap().as_string::<i32>().clone();
+        let starts = batch.column_by_name("StartsAt").unwrap().as_primitive::<TimestampNanosecondType>().clone();
+        let received = batch.column_by_name("ReceivedAt").unwrap().as_primitive::<TimestampNanosecondType>().clone();
+        for row in 0..batch.num_rows() {
+            let value = (statuses.value(row).to_owned(), starts.value(row), received.value(row));
+            tables.alerts.insert(fingerprints.value(row).to_owned(), value);
+        }
+    }
+    for batch in snapshot(client, &format!("{prefix}alert_events")).await {
+        let ids = batch.column_by_name("EventId").unwrap().as_string::<i32>().clone();
+        let partitions = batch.column_by_name("KafkaPartition").unwrap().as_primitive::<Int32Type>().clone();
+        let offsets = batch.column_by_name("KafkaOffset").unwrap().as_primitive::<Int64Type>().clone();
+        for row in 0..batch.num_rows() {
+            assert!(
+                tables.events.insert(ids.value(row).to_owned(), (partitions.value(row), offsets.value(row))).is_none(),
+                "duplicate event row"
+            );
+        }
+    }
+    tables
+}
+
+pub async fn snapshot(client: &Client, name: &str) -> Vec<RecordBatch> {
+    match client.scope_table_exists(name).await {
+        Ok(true) => client.snapshot(name).await.unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Waits until the tables equal `expected`; returns them.
+pub async fn wait_for_tables(url: &str, prefix: &str, expected: &Tables) -> Tables {
+    let client = client(url).await;
+    wait::until("the Deephaven tables to hold exactly the expected rows", TABLES_DEADLINE, || async {
+        let tables = read_tables(&client, prefix).await;
+        if &tables == expected {
+            Ok(tables)
+        } else {
+            Err(format!(
+                "{} of {} alerts, {} of {} events",
+                tables.alerts.len(),
+                expected.alerts.len(),
+                tables.events.len(),
+                expected.events.len()
+            ))
+        }
+    })
+    .await
+}
+
+/// Assigns (partition, offset) to records as the broker will, given how many partitions and that the producer
+/// partitions by key: read them back from the topic instead of guessing.
+pub async fn positions(brokers: &str, topic: &str, count: usize) -> Vec<(AlertRecord, i32, i64)> {
+    let consumed =
+        e2e::kafka::read_until(brokers, topic, Duration::from_secs(30), move |read| read.len() >= count).await;
+    assert_eq!(consumed.len(), count);
+    consumed.into_iter().filter_map(|c| c.decode().ok().map(|r| (r, c.partition, c.offset))).collect()
+}
+
+/// `received_at` values that increase by one millisecond per record, so every record's precedence is distinct.
+pub fn received_at(index: usize) -> Timestamp {
+    Timestamp::from_unix_nanos(1_795_459_306_000_000_000 + index as i64 * 1_000_000)
+}

@@ -1,0 +1,5 @@
+//! publisher against the real broker and a real Deephaven: one test binary, one module per concern.
+
+mod delivery;
+mod faults;
+mod helpers;
