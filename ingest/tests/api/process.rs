@@ -113,18 +113,9 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     let clients = generate_load(process.alerts_url(), Arc::clone(&outcomes));
     wait_for_accepted_bodies(&outcomes, 30).await;
 
-    let pid = nix::unistd::Pid::from_raw(process.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    let status = wait::until("ingest to exit after SIGTERM", Duration::from_secs(30), || {
-        let status = process.child.try_wait();
-        async move {
-            match status {
-                Ok(Some(status)) => Ok(status),
-                other => Err(format!("{other:?}")),
-            }
-        }
-    })
-    .await;
+    e2e::process::terminate(&process.child);
+    let status =
+        e2e::process::wait_for_exit(&mut process.child, "ingest to exit after SIGTERM", Duration::from_secs(30)).await;
     assert!(status.success(), "ingest exited with {status}");
     for client in clients {
         client.await.unwrap();

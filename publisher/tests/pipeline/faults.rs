@@ -83,18 +83,9 @@ async fn sigterm_writes_the_batch_in_hand_and_exits_0() {
     let client = client(&setup.deephaven_url).await;
     assert!(read_tables(&client, &setup.prefix).await.events.is_empty(), "nothing written before the batch closes");
 
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = wait::until("the publisher to exit after SIGTERM", Duration::from_secs(30), || {
-        let status = child.try_wait();
-        async move {
-            match status {
-                Ok(Some(status)) => Ok(status),
-                other => Err(format!("{other:?}")),
-            }
-        }
-    })
-    .await;
+    e2e::process::terminate(&child);
+    let status =
+        e2e::process::wait_for_exit(&mut child, "the publisher to exit after SIGTERM", Duration::from_secs(30)).await;
     assert!(status.success(), "{status}");
     assert_eq!(read_tables(&client, &setup.prefix).await, expected, "the batch in hand was written before exiting");
 }
