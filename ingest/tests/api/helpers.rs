@@ -37,9 +37,19 @@ pub async fn spawn_app_on(brokers: &str, topic: &str, customize: impl FnOnce(&mu
     settings.kafka.probe_interval = Duration::from_millis(200);
     customize(&mut settings);
     let application = Application::build(&settings).await.expect("ingest builds");
-    let address = format!("http://127.0.0.1:{}", application.port());
+    let (scheme, client) = match &settings.server.tls {
+        Some(tls) => {
+            // Tests keep their CA beside the server certificate, as ca.pem.
+            let ca = tls.cert_file.with_file_name("ca.pem");
+            let pem = std::fs::read(&ca).expect("the test CA certificate is readable");
+            let certificate = reqwest::Certificate::from_pem(&pem).expect("a PEM certificate");
+            ("https", reqwest::Client::builder().add_root_certificate(certificate).build().expect("a TLS client"))
+        }
+        None => ("http", reqwest::Client::new()),
+    };
+    let address = format!("{scheme}://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
-    let app = TestApp { address, brokers: brokers.to_owned(), topic: topic.to_owned(), client: reqwest::Client::new() };
+    let app = TestApp { address, brokers: brokers.to_owned(), topic: topic.to_owned(), client };
     app.wait_until_ready().await;
     app
 }

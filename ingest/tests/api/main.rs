@@ -7,3 +7,4 @@ mod broker_outage;
 mod helpers;
 mod process;
 mod rejections;
+mod tls;
