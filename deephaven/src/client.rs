@@ -97,6 +97,12 @@ impl Client {
         self.session().live_exports()
     }
 
+    /// Releases of the current session the server did not acknowledge (each logged). Zero means every export
+    /// this session created was freed on the server too.
+    pub fn unconfirmed_releases(&self) -> usize {
+        self.session().unconfirmed_releases()
+    }
+
     /// The current session.
     pub(crate) fn session(&self) -> Arc<Session> {
         Arc::clone(&self.inner.session.read().unwrap_or_else(PoisonError::into_inner))

@@ -139,6 +139,10 @@ impl Session {
         self.exports.live()
     }
 
+    pub(crate) fn unconfirmed_releases(&self) -> usize {
+        self.exports.unconfirmed()
+    }
+
     /// Fails fast once the session is known to be gone.
     pub(crate) fn check_alive(&self, operation: &'static str) -> Result<()> {
         if self.liveness.is_lost() {
@@ -203,16 +207,19 @@ impl Session {
     /// Releases export `id`. Never fails the caller's operation: a release that
     /// cannot be sent is logged, and the server frees it with the session.
     async fn release(&self, id: ExportId) {
+        // A lost session's exports went with it on the server: nothing to confirm.
+        let mut confirmed = true;
         if !self.liveness.is_lost() {
             let request = ReleaseRequest { id: Some(export_ticket(id)) };
             if let Err(status) = self.sessions().release(request).await {
                 let error = self.status_error("release", &status);
                 if !error.is_session_lost() {
+                    confirmed = false;
                     tracing::warn!(export = id, %error, "could not release export ticket");
                 }
             }
         }
-        self.exports.released();
+        self.exports.released(confirmed);
     }
 }
 
@@ -258,7 +265,7 @@ impl Drop for Export {
                 runtime.spawn(async move { session.release(id).await });
             }
             // No runtime left: the server frees the export when the session ends.
-            Err(_) => session.exports.released(),
+            Err(_) => session.exports.released(false),
         }
     }
 }

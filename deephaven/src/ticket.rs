@@ -49,11 +49,13 @@ pub(crate) fn table_ref(ticket: Ticket) -> TableReference {
 pub(crate) struct ExportIds {
     next: AtomicI32,
     live: AtomicUsize,
+    /// Releases the server did not confirm: the only way an export can outlive its use on the server side.
+    unconfirmed: AtomicUsize,
 }
 
 impl ExportIds {
     pub(crate) fn new() -> Self {
-        Self { next: AtomicI32::new(1), live: AtomicUsize::new(0) }
+        Self { next: AtomicI32::new(1), live: AtomicUsize::new(0), unconfirmed: AtomicUsize::new(0) }
     }
 
     /// A fresh id, or `None` once the session has used every positive i32.
@@ -68,8 +70,12 @@ impl ExportIds {
         Some(id)
     }
 
-    /// Records that an allocated id was released (or can no longer exist).
-    pub(crate) fn released(&self) {
+    /// Records that an allocated id was released (or can no longer exist); `confirmed` says whether the server
+    /// acknowledged the release.
+    pub(crate) fn released(&self, confirmed: bool) {
+        if !confirmed {
+            self.unconfirmed.fetch_add(1, Ordering::Relaxed);
+        }
         // Saturating: never wraps below zero even if called once too often.
         let _ = self.live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
@@ -77,6 +83,11 @@ impl ExportIds {
     /// Allocated ids not yet released.
     pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// Releases the server did not confirm.
+    pub(crate) fn unconfirmed(&self) -> usize {
+        self.unconfirmed.load(Ordering::Relaxed)
     }
 }
 
@@ -111,15 +122,16 @@ mod tests {
         let b = ids.allocate().expect("second id");
         assert_eq!((a, b), (1, 2));
         assert_eq!(ids.live(), 2);
-        ids.released();
-        ids.released();
-        ids.released();
+        ids.released(true);
+        ids.released(false);
+        ids.released(true);
         assert_eq!(ids.live(), 0, "never below zero");
+        assert_eq!(ids.unconfirmed(), 1);
     }
 
     #[test]
     fn ids_run_out_instead_of_wrapping() {
-        let ids = ExportIds { next: AtomicI32::new(i32::MAX), live: AtomicUsize::new(0) };
+        let ids = ExportIds { next: AtomicI32::new(i32::MAX), ..ExportIds::new() };
         assert_eq!(ids.allocate(), Some(i32::MAX));
         assert_eq!(ids.allocate(), None);
         assert_eq!(ids.allocate(), None);

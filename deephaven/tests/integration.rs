@@ -311,6 +311,7 @@ async fn thousands_of_appends_leak_no_tickets() {
     let peak = peak.into_inner();
     assert!(peak <= CONCURRENCY, "live exports peaked at {peak}");
     assert_eq!(client.live_exports(), baseline, "every export was released");
+    assert_eq!(client.unconfirmed_releases(), 0, "and the server acknowledged every release");
     assert_eq!(row_count(&client.snapshot(&name).await.expect("snapshot")), APPENDS);
 }
 
