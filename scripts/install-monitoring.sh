@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # install-monitoring.sh: installs Debian's prometheus and
-# prometheus-alertmanager (with promtool and amtool) and envsubst
-# (gettext-base, renders the config templates), each only when missing.
+# prometheus-alertmanager (with promtool and amtool), each only when missing.
 # Their postinst would start services; a temporary policy-rc.d stops that.
 # Idempotent; quick (no apt-get at all) when everything is present.
 set -euo pipefail
@@ -14,7 +13,6 @@ declare -A PACKAGE_OF=(
   [/usr/bin/promtool]=prometheus
   [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
   [/usr/bin/amtool]=prometheus-alertmanager
-  [/usr/bin/envsubst]=gettext-base
 )
 
 main() {
@@ -23,7 +21,7 @@ main() {
     [[ -x "$path" ]] || missing+=("${PACKAGE_OF[$path]}")
   done
   if ((${#missing[@]} == 0)); then
-    log "prometheus, alertmanager and envsubst present"
+    log "prometheus and alertmanager present"
     return 0
   fi
   # sort -u: one package may provide several of the missing commands.

@@ -18,7 +18,8 @@
 #   INGEST_PORT             8080                the project's ingest service
 #   INGEST_URL              http://127.0.0.1:$INGEST_PORT/alerts   Alertmanager's webhook target
 #   PUBLISHER_METRICS_PORT  9102
-#   INGEST_METRICS_TARGETS  127.0.0.1:$INGEST_PORT             Prometheus targets (comma-separated)
+#   INGEST_METRICS_TARGETS  127.0.0.1:$INGEST_PORT             Prometheus targets (comma-separated,
+#                                                              or dns+NAME:PORT: see render-config.sh)
 #   PUBLISHER_METRICS_TARGETS 127.0.0.1:$PUBLISHER_METRICS_PORT
 #   DEAD_TARGET             127.0.0.1:9         a scrape target that is deliberately down
 #   ALERTS_TOPIC            alerts
@@ -219,23 +220,16 @@ stop_process() {
 _is_gone() { ! is_running "$1"; }
 
 # --- config rendering -----------------------------------------------------
-# The repo's config files carry ${VAR} placeholders (also filled in by the
-# compose stack). Only the variables listed here are substituted, so any other
-# '$' in a file is left alone. A *_TARGETS value may be a comma-separated list:
-# the templates write it as ["${X_TARGETS}"], so 'a:1,b:2' becomes "a:1", "b:2".
-# shellcheck disable=SC2016 # literal: envsubst's list of names
-RENDERED_VARS='${INGEST_URL} ${PROMETHEUS_TARGET} ${ALERTMANAGER_TARGET} ${INGEST_METRICS_TARGETS} ${PUBLISHER_METRICS_TARGETS} ${DEAD_TARGET}'
-
+# The repo's config files carry ${NAME} placeholders, filled in by
+# scripts/render-config.sh (also the compose stack's renderer) from these
+# local addresses. A *_TARGETS value may be a comma-separated list.
 render_config() { # template destination
-  command -v envsubst >/dev/null || die "envsubst missing: run scripts/install-monitoring.sh"
-  mkdir -p "$(dirname "$2")"
   PROMETHEUS_TARGET="127.0.0.1:$PROMETHEUS_PORT" \
     ALERTMANAGER_TARGET="127.0.0.1:$ALERTMANAGER_PORT" \
     INGEST_URL="$INGEST_URL" DEAD_TARGET="$DEAD_TARGET" \
-    INGEST_METRICS_TARGETS="${INGEST_METRICS_TARGETS//,/\", \"}" \
-    PUBLISHER_METRICS_TARGETS="${PUBLISHER_METRICS_TARGETS//,/\", \"}" \
-    envsubst "$RENDERED_VARS" <"$1" >"$2.tmp"
-  mv -f "$2.tmp" "$2"
+    INGEST_METRICS_TARGETS="$INGEST_METRICS_TARGETS" \
+    PUBLISHER_METRICS_TARGETS="$PUBLISHER_METRICS_TARGETS" \
+    bash "$SCRIPTS_DIR/render-config.sh" "$1" "$2" || die "could not render $1"
 }
 
 # validate_config WHAT CMD...: run a config checker, show its words on failure.

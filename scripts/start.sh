@@ -6,7 +6,9 @@
 # terminal, scripts/stop.sh stops everything; this script then ends too.
 #
 # Env: every setting in lib.sh (STACK_DIR, ports, topics, Deephaven knobs);
-#      SKIP_BUILD=1 starts whatever binaries target/release already has.
+#      SKIP_BUILD=1 starts whatever binaries target/release already has;
+#      SKIP_PUBLISHER=1 builds and starts ingest only (the publisher is
+#      otherwise started whenever target/release/publisher exists).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,82 +45,85 @@ stop_what_we_started() {
   exit "$status"
 }
 
-crate_has_binary() { # crate directory
-  local dir="$REPO_ROOT/$1"
-  [[ -f "$dir/Cargo.toml" ]] || return 1
-  [[ -f "$dir/src/main.rs" ]] || compgen -G "$dir/src/bin/*.rs" >/dev/null ||
-    grep -q '^\[\[bin\]\]' "$dir/Cargo.toml"
-}
-
+# cargo build --release --bins: every binary of the workspace (ingest, and
+# publisher once its crate has one); with SKIP_PUBLISHER, ingest's only.
 build_services() {
-  local name bins=()
-  for name in "${SERVICES[@]}"; do
-    if crate_has_binary "$name"; then bins+=(--bin "$name"); fi
-  done
-  if ((${#bins[@]} == 0)); then
-    warn "no service crate has a binary yet: nothing to build"
-    return 0
-  fi
   command -v cargo >/dev/null || die "cargo not found"
-  local locked=()
-  [[ -f "$REPO_ROOT/Cargo.lock" ]] && locked=(--locked)
-  log "cargo build --release ${bins[*]}"
-  (cd "$REPO_ROOT" && cargo build --release "${locked[@]}" "${bins[@]}")
+  local args=(build --release)
+  [[ -f "$REPO_ROOT/Cargo.lock" ]] && args+=(--locked)
+  if [[ -n "${SKIP_PUBLISHER:-}" ]]; then args+=(--bin ingest); else args+=(--bins); fi
+  log "cargo ${args[*]}"
+  (cd "$REPO_ROOT" && cargo "${args[@]}")
 }
 
-# start_service NAME: starts target/release/NAME if built; the caller's
-# VAR=value prefixes reach its environment.
+service_binary() { echo "$REPO_ROOT/target/release/$1"; }
+
+# start_service NAME [VAR=VALUE...]: starts target/release/NAME, tracked by
+# PID, with the given settings added to its environment.
 start_service() {
-  local bin="$REPO_ROOT/target/release/$1"
-  if [[ ! -x "$bin" ]]; then
-    warn "$bin not built: $1 not started"
-    return 1
-  fi
-  if is_running "$1"; then
-    log "$1 already running (pid $(pid_of "$1"))"
+  local name=$1 bin
+  shift
+  bin=$(service_binary "$name")
+  [[ -x "$bin" ]] || die "$bin not built (run without SKIP_BUILD)"
+  if is_running "$name"; then
+    log "$name already running (pid $(pid_of "$name"))"
     return 0
   fi
-  start_background "$1" "$bin" || {
-    print_log_tail "$1" 20
-    return 1
+  start_background "$name" env "$@" "$bin" || {
+    print_log_tail "$name" 20
+    die "could not start $name"
   }
 }
 
-# >>> start_services: TO BE FINISHED (lead) ---------------------------------
-# The variable names below are placeholders for ingest's and publisher's real
-# settings; the stack's addresses come from $STACK_DIR/env (KAFKA_BROKERS,
-# ALERTS_TOPIC, DLQ_TOPIC, DEEPHAVEN_URL, INGEST_PORT, ...), exported here.
+# Starts ingest, then the publisher (when built and not skipped), each waited
+# for by condition: ingest until /readyz answers 200 (it reached the broker and
+# found the topic), the publisher until /healthz does. The stack's addresses
+# come from $STACK_DIR/env, written by stack-up.sh.
 start_services() {
   # shellcheck source=/dev/null # written by stack-up.sh
   source "$STACK_DIR/env"
-  if INGEST_LISTEN_ADDR="127.0.0.1:$INGEST_PORT" \
-    INGEST_KAFKA_BROKERS="$KAFKA_BROKERS" INGEST_TOPIC="$ALERTS_TOPIC" \
-    start_service ingest; then
-    wait_for_port 127.0.0.1 "$INGEST_PORT" "$READY_DEADLINE_S" ingest ingest ||
-      die "ingest did not get ready"
+  start_service ingest \
+    INGEST_SERVER__HOST=127.0.0.1 INGEST_SERVER__PORT="$INGEST_PORT" \
+    INGEST_KAFKA__BROKERS="$KAFKA_BROKERS" INGEST_KAFKA__TOPIC="$ALERTS_TOPIC"
+  wait_for_http "http://127.0.0.1:$INGEST_PORT/readyz" "$READY_DEADLINE_S" ingest ingest ||
+    die "ingest did not get ready"
+  log "ingest ready"
+
+  if [[ -n "${SKIP_PUBLISHER:-}" ]]; then
+    log "SKIP_PUBLISHER set: publisher not started"
+    return 0
   fi
-  if PUBLISHER_KAFKA_BROKERS="$KAFKA_BROKERS" PUBLISHER_TOPIC="$ALERTS_TOPIC" \
-    PUBLISHER_DLQ_TOPIC="$DLQ_TOPIC" PUBLISHER_DEEPHAVEN_URL="$DEEPHAVEN_URL" \
-    PUBLISHER_METRICS_ADDR="127.0.0.1:$PUBLISHER_METRICS_PORT" \
-    start_service publisher; then
-    wait_for_port 127.0.0.1 "$PUBLISHER_METRICS_PORT" "$READY_DEADLINE_S" "publisher metrics" publisher ||
-      die "publisher did not get ready"
+  if [[ ! -x "$(service_binary publisher)" ]]; then
+    log "$(service_binary publisher) not built yet: publisher not started"
+    return 0
   fi
+  local settings=(
+    PUBLISHER_SERVER__HOST=127.0.0.1 PUBLISHER_SERVER__PORT="$PUBLISHER_METRICS_PORT"
+    PUBLISHER_KAFKA__BROKERS="$KAFKA_BROKERS" PUBLISHER_KAFKA__TOPIC="$ALERTS_TOPIC"
+    PUBLISHER_KAFKA__DLQ_TOPIC="$DLQ_TOPIC" PUBLISHER_DEEPHAVEN__URL="$DEEPHAVEN_URL"
+  )
+  # A Deephaven started with a pre-shared key (DEEPHAVEN_PSK) wants it.
+  [[ -n "${DEEPHAVEN_PSK:-}" ]] && settings+=(PUBLISHER_DEEPHAVEN__PSK="$DEEPHAVEN_PSK")
+  start_service publisher "${settings[@]}"
+  wait_for_http "http://127.0.0.1:$PUBLISHER_METRICS_PORT/healthz" "$READY_DEADLINE_S" publisher publisher ||
+    die "publisher did not get ready"
+  log "publisher ready"
 }
-# <<< start_services ----------------------------------------------------------
 
 print_where_to_look() {
-  local service_state=" (not running)"
-  is_running ingest && service_state=""
+  local publisher_state=" (not running)"
+  is_running publisher && publisher_state=""
   cat >&2 <<EOF
 
   alerthaven demo is up.
-    Deephaven IDE   $DEEPHAVEN_URL/ide/
-    Prometheus      $PROMETHEUS_URL/alerts
-    Alertmanager    $ALERTMANAGER_URL/#/alerts
-    ingest webhook  $INGEST_URL$service_state
-    Kafka broker    $KAFKA_BROKERS (topics $ALERTS_TOPIC, $DLQ_TOPIC)
-    logs            $STACK_DIR/logs/
+    Deephaven IDE      $DEEPHAVEN_URL/ide/
+    Prometheus         $PROMETHEUS_URL/alerts
+    Alertmanager       $ALERTMANAGER_URL/#/alerts
+    ingest webhook     $INGEST_URL
+    ingest metrics     http://127.0.0.1:$INGEST_PORT/metrics
+    publisher metrics  http://127.0.0.1:$PUBLISHER_METRICS_PORT/metrics$publisher_state
+    Kafka broker       $KAFKA_BROKERS (topics $ALERTS_TOPIC, $DLQ_TOPIC)
+    logs               $STACK_DIR/logs/
   Ctrl-C here, or scripts/stop.sh from anywhere, stops it.
 
 EOF
