@@ -1,0 +1,108 @@
+//! `loadgen`: a webhook load generator for `scripts/bench.sh`.
+//!
+//! Posts synthetic Alertmanager bodies (unique fingerprints) to a URL from `--connections` concurrent clients, either
+//! as fast as answers come (saturation) or at a fixed `--rate` of requests per second, for `--seconds`, and prints
+//! one line of JSON: requests and alerts per second, latency percentiles, and the answers by status.
+
+use e2e::fixtures::synthetic_webhook;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Options {
+    url: String,
+    connections: u64,
+    alerts: usize,
+    seconds: u64,
+    /// Requests per second over all connections; none: saturate.
+    rate: Option<f64>,
+}
+
+fn options() -> Options {
+    let mut options = Options { url: String::new(), connections: 32, alerts: 10, seconds: 10, rate: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--url" => options.url = value(),
+            "--connections" => options.connections = value().parse().expect("a number"),
+            "--alerts" => options.alerts = value().parse().expect("a number"),
+            "--seconds" => options.seconds = value().parse().expect("a number"),
+            "--rate" => options.rate = Some(value().parse().expect("a number")),
+            other => panic!("unknown flag {other}; usage: loadgen --url URL [--connections N] [--alerts N] [--seconds N] [--rate R]"),
+        }
+    }
+    assert!(!options.url.is_empty(), "--url is required");
+    options
+}
+
+#[derive(Default)]
+struct Results {
+    latencies: Vec<Duration>,
+    statuses: BTreeMap<String, u64>,
+}
+
+#[tokio::main]
+async fn main() {
+    let options = Arc::new(options());
+    let results = Arc::new(Mutex::new(Results::default()));
+    let started = Instant::now();
+    let end = started + Duration::from_secs(options.seconds);
+    let workers: Vec<_> = (0..options.connections)
+        .map(|worker| {
+            let (options, results) = (Arc::clone(&options), Arc::clone(&results));
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+                // With a rate, each worker sends at rate/connections, on a schedule (open loop, no coordinated omission).
+                let interval = options.rate.map(|rate| Duration::from_secs_f64(options.connections as f64 / rate));
+                let mut next = Instant::now();
+                for round in 0u64.. {
+                    if let Some(interval) = interval {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += interval;
+                    }
+                    let now = Instant::now();
+                    if now >= end {
+                        break;
+                    }
+                    let (body, _) = synthetic_webhook(worker * 100_000_000 + round, options.alerts);
+                    let sent = interval.map_or(now, |i| next - i);
+                    let answer =
+                        client.post(&options.url).header("Content-Type", "application/json").body(body).send().await;
+                    let latency = sent.elapsed();
+                    let status = answer.map_or_else(|_| "error".to_owned(), |a| a.status().as_u16().to_string());
+                    let mut results = results.lock().unwrap();
+                    results.latencies.push(latency);
+                    *results.statuses.entry(status).or_default() += 1;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut results = results.lock().unwrap();
+    results.latencies.sort();
+    let percentile = |p: f64| {
+        let latencies = &results.latencies;
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let ok = results.statuses.get("200").copied().unwrap_or(0);
+    println!(
+        "{}",
+        serde_json::json!({
+            "alerts_per_body": options.alerts,
+            "connections": options.connections,
+            "target_rate": options.rate,
+            "requests_per_s": (results.latencies.len() as f64 / elapsed).round(),
+            "ok_requests_per_s": (ok as f64 / elapsed).round(),
+            "ok_alerts_per_s": (ok as f64 * options.alerts as f64 / elapsed).round(),
+            "p50_ms": (percentile(0.50) * 100.0).round() / 100.0,
+            "p99_ms": (percentile(0.99) * 100.0).round() / 100.0,
+            "statuses": results.statuses,
+        })
+    );
+}
