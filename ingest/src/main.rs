@@ -70,20 +70,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     let stopper = application.stopper();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        service_kit::shutdown::signal().await;
         tracing::info!("shutting down: draining in-flight requests");
         stopper.stop().await;
     });
     application.run_until_stopped().await?;
     tracing::info!("ingest stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -89,20 +89,11 @@ async fn run(settings: Settings, mode: Mode) -> anyhow::Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        service_kit::shutdown::signal().await;
         tracing::info!("shutting down: writing the batch in hand");
         let _ = stop.send(true);
     });
     let result = pipeline::run(settings, mode, metrics, stopped).await;
     ops.abort();
     result
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -1,9 +1,12 @@
-//! What the alerthaven services (`ingest`, `publisher`) share, so they are configured and observed the same way.
+//! What the alerthaven services (`ingest`, `publisher`) share, so they are configured, observed and stopped the
+//! same way.
 //!
 //! # Layout
 //!
 //! - [`settings`]: layered settings: defaults < TOML file < `PREFIX_` environment < command-line overrides.
+//! - [`shutdown`]: the stop request (SIGTERM or Ctrl-C).
 //! - [`telemetry`]: `tracing` set-up from [`telemetry::LogSettings`].
 
 pub mod settings;
+pub mod shutdown;
 pub mod telemetry;
