@@ -6,6 +6,8 @@
 #
 # Env: STACK_DIR, DEEPHAVEN_PORT (10000), DEEPHAVEN_HEAP (2g),
 #      DEEPHAVEN_PSK (unset: anonymous auth; set: pre-shared key auth),
+#      DEEPHAVEN_BASIC_USER + DEEPHAVEN_BASIC_PASSWORD (set: HTTP basic auth
+#        accepting this one user; its handler is compiled on first use),
 #      DEEPHAVEN_SESSION_DURATION_MS (unset: server default 300000),
 #      DEEPHAVEN_READY_DEADLINE_S (120), DEEPHAVEN_JAVA_HOME (Debian's Java 17).
 set -euo pipefail
@@ -20,7 +22,9 @@ launch_deephaven() {
   [[ -x "$VENV_PYTHON" ]] || die "no venv: run scripts/install-deephaven.sh"
   port_is_open 127.0.0.1 "$DEEPHAVEN_PORT" &&
     die "port $DEEPHAVEN_PORT is already in use by a process this stack did not start"
-  # DEEPHAVEN_PSK reaches the launcher through the environment, not argv (ps).
+  # DEEPHAVEN_PSK and DEEPHAVEN_BASIC_* reach the launcher through the
+  # environment, not argv (ps); the basic password goes no further than the
+  # environment (the JVM's handler reads it there).
   JAVA_HOME="${DEEPHAVEN_JAVA_HOME:-$JAVA17_HOME}" \
     start_background "$NAME" "$VENV_PYTHON" -u "$SCRIPTS_DIR/deephaven_server.py" \
     --host 127.0.0.1 --port "$DEEPHAVEN_PORT" --heap "$DEEPHAVEN_HEAP" \

@@ -6,7 +6,12 @@ Started by scripts/deephaven.sh with the venv's python; usable alone:
     .tools/venv/bin/python scripts/deephaven_server.py --port 10000 --state-dir /tmp/dh
 
 Authentication is anonymous unless --psk (or env DEEPHAVEN_PSK) gives a
-pre-shared key. --session-duration-ms (or env DEEPHAVEN_SESSION_DURATION_MS)
+pre-shared key, or env DEEPHAVEN_BASIC_USER and DEEPHAVEN_BASIC_PASSWORD give
+the one user name and password HTTP basic authentication accepts. Basic auth
+uses the handler in scripts/deephaven-auth/, compiled here with the JDK's javac
+(when its jar is missing or older than the source) and read by the JVM from
+the environment: the password is never a command-line argument, JVM option or
+system property. --session-duration-ms (or env DEEPHAVEN_SESSION_DURATION_MS)
 sets http.session.durationMs, the server's session lifetime (default 300000).
 
 The package's default JVM arguments include -Xrs, which makes SIGTERM kill the
@@ -17,7 +22,9 @@ whole process (status 143 for SIGTERM). Python only has to block until then.
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import threading
 
 # This file's name equals the package's: drop its own directory from the module
@@ -27,6 +34,13 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 ANONYMOUS_HANDLER = "io.deephaven.auth.AnonymousAuthenticationHandler"
 PSK_HANDLER = "io.deephaven.authentication.psk.PskAuthenticationHandler"
+BASIC_HANDLER = "alerthaven.deephaven.EnvBasicAuthHandler"
+BASIC_HANDLER_SOURCE = os.path.join(
+    _HERE, "deephaven-auth", "alerthaven", "deephaven", "EnvBasicAuthHandler.java"
+)
+# Read by BASIC_HANDLER itself, in the JVM this process hosts.
+BASIC_USER_ENV = "DEEPHAVEN_BASIC_USER"
+BASIC_PASSWORD_ENV = "DEEPHAVEN_BASIC_PASSWORD"
 
 
 def parse_args(argv):
@@ -47,10 +61,51 @@ def parse_args(argv):
         if os.environ.get("DEEPHAVEN_SESSION_DURATION_MS")
         else None,
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.basic = bool(os.environ.get(BASIC_USER_ENV))
+    if args.basic and not os.environ.get(BASIC_PASSWORD_ENV):
+        parser.error(f"{BASIC_USER_ENV} is set but {BASIC_PASSWORD_ENV} is not")
+    if args.basic and args.psk:
+        parser.error(f"choose pre-shared key (DEEPHAVEN_PSK) or basic ({BASIC_USER_ENV}) authentication")
+    return args
+
+
+def basic_handler_jar(deephaven_jars):
+    """The jar holding BASIC_HANDLER, compiled against `deephaven_jars` when missing or older
+    than its source.
+
+    It lives in the venv, next to the Deephaven jars it is compiled against. Each build happens
+    in a directory of its own and is renamed into place, so launches racing each other never
+    load a half-written jar.
+    """
+    target = os.path.join(sys.prefix, "alerthaven", "deephaven-basic-auth.jar")
+    if os.path.exists(target) and os.path.getmtime(target) >= os.path.getmtime(BASIC_HANDLER_SOURCE):
+        return target
+    jdk_bin = os.path.join(os.environ.get("JAVA_HOME") or "/usr", "bin")
+    javac, jar = os.path.join(jdk_bin, "javac"), os.path.join(jdk_bin, "jar")
+    if not os.access(javac, os.X_OK):
+        sys.exit(
+            f"deephaven_server.py: basic auth needs {javac} (a JDK): run scripts/install-deephaven.sh"
+        )
+    print(f"deephaven_server.py: compiling {BASIC_HANDLER_SOURCE}", flush=True)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(target)) as build:
+        classes, built = os.path.join(build, "classes"), os.path.join(build, "handler.jar")
+        # "-Xlint:-path": some Deephaven jars' manifests name jars the wheel does not ship.
+        classpath = os.path.join(deephaven_jars, "*")
+        subprocess.run(
+            [javac, "--release", "17", "-Xlint:all,-path", "-cp", classpath, "-d", classes]
+            + [BASIC_HANDLER_SOURCE],
+            check=True,
+        )
+        subprocess.run([jar, "--create", "--file", built, "-C", classes, "."], check=True)
+        os.replace(built, target)
+    return target
 
 
 def jvm_args_for(args):
+    """JVM options for `args`. Credentials stay out of them, except the pre-shared key: its
+    handler reads a system property (visible to `jcmd`; not to `ps`, the JVM being embedded)."""
     dirs = {}
     for name in ("data", "cache", "config"):
         dirs[name] = os.path.join(args.state_dir, name)
@@ -64,6 +119,8 @@ def jvm_args_for(args):
     if args.psk:
         # Property read by PskAuthenticationHandler (checked in its 42.7 class file).
         jvm_args += [f"-DAuthHandlers={PSK_HANDLER}", f"-Dauthentication.psk={args.psk}"]
+    elif args.basic:
+        jvm_args.append(f"-DAuthHandlers={BASIC_HANDLER}")
     else:
         jvm_args.append(f"-DAuthHandlers={ANONYMOUS_HANDLER}")
     if args.session_duration_ms is not None:
@@ -74,11 +131,16 @@ def jvm_args_for(args):
 def main(argv):
     args = parse_args(argv)
     # Imported late: --help works without the package, and a missing package is a clear error.
+    import deephaven_server
     from deephaven_server import Server
     from deephaven_server.start_jvm import DEFAULT_JVM_ARGS
 
     default_jvm_args = [a for a in DEFAULT_JVM_ARGS if a != "-Xrs"]
-    auth = "psk" if args.psk else "anonymous"
+    extra_classpath = []
+    if args.basic:
+        jars = os.path.join(os.path.dirname(deephaven_server.__file__), "jars")
+        extra_classpath.append(basic_handler_jar(jars))
+    auth = "psk" if args.psk else "basic" if args.basic else "anonymous"
     print(
         f"deephaven_server.py: starting on {args.host}:{args.port} (auth {auth}, heap {args.heap})",
         flush=True,
@@ -87,6 +149,7 @@ def main(argv):
         host=args.host,
         port=args.port,
         jvm_args=jvm_args_for(args),
+        extra_classpath=extra_classpath,
         default_jvm_args=default_jvm_args,
     )
     server.start()

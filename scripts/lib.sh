@@ -28,6 +28,7 @@
 #   DLQ_PARTITIONS          3                   partitions of $DLQ_TOPIC
 #   DEEPHAVEN_HEAP          2g                  JVM -Xmx
 #   DEEPHAVEN_PSK           (unset)             set: PSK auth with this key instead of anonymous
+#   DEEPHAVEN_BASIC_USER, DEEPHAVEN_BASIC_PASSWORD (unset)  set: basic auth for this one user instead
 #   DEEPHAVEN_SESSION_DURATION_MS (unset)       set: -Dhttp.session.durationMs (server default 300000)
 #   READY_DEADLINE_S        30                  readiness deadline of the quick components
 #   DEEPHAVEN_READY_DEADLINE_S 120

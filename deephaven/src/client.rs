@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Mutex};
 use tonic::transport::Channel;
+use tonic::Code;
 
 use crate::config::ClientConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::session::{Session, SessionStatus};
 
 /// A Deephaven client: connect once, clone freely, share across tasks.
@@ -95,6 +96,21 @@ impl Client {
     /// release their tickets before returning, so this is zero when idle.
     pub fn live_exports(&self) -> usize {
         self.session().live_exports()
+    }
+
+    /// How many exports the server holds for the current session right now, as its `ExportNotifications` stream
+    /// reports them (objects not yet released, cancelled or failed). This client releases every export before
+    /// the operation that created it returns, so when no operation is in flight this equals
+    /// [`live_exports`](Self::live_exports), normally zero; a larger value means objects are pinned in the
+    /// server's memory until the session ends. One round trip, bounded by
+    /// [`ClientConfig::request_timeout`].
+    pub async fn server_exports(&self) -> Result<usize> {
+        let timeout = self.inner.config.request_timeout;
+        tokio::time::timeout(timeout, self.session().server_exports()).await.map_err(|_| Error::Unavailable {
+            operation: "export notifications",
+            code: Code::DeadlineExceeded,
+            message: format!("no complete snapshot within {timeout:?}"),
+        })?
     }
 
     /// Releases of the current session the server did not acknowledge (each logged). Zero means every export

@@ -1,8 +1,10 @@
 //! One Deephaven session: the login, the keep-alive that refreshes it well
 //! inside `http.session.durationMs`, lost-session detection, and the export
-//! tickets it owns. A [`Session`] never outlives its token: reconnecting
-//! creates a new one (see [`Client::reconnect`](crate::Client::reconnect)).
+//! tickets it owns (counted here, and as the server sees them). A [`Session`]
+//! never outlives its token: reconnecting creates a new one (see
+//! [`Client::reconnect`](crate::Client::reconnect)).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +20,13 @@ use crate::bearer::{BearerService, TokenState};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::proto::backplane::config_service_client::ConfigServiceClient;
+use crate::proto::backplane::export_notification::State as ExportState;
 use crate::proto::backplane::input_table_service_client::InputTableServiceClient;
 use crate::proto::backplane::session_service_client::SessionServiceClient;
 use crate::proto::backplane::table_service_client::TableServiceClient;
 use crate::proto::backplane::{
-    config_value, ConfigurationConstantsRequest, ConfigurationConstantsResponse, PublishRequest, ReleaseRequest, Ticket,
+    config_value, ConfigurationConstantsRequest, ConfigurationConstantsResponse, ExportNotificationRequest,
+    PublishRequest, ReleaseRequest, Ticket,
 };
 use crate::ticket::{export_ticket, scope_ticket, ExportId, ExportIds};
 
@@ -32,6 +36,9 @@ const DURATION_KEY: &str = "http.session.durationMs";
 const DEFAULT_DURATION: Duration = Duration::from_secs(300);
 /// Largest message accepted from the server (Deephaven itself accepts 100 MiB).
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+/// The export id of the notification that ends the initial snapshot of `ExportNotifications`
+/// (`SessionState.NON_EXPORT_ID` in Deephaven's server).
+const SNAPSHOT_COMPLETE: ExportId = 0;
 
 /// The state of the client's session, published by
 /// [`Client::session_status`](crate::Client::session_status).
@@ -204,6 +211,37 @@ impl Session {
         Ok(())
     }
 
+    /// How many exports the server holds for this session: the initial snapshot of the `ExportNotifications`
+    /// stream, which lists every export not yet in a terminal state and then marks its own end with export id 0.
+    /// Notifications may repeat or update an export before that marker: the last state of each ticket counts.
+    pub(crate) async fn server_exports(&self) -> Result<usize> {
+        const OPERATION: &str = "export notifications";
+        self.check_alive(OPERATION)?;
+        let mut notifications = self
+            .sessions()
+            .export_notifications(ExportNotificationRequest {})
+            .await
+            .map_err(|status| self.status_error(OPERATION, &status))?
+            .into_inner();
+        let marker = export_ticket(SNAPSHOT_COMPLETE);
+        let mut states = HashMap::new();
+        // Dropping the stream at the marker cancels the call: the server forgets this listener.
+        while let Some(notification) =
+            notifications.message().await.map_err(|status| self.status_error(OPERATION, &status))?
+        {
+            let state = notification.export_state();
+            let ticket = notification.ticket.unwrap_or_default();
+            if ticket == marker {
+                return Ok(states.into_values().filter(|state| holds_export(*state)).count());
+            }
+            states.insert(ticket.ticket, state);
+        }
+        Err(Error::Protocol {
+            operation: OPERATION,
+            message: "the stream ended before its initial snapshot did".into(),
+        })
+    }
+
     /// Releases export `id`. Never fails the caller's operation: a release that
     /// cannot be sent is logged, and the server frees it with the session.
     async fn release(&self, id: ExportId) {
@@ -267,6 +305,26 @@ impl Drop for Export {
             // No runtime left: the server frees the export when the session ends.
             Err(_) => session.exports.released(false),
         }
+    }
+}
+
+/// Whether an export in `state` still holds its object on the server: every state but the terminal ones
+/// (released, cancelled, failed), as Deephaven's `SessionState.isExportStateTerminal` defines them.
+fn holds_export(state: ExportState) -> bool {
+    match state {
+        ExportState::Unknown
+        | ExportState::Pending
+        | ExportState::Publishing
+        | ExportState::Queued
+        | ExportState::Running
+        | ExportState::Exported => true,
+        ExportState::Released
+        | ExportState::Cancelled
+        | ExportState::Failed
+        | ExportState::DependencyFailed
+        | ExportState::DependencyNeverFound
+        | ExportState::DependencyCancelled
+        | ExportState::DependencyReleased => false,
     }
 }
 
@@ -362,6 +420,17 @@ mod tests {
         assert_eq!(refresh_period(Duration::from_millis(100), None), Duration::from_millis(250));
         assert_eq!(refresh_period(secs(300), Some(secs(1))), secs(1));
         assert_eq!(refresh_period(secs(30), Some(secs(600))), Duration::from_millis(7500));
+    }
+
+    #[test]
+    fn only_non_terminal_exports_are_held() {
+        let held: Vec<i32> = (0..=13)
+            .filter_map(|n| ExportState::try_from(n).ok())
+            .filter(|state| holds_export(*state))
+            .map(|state| state as i32)
+            .collect();
+        assert_eq!(held, [0, 1, 2, 3, 4, 5], "UNKNOWN..=EXPORTED");
+        assert_eq!(export_ticket(SNAPSHOT_COMPLETE).ticket, [b'e', 0, 0, 0, 0]);
     }
 
     #[test]

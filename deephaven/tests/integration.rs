@@ -1,15 +1,18 @@
 //! Integration tests against a real Deephaven server: the shared one at
 //! `DEEPHAVEN_URL` (started by `scripts/test.sh`), and private ones for the
-//! tests that restart the server.
+//! tests that restart the server or need another authentication.
 
 mod support;
 
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use deephaven_client::{Auth, Client, ClientConfig, Error, ErrorClass, Filter, InputTableKind, SessionStatus};
+use e2e::stack::{DeephavenAuth, DeephavenOptions, PrivateDeephaven};
 use futures::StreamExt as _;
 use support::{
     batch, connect, connect_with, row_count, row_schema, rows, unique_name, until_not_retryable, wait_until, Row,
@@ -285,33 +288,49 @@ async fn an_idle_session_survives_token_rotations() {
 async fn thousands_of_appends_leak_no_tickets() {
     const APPENDS: usize = 3_000;
     const CONCURRENCY: usize = 8;
+    /// Every this many appends, one also counts the server's exports while the others are in flight.
+    const SAMPLE_EVERY: usize = 250;
     let client = connect().await;
     let name = unique_name("Many");
     let table = client.ensure_input_table(&name, row_schema(), InputTableKind::AppendOnly).await.expect("create");
     let baseline = client.live_exports();
+    let server_exports = || async { client.server_exports().await.expect("count the server's exports") };
+    assert_eq!(server_exports().await, baseline, "the server holds exactly what the client holds");
 
     let started = Instant::now();
-    let peak = std::sync::atomic::AtomicUsize::new(0);
-    futures::stream::iter(0..APPENDS)
-        .for_each_concurrent(CONCURRENCY, |i| {
-            let (client, table, peak) = (client.clone(), table.clone(), &peak);
+    let (peak, server_peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let append_all = |appends: Range<usize>| {
+        futures::stream::iter(appends).for_each_concurrent(CONCURRENCY, |i| {
+            let (client, table, peak, server_peak) = (client.clone(), table.clone(), &peak, &server_peak);
             async move {
                 let row = Row::sample(&format!("r{i}"), i as i64);
                 client.append(&table, batch(&[row])).await.expect("append");
-                peak.fetch_max(client.live_exports(), std::sync::atomic::Ordering::Relaxed);
+                peak.fetch_max(client.live_exports(), Ordering::Relaxed);
+                if i % SAMPLE_EVERY == 0 {
+                    let under_load = client.server_exports().await.expect("count the server's exports under load");
+                    server_peak.fetch_max(under_load, Ordering::Relaxed);
+                }
             }
         })
-        .await;
+    };
+    append_all(0..APPENDS / 2).await;
+    let middle = server_exports().await;
+    append_all(APPENDS / 2..APPENDS).await;
+    let end = server_exports().await;
     let elapsed = started.elapsed();
+    let (peak, server_peak) = (peak.into_inner(), server_peak.into_inner());
     eprintln!(
-        "{APPENDS} one-row appends, {CONCURRENCY} in flight: {elapsed:?} ({:.0} appends/s)",
+        "{APPENDS} one-row appends, {CONCURRENCY} in flight: {elapsed:?} ({:.0} appends/s); exports held: client \
+         peak {peak}, server peak under load {server_peak}, server {middle} halfway, {end} at the end",
         APPENDS as f64 / elapsed.as_secs_f64()
     );
 
-    let peak = peak.into_inner();
     assert!(peak <= CONCURRENCY, "live exports peaked at {peak}");
+    assert!(server_peak <= baseline + CONCURRENCY, "the server held {server_peak} exports under load");
     assert_eq!(client.live_exports(), baseline, "every export was released");
     assert_eq!(client.unconfirmed_releases(), 0, "and the server acknowledged every release");
+    assert_eq!(middle, baseline, "halfway, the server holds only what the client holds");
+    assert_eq!(end, middle, "and no more at the end");
     assert_eq!(row_count(&client.snapshot(&name).await.expect("snapshot")), APPENDS);
 }
 
@@ -364,7 +383,7 @@ async fn a_restarted_server_means_session_lost_then_reconnect_and_recreate() {
     const PSK: &str = "test-psk-0123456789";
     // The default 300 s session: the caller's keep-alive (every 75 s) stays
     // out of the way, so its own call is what meets the refused token.
-    let server = e2e::stack::PrivateDeephaven::start(Some(PSK), None);
+    let server = PrivateDeephaven::start_with(DeephavenOptions { auth: DeephavenAuth::psk(PSK), ..Default::default() });
     let config = ClientConfig::new(server.url());
 
     let refused = until_not_retryable("login with a wrong key", DEADLINE, || {
@@ -416,4 +435,37 @@ async fn a_restarted_server_means_session_lost_then_reconnect_and_recreate() {
     client.append(&table, batch(&[Row::sample("after", 3)])).await.expect("append after");
     assert_eq!(rows(&client.snapshot(&name).await.expect("snapshot")), vec![Row::sample("after", 3)]);
     assert_eq!(client.live_exports(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_admits_the_right_password_only() {
+    support::init_tracing();
+    const USER: &str = "alerthaven";
+    // A colon in the password: only the first one separates the user name.
+    const PASSWORD: &str = "correct:horse battery staple";
+    let server = PrivateDeephaven::start_with(DeephavenOptions {
+        auth: DeephavenAuth::basic(USER, PASSWORD),
+        ..Default::default()
+    });
+    let config = ClientConfig::new(server.url());
+
+    let refused = until_not_retryable("login with a wrong password", DEADLINE, || {
+        Client::connect(config.clone().with_auth(Auth::basic(USER, "correct:horse")))
+    })
+    .await
+    .expect_err("wrong password");
+    assert!(matches!(refused, Error::AuthenticationFailed { code: Code::Unauthenticated, .. }), "{refused:?}");
+    assert_eq!(refused.class(), ErrorClass::Permanent);
+    assert!(!refused.is_retryable() && !refused.is_session_lost());
+    for (what, auth) in [("wrong user", Auth::basic("intruder", PASSWORD)), ("anonymous", Auth::Anonymous)] {
+        let refused = Client::connect(config.clone().with_auth(auth)).await.expect_err(what);
+        assert!(matches!(refused, Error::AuthenticationFailed { .. }), "{what}: {refused:?}");
+    }
+
+    let client = connect_with(config.with_auth(Auth::basic(USER, PASSWORD))).await;
+    let name = unique_name("Basic");
+    let table = client.ensure_input_table(&name, row_schema(), keyed()).await.expect("create");
+    client.append(&table, batch(&[Row::sample("basic", 1)])).await.expect("append");
+    assert_eq!(rows(&client.snapshot(&name).await.expect("snapshot")), vec![Row::sample("basic", 1)]);
+    assert_eq!(client.server_exports().await.expect("server exports"), 0);
 }

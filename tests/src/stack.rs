@@ -116,24 +116,59 @@ impl Drop for PrivateBroker {
     }
 }
 
-/// A Deephaven server of the test's own (for tests that restart it), started by `scripts/deephaven.sh` on a free
-/// port with its state in a temporary directory; stopped on drop.
+/// How a [`PrivateDeephaven`] authenticates its clients.
+#[derive(Debug, Clone, Default)]
+pub enum DeephavenAuth {
+    /// Anyone may log in.
+    #[default]
+    Anonymous,
+    /// Deephaven's pre-shared-key handler with this key.
+    Psk(String),
+    /// HTTP basic authentication accepting exactly this user name and password (the project's handler in
+    /// `scripts/deephaven-auth/`).
+    Basic { user: String, password: String },
+}
+
+impl DeephavenAuth {
+    pub fn psk(key: &str) -> DeephavenAuth {
+        DeephavenAuth::Psk(key.to_owned())
+    }
+
+    pub fn basic(user: &str, password: &str) -> DeephavenAuth {
+        DeephavenAuth::Basic { user: user.to_owned(), password: password.to_owned() }
+    }
+}
+
+/// Settings of a [`PrivateDeephaven`]; the defaults are anonymous auth and the server's 300 s sessions.
+#[derive(Debug, Clone, Default)]
+pub struct DeephavenOptions {
+    pub auth: DeephavenAuth,
+    /// `http.session.durationMs`; the server's default of 300 s if `None`.
+    pub session_duration_ms: Option<u64>,
+}
+
+/// A Deephaven server of the test's own (for tests that restart it or need another authentication), started by
+/// `scripts/deephaven.sh` on a free port with its state in a temporary directory; stopped on drop.
 pub struct PrivateDeephaven {
     dir: tempfile::TempDir,
     port: u16,
-    psk: Option<String>,
-    session_duration_ms: Option<u64>,
+    options: DeephavenOptions,
 }
 
 impl PrivateDeephaven {
     /// Starts a server with PSK auth if `psk` is given, and the given session duration (the server's default of
-    /// 300 s if `None`); returns once its IDE answers.
+    /// 300 s if `None`); returns once its IDE answers. Shorthand for [`PrivateDeephaven::start_with`].
     pub fn start(psk: Option<&str>, session_duration_ms: Option<u64>) -> PrivateDeephaven {
+        let auth = psk.map_or(DeephavenAuth::Anonymous, DeephavenAuth::psk);
+        PrivateDeephaven::start_with(DeephavenOptions { auth, session_duration_ms })
+    }
+
+    /// Starts a server with `options`; returns once its IDE answers.
+    pub fn start_with(options: DeephavenOptions) -> PrivateDeephaven {
         let server = PrivateDeephaven {
             dir: tempfile::Builder::new().prefix("deephaven-private-").tempdir().expect("a temporary directory"),
             port: free_port(),
-            psk: psk.map(str::to_owned),
-            session_duration_ms,
+            options,
         };
         server.run("start");
         server
@@ -143,20 +178,36 @@ impl PrivateDeephaven {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Stops and starts the server again: every session and table is gone.
+    /// Stops the server (until [`PrivateDeephaven::restart`]).
+    pub fn stop(&self) {
+        self.run("stop");
+    }
+
+    /// Stops the server if it runs and starts it again: every session and table is gone.
     pub fn restart(&self) {
         self.run("stop");
         self.run("start");
     }
 
     fn run(&self, action: &str) {
+        let (psk, basic_user, basic_password) = match &self.options.auth {
+            DeephavenAuth::Anonymous => Default::default(),
+            DeephavenAuth::Psk(key) => (key.clone(), String::new(), String::new()),
+            DeephavenAuth::Basic { user, password } => (String::new(), user.clone(), password.clone()),
+        };
         let env = [
             ("STACK_DIR", self.dir.path().display().to_string()),
             ("DEEPHAVEN_PORT", self.port.to_string()),
             ("DEEPHAVEN_HEAP", "1g".to_owned()),
             // The scripts read an empty value as unset; it also hides the shared test stack's own settings.
-            ("DEEPHAVEN_SESSION_DURATION_MS", self.session_duration_ms.map(|ms| ms.to_string()).unwrap_or_default()),
-            ("DEEPHAVEN_PSK", self.psk.clone().unwrap_or_default()),
+            (
+                "DEEPHAVEN_SESSION_DURATION_MS",
+                self.options.session_duration_ms.map(|ms| ms.to_string()).unwrap_or_default(),
+            ),
+            ("DEEPHAVEN_PSK", psk),
+            // Through the environment: credentials stay out of every command line.
+            ("DEEPHAVEN_BASIC_USER", basic_user),
+            ("DEEPHAVEN_BASIC_PASSWORD", basic_password),
         ];
         tokio::task::block_in_place(|| run_script("deephaven.sh", action, &env));
     }
