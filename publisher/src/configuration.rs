@@ -74,6 +74,10 @@ pub struct DeephavenSettings {
     /// The longest wait between two reconnection attempts.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
+    /// How often an idle publisher checks that its session and tables are still there, so a Deephaven restarted
+    /// empty is rebuilt without waiting for the next alert.
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
 }
 
 impl Default for DeephavenSettings {
@@ -83,6 +87,7 @@ impl Default for DeephavenSettings {
             psk: None,
             table_prefix: String::new(),
             max_backoff: Duration::from_secs(30),
+            check_interval: Duration::from_secs(5),
         }
     }
 }
@@ -135,6 +140,9 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self.deephaven.check_interval.is_zero() {
+            bail!("deephaven.check_interval must be positive");
+        }
         if self.batch.max_rows == 0 || self.batch.max_wait.is_zero() {
             bail!("batch.max_rows and batch.max_wait must be positive");
         }
@@ -163,6 +171,7 @@ SETTINGS (TOML file key / environment variable, default)
   deephaven.psk             PUBLISHER_DEEPHAVEN__PSK             none (anonymous)
   deephaven.table_prefix    PUBLISHER_DEEPHAVEN__TABLE_PREFIX    '' (tables: alerts, alert_events, alerts_firing, publisher_offsets)
   deephaven.max_backoff     PUBLISHER_DEEPHAVEN__MAX_BACKOFF     30s
+  deephaven.check_interval  PUBLISHER_DEEPHAVEN__CHECK_INTERVAL  5s (idle: is the session alive, are the tables there)
   batch.max_rows            PUBLISHER_BATCH__MAX_ROWS            10000
   batch.max_wait            PUBLISHER_BATCH__MAX_WAIT            100ms
   log.format                PUBLISHER_LOG__FORMAT                text (or json)

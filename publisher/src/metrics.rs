@@ -18,6 +18,19 @@ pub struct PartitionLabels {
     pub partition: i32,
 }
 
+/// What `/readyz` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    pub deephaven: bool,
+    pub kafka: bool,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.deephaven && self.kafka
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     pub records_consumed: Counter,
@@ -28,7 +41,11 @@ pub struct Metrics {
     pub dlq_records: Counter,
     pub deephaven_reconnects: Counter,
     pub replays: Counter,
-    pub ready: Gauge,
+    pub commit_failures: Counter,
+    /// 1 while a Deephaven session with the tables in place is usable (set by every write and idle check).
+    pub deephaven_connected: Gauge,
+    /// How many brokers the consumer is connected to (from librdkafka's statistics); 0 means Kafka is unreachable.
+    pub kafka_brokers_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -50,8 +67,16 @@ impl Default for Metrics {
         registry.register("deephaven_reconnects", "Deephaven sessions re-established", deephaven_reconnects.clone());
         let replays = Counter::default();
         registry.register("replays", "Partitions started over from the earliest offset", replays.clone());
-        let ready = Gauge::default();
-        registry.register("ready", "1 while consuming with the Deephaven tables in place", ready.clone());
+        let commit_failures = Counter::default();
+        registry.register("commit_failures", "Group offset commits the broker refused", commit_failures.clone());
+        let deephaven_connected = Gauge::default();
+        registry.register(
+            "deephaven_connected",
+            "1 while Deephaven is usable with the tables in place",
+            deephaven_connected.clone(),
+        );
+        let kafka_brokers_up = Gauge::default();
+        registry.register("kafka_brokers_up", "Brokers the consumer is connected to", kafka_brokers_up.clone());
         Self {
             registry,
             records_consumed,
@@ -62,12 +87,19 @@ impl Default for Metrics {
             dlq_records,
             deephaven_reconnects,
             replays,
-            ready,
+            commit_failures,
+            deephaven_connected,
+            kafka_brokers_up,
         }
     }
 }
 
 impl Metrics {
+    /// Ready means both ends are usable: records can be read from Kafka and written to Deephaven.
+    pub fn readiness(&self) -> Readiness {
+        Readiness { deephaven: self.deephaven_connected.get() == 1, kafka: self.kafka_brokers_up.get() > 0 }
+    }
+
     pub fn render(&self) -> String {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");

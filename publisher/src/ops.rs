@@ -1,5 +1,5 @@
-//! The operations endpoint: `/healthz` (the process serves), `/readyz` (consuming, with the Deephaven tables in
-//! place) and `/metrics`.
+//! The operations endpoint: `/healthz` (the process serves), `/readyz` (connected to a Kafka broker, and to
+//! Deephaven with the tables in place; the body says which end is missing) and `/metrics`.
 
 use crate::metrics::Metrics;
 use axum::extract::State;
@@ -22,9 +22,9 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> std::io::Res
 }
 
 async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    let ready = metrics.ready.get() == 1;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "ready": ready })))
+    let readiness = metrics.readiness();
+    let status = if readiness.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "ready": readiness.ready(), "kafka": readiness.kafka, "deephaven": readiness.deephaven })))
 }
 
 async fn render(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

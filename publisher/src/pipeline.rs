@@ -75,33 +75,38 @@ pub async fn run(
     if !connect(&settings, mode == Mode::Replay, &shared, &mut shutdown).await {
         return Ok(());
     }
+    metrics.deephaven_connected.set(1);
     let consumer = consumer(&settings, Arc::clone(&shared))?;
     consumer.subscribe(&[&settings.kafka.topic])?;
-    metrics.ready.set(1);
     tracing::info!(topic = %settings.kafka.topic, tables = ?names, "publishing");
 
     loop {
         let (pending, stopping) = collect(&consumer, &settings, &metrics, &mut shutdown).await;
-        if pending.len() > 0 {
-            match write(&shared, &dead_letters, &pending, &metrics).await {
-                Ok(()) => commit(&consumer, &settings.kafka.topic, &pending.offsets),
-                Err(err) => {
-                    metrics.ready.set(0);
-                    tracing::warn!(error = %err, "writing to Deephaven failed; reconnecting");
-                    if !connect(&settings, false, &shared, &mut shutdown).await {
-                        break;
-                    }
-                    metrics.deephaven_reconnects.inc();
-                    rewind(&consumer, &settings.kafka.topic, &shared);
-                    metrics.ready.set(1);
+        let outcome = if pending.len() > 0 {
+            write(&shared, &dead_letters, &pending, &metrics).await.map(|()| commit(&consumer, &settings, &pending))
+        } else {
+            check(&shared).await
+        };
+        match outcome {
+            Ok(()) => {
+                metrics.deephaven_connected.set(1);
+            }
+            Err(err) => {
+                metrics.deephaven_connected.set(0);
+                tracing::warn!(error = %err, "Deephaven is not usable; reconnecting");
+                if !connect(&settings, false, &shared, &mut shutdown).await {
+                    break;
                 }
+                metrics.deephaven_reconnects.inc();
+                metrics.deephaven_connected.set(1);
+                rewind(&consumer, &settings.kafka.topic, &shared);
             }
         }
         if stopping {
             break;
         }
     }
-    metrics.ready.set(0);
+    metrics.deephaven_connected.set(0);
     consumer.unsubscribe();
     tracing::info!("publisher stopped");
     Ok(())
@@ -151,7 +156,8 @@ fn consumer(settings: &Settings, shared: Arc<Shared>) -> anyhow::Result<StreamCo
 }
 
 /// Reads one batch: waits for a first record, then takes more until the batch is full or `max_wait` has passed.
-/// Returns early, with what it has, when shutdown is asked for.
+/// Returns early, with what it has, when shutdown is asked for, and empty after `check_interval` without records
+/// (so an idle publisher still notices a lost Deephaven).
 async fn collect(
     consumer: &StreamConsumer<ResumeContext>,
     settings: &Settings,
@@ -164,7 +170,7 @@ async fn collect(
         let timeout = async {
             match deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
+                None => tokio::time::sleep(settings.deephaven.check_interval).await,
             }
         };
         tokio::select! {
@@ -218,17 +224,23 @@ async fn write(
     Ok(())
 }
 
-/// Commits the group's offsets (for lag monitoring; resuming does not depend on them).
-fn commit(consumer: &StreamConsumer<ResumeContext>, topic: &str, offsets: &BTreeMap<i32, i64>) {
+/// An idle publisher's look at Deephaven: the session answers and the tables are still there (a restarted
+/// server has neither).
+async fn check(shared: &Shared) -> anyhow::Result<()> {
+    let sink = shared.sink().ok_or_else(|| anyhow::anyhow!("no Deephaven session"))?;
+    sink.check().await
+}
+
+/// Commits the group's offsets (for lag monitoring; resuming does not depend on them). Refusals arrive in
+/// [`ResumeContext`]'s commit callback.
+fn commit(consumer: &StreamConsumer<ResumeContext>, settings: &Settings, pending: &Pending) {
     let mut list = TopicPartitionList::new();
-    for (partition, offset) in offsets {
-        if let Err(err) = list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1)) {
-            tracing::warn!(error = %err, "could not build the commit");
-            return;
-        }
+    for (partition, offset) in &pending.offsets {
+        list.add_partition_offset(&settings.kafka.topic, *partition, Offset::Offset(offset + 1))
+            .expect("an absolute offset is always valid");
     }
     if let Err(err) = consumer.commit(&list, CommitMode::Async) {
-        tracing::debug!(error = %err, "committing the group's offsets failed");
+        tracing::warn!(error = %err, "committing the group's offsets failed");
     }
 }
 

@@ -10,6 +10,7 @@ use crate::metrics::{Metrics, PartitionLabels};
 use crate::precedence::CurrentStates;
 use crate::tables::{Progress, Sink};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -96,7 +97,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().expect("a publisher lock was poisoned")
 }
 
-/// The consumer context: resumes assigned partitions from Deephaven's progress and reports lag.
+/// The consumer context: resumes assigned partitions from Deephaven's progress, and reports lag, broker
+/// connectivity and refused commits.
 pub struct ResumeContext {
     pub shared: Arc<Shared>,
     pub topic: String,
@@ -104,6 +106,10 @@ pub struct ResumeContext {
 
 impl ClientContext for ResumeContext {
     fn stats(&self, statistics: Statistics) {
+        // Logical brokers (the group coordinator) ride on a real broker's connection: count real ones only.
+        let up =
+            statistics.brokers.values().filter(|broker| broker.source != "logical" && broker.state == "UP").count();
+        self.shared.metrics.kafka_brokers_up.set(up as i64);
         let Some(topic) = statistics.topics.get(&self.topic) else { return };
         for (partition, stats) in &topic.partitions {
             if *partition >= 0 && stats.consumer_lag >= 0 {
@@ -115,9 +121,26 @@ impl ClientContext for ResumeContext {
             }
         }
     }
+
+    /// Losing every broker is reported here at once; the next statistics tell when one is back.
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.shared.metrics.kafka_brokers_up.set(0);
+        }
+        tracing::warn!(error = %error, reason, "Kafka client error");
+    }
 }
 
 impl ConsumerContext for ResumeContext {
+    /// Resuming never depends on the group's offsets, so a refused commit only makes the group's lag look
+    /// larger until the next one succeeds: counted and logged, nothing more.
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(err) = result {
+            self.shared.metrics.commit_failures.inc();
+            tracing::warn!(error = %err, "committing the group's offsets failed");
+        }
+    }
+
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, assignment: &mut TopicPartitionList) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {

@@ -88,6 +88,16 @@ impl Sink {
         &self.names
     }
 
+    /// Fails when the session is gone or any table this sink writes has left the query scope (a restarted server).
+    pub async fn check(&self) -> anyhow::Result<()> {
+        for name in [&self.names.alerts, &self.names.alert_events, &self.names.offsets] {
+            if !self.client.scope_table_exists(name).await? {
+                anyhow::bail!("table {name} is gone from Deephaven");
+            }
+        }
+        Ok(())
+    }
+
     /// Reads back what this topic's records already did to Deephaven.
     pub async fn progress(&self) -> deephaven_client::Result<Progress> {
         let mut offsets = BTreeMap::new();

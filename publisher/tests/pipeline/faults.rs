@@ -5,17 +5,10 @@ use crate::helpers::*;
 use e2e::stack::PrivateDeephaven;
 use e2e::wait;
 use publisher::pipeline::Mode;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn spawn_binary(setup: &Setup, max_rows: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_publisher"))
-        .envs(setup.env())
-        .env("PUBLISHER_BATCH__MAX_ROWS", max_rows.to_string())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("starting the publisher binary")
-}
+/// Small batches, so a kill lands between many writes.
+const SMALL_BATCHES: &[(&str, &str)] = &[("PUBLISHER_BATCH__MAX_ROWS", "50")];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_with_sigkill_at_random_points_the_tables_end_exact() {
@@ -29,10 +22,10 @@ async fn killed_with_sigkill_at_random_points_the_tables_end_exact() {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as usize;
     for (round, fifth) in [1, 2, 3].into_iter().enumerate() {
         let threshold = expected.events.len() * fifth / 5 + (nanos >> round) % 100;
-        let mut child = spawn_binary(&setup, 50);
+        let mut publisher = spawn_binary(&setup, SMALL_BATCHES);
         let (client, prefix) = (&client, &setup.prefix);
         wait::until("the publisher to make progress before the kill", TABLES_DEADLINE, || {
-            let exited = child.try_wait().unwrap();
+            let exited = publisher.child.try_wait().unwrap();
             async move {
                 assert!(exited.is_none(), "the publisher exited early: {exited:?}");
                 let events = read_tables(client, prefix).await.events.len();
@@ -44,13 +37,11 @@ async fn killed_with_sigkill_at_random_points_the_tables_end_exact() {
             }
         })
         .await;
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        publisher.kill();
     }
-    let mut child = spawn_binary(&setup, 50);
+    let publisher = spawn_binary(&setup, SMALL_BATCHES);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    publisher.kill();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,32 +51,20 @@ async fn sigterm_writes_the_batch_in_hand_and_exits_0() {
     produce(&setup.brokers, &setup.topic, &records).await;
     let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
     // A batch that closes only after a minute: on SIGTERM the publisher holds every record, unwritten.
-    let env = setup.env();
-    let port = &env.iter().find(|(name, _)| *name == "PUBLISHER_SERVER__PORT").unwrap().1;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_publisher"))
-        .envs(env.clone())
-        .env("PUBLISHER_BATCH__MAX_WAIT", "60s")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    let wanted = format!("publisher_records_consumed_total {}", records.len());
-    wait::until("the publisher to hold every record", Duration::from_secs(60), || async {
-        let metrics =
-            reqwest::get(&metrics_url).await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
-        if metrics.contains(&wanted) {
-            Ok(())
-        } else {
-            Err("not all consumed yet".to_owned())
-        }
-    })
-    .await;
+    let mut publisher = spawn_binary(&setup, &[("PUBLISHER_BATCH__MAX_WAIT", "60s")]);
+    publisher
+        .wait_for_metric(&format!("publisher_records_consumed_total {}", records.len()), Duration::from_secs(60))
+        .await;
     let client = client(&setup.deephaven_url).await;
     assert!(read_tables(&client, &setup.prefix).await.events.is_empty(), "nothing written before the batch closes");
 
-    e2e::process::terminate(&child);
-    let status =
-        e2e::process::wait_for_exit(&mut child, "the publisher to exit after SIGTERM", Duration::from_secs(30)).await;
+    e2e::process::terminate(&publisher.child);
+    let status = e2e::process::wait_for_exit(
+        &mut publisher.child,
+        "the publisher to exit after SIGTERM",
+        Duration::from_secs(30),
+    )
+    .await;
     assert!(status.success(), "{status}");
     assert_eq!(read_tables(&client, &setup.prefix).await, expected, "the batch in hand was written before exiting");
 }
@@ -100,8 +79,23 @@ async fn deephaven_restarted_empty_is_rebuilt_by_replay_without_help() {
     let expected_first = expected(&positions(&setup.brokers, &setup.topic, first.len()).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected_first).await;
 
+    // An idle publisher notices Deephaven is gone (not ready), and rebuilds the tables once it is back, empty,
+    // without waiting for a new record.
+    deephaven.stop();
+    wait::until("the publisher to report Deephaven unusable", TABLES_DEADLINE, || async {
+        let readiness = publisher.metrics.readiness();
+        if readiness.deephaven {
+            Err(readiness)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
     deephaven.restart();
-    // More records while and after Deephaven comes back; the publisher must notice, re-create and replay.
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected_first).await;
+    assert!(publisher.metrics.readiness().deephaven, "ready again once the tables are rebuilt");
+
+    // Then the records that arrive later land too.
     let second = synthetic_records(10, 2_000);
     produce(&setup.brokers, &setup.topic, &second).await;
     let expected_all = expected(&positions(&setup.brokers, &setup.topic, first.len() + second.len()).await);

@@ -14,6 +14,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig as KafkaConfig;
 use schemas::{AlertRecord, RecordHeaders, Status, Timestamp};
 use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -57,6 +58,7 @@ impl Setup {
         settings.deephaven.url = self.deephaven_url.clone();
         settings.deephaven.table_prefix = self.prefix.clone();
         settings.deephaven.max_backoff = Duration::from_secs(2);
+        settings.deephaven.check_interval = Duration::from_secs(1);
         settings.batch.max_wait = Duration::from_millis(50);
         settings
     }
@@ -71,10 +73,57 @@ impl Setup {
             ("PUBLISHER_DEEPHAVEN__URL", self.deephaven_url.clone()),
             ("PUBLISHER_DEEPHAVEN__TABLE_PREFIX", self.prefix.clone()),
             ("PUBLISHER_DEEPHAVEN__MAX_BACKOFF", "2s".to_owned()),
+            ("PUBLISHER_DEEPHAVEN__CHECK_INTERVAL", "1s".to_owned()),
             ("PUBLISHER_BATCH__MAX_WAIT", "50ms".to_owned()),
             ("PUBLISHER_SERVER__PORT", e2e::stack::free_port().to_string()),
             ("PUBLISHER_LOG__FILTER", "warn,publisher=info".to_owned()),
         ]
+    }
+}
+
+/// The publisher binary, configured by [`Setup::env`] with `extra` settings on top.
+pub struct PublisherProcess {
+    pub child: Child,
+    /// Base URL of its `/healthz`, `/readyz` and `/metrics`.
+    pub ops_url: String,
+}
+
+pub fn spawn_binary(setup: &Setup, extra: &[(&str, &str)]) -> PublisherProcess {
+    let mut env = setup.env();
+    env.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
+    let port = env.iter().rev().find(|(name, _)| *name == "PUBLISHER_SERVER__PORT").expect("a port is set").1.clone();
+    let child = Command::new(env!("CARGO_BIN_EXE_publisher"))
+        .envs(env)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("starting the publisher binary");
+    PublisherProcess { child, ops_url: format!("http://127.0.0.1:{port}") }
+}
+
+impl PublisherProcess {
+    /// GETs `path` from the ops endpoint: (status, body).
+    pub async fn get(&self, path: &str) -> Result<(u16, String), String> {
+        let response = reqwest::get(format!("{}{path}", self.ops_url)).await.map_err(|err| err.to_string())?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.map_err(|err| err.to_string())?))
+    }
+
+    /// Waits until `/metrics` holds the line `sample`.
+    pub async fn wait_for_metric(&self, sample: &str, deadline: Duration) {
+        wait::until(&format!("/metrics to show {sample}"), deadline, || async {
+            let (_, metrics) = self.get("/metrics").await?;
+            if metrics.lines().any(|line| line == sample) {
+                Ok(())
+            } else {
+                Err(metrics.lines().filter(|line| !line.starts_with('#')).collect::<Vec<_>>().join("; "))
+            }
+        })
+        .await;
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaping the publisher");
     }
 }
 

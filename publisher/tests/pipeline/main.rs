@@ -3,3 +3,4 @@
 mod delivery;
 mod faults;
 mod helpers;
+mod operations;

@@ -1,0 +1,76 @@
+//! Operations: `/readyz` follows both ends, lag and committed group offsets report progress to Kafka.
+
+use crate::delivery::synthetic_records;
+use crate::helpers::*;
+use e2e::stack::PrivateBroker;
+use e2e::wait;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::time::Duration;
+
+const READINESS_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Waits until `/readyz` answers `status` with exactly `body`.
+async fn wait_for_readiness(publisher: &PublisherProcess, status: u16, body: serde_json::Value) {
+    wait::until(&format!("/readyz to answer {status} {body}"), READINESS_DEADLINE, || async {
+        let (got_status, got_body) = publisher.get("/readyz").await?;
+        let got_body: serde_json::Value = serde_json::from_str(&got_body).map_err(|err| err.to_string())?;
+        if got_status == status && got_body == body {
+            Ok(())
+        } else {
+            Err(format!("{got_status} {got_body}"))
+        }
+    })
+    .await;
+}
+
+/// The offsets the consumer group committed, per partition.
+fn committed_offsets(brokers: &str, group_id: &str, topic: &str, partitions: i32) -> Vec<Offset> {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group_id).create().unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).expect("the group's offsets");
+    committed.elements().iter().map(|element| element.offset()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_follows_the_broker_and_progress_is_reported_to_kafka() {
+    let broker = PrivateBroker::start(2);
+    let mut setup = setup(1).await;
+    // The private broker's own topics, created by scripts/broker.sh.
+    (setup.brokers, setup.topic, setup.dlq_topic) = (broker.brokers(), "alerts".to_owned(), "alerts.dlq".to_owned());
+    let publisher = spawn_binary(&setup, &[]);
+    wait_for_readiness(&publisher, 200, serde_json::json!({ "ready": true, "kafka": true, "deephaven": true })).await;
+
+    let records = synthetic_records(4, 3_000);
+    produce(&setup.brokers, &setup.topic, &records).await;
+    let positioned = positions(&setup.brokers, &setup.topic, records.len()).await;
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected(&positioned)).await;
+    let end_of = |partition: i32| {
+        positioned.iter().filter(|(_, p, _)| *p == partition).map(|(_, _, offset)| offset + 1).max().unwrap_or(0)
+    };
+    for partition in 0..2 {
+        publisher
+            .wait_for_metric(&format!("publisher_consumer_lag{{partition=\"{partition}\"}} 0"), READINESS_DEADLINE)
+            .await;
+    }
+    wait::until("the group to commit the end of both partitions", READINESS_DEADLINE, || async {
+        let committed = committed_offsets(&setup.brokers, &setup.group_id, &setup.topic, 2);
+        let wanted = vec![Offset::Offset(end_of(0)), Offset::Offset(end_of(1))];
+        if committed == wanted {
+            Ok(())
+        } else {
+            Err(format!("committed {committed:?}, wanted {wanted:?}"))
+        }
+    })
+    .await;
+
+    broker.stop();
+    wait_for_readiness(&publisher, 503, serde_json::json!({ "ready": false, "kafka": false, "deephaven": true })).await;
+    broker.restart();
+    wait_for_readiness(&publisher, 200, serde_json::json!({ "ready": true, "kafka": true, "deephaven": true })).await;
+    publisher.kill();
+}
