@@ -2,6 +2,7 @@
 //! environment (`PUBLISHER_` prefix, `__` between levels, e.g. `PUBLISHER_DEEPHAVEN__URL`) < command-line flags.
 
 use anyhow::bail;
+use secrecy::SecretString;
 use serde::Deserialize;
 use service_kit::settings::Layers;
 pub use service_kit::telemetry::LogSettings;
@@ -67,8 +68,11 @@ impl Default for KafkaSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct DeephavenSettings {
     pub url: String,
-    /// A pre-shared key; none means anonymous login.
-    pub psk: Option<String>,
+    /// A pre-shared key (Deephaven's default handler). Without it and without `user`, the login is anonymous.
+    pub psk: Option<SecretString>,
+    /// HTTP basic authentication: user name, with `password`.
+    pub user: Option<String>,
+    pub password: Option<SecretString>,
     /// Prepended to every table name, so a replay can build tables beside the live ones (`replay_alerts`, ...).
     pub table_prefix: String,
     /// The longest wait between two reconnection attempts.
@@ -85,6 +89,8 @@ impl Default for DeephavenSettings {
         Self {
             url: "http://127.0.0.1:10000".to_owned(),
             psk: None,
+            user: None,
+            password: None,
             table_prefix: String::new(),
             max_backoff: Duration::from_secs(30),
             check_interval: Duration::from_secs(5),
@@ -140,7 +146,14 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if self.deephaven.check_interval.is_zero() {
+        let deephaven = &self.deephaven;
+        if deephaven.user.is_some() != deephaven.password.is_some() {
+            bail!("deephaven.user and deephaven.password go together");
+        }
+        if deephaven.psk.is_some() && deephaven.user.is_some() {
+            bail!("set either deephaven.psk or deephaven.user/password, not both");
+        }
+        if deephaven.check_interval.is_zero() {
             bail!("deephaven.check_interval must be positive");
         }
         if self.batch.max_rows == 0 || self.batch.max_wait.is_zero() {
@@ -168,7 +181,9 @@ SETTINGS (TOML file key / environment variable, default)
   kafka.session_timeout     PUBLISHER_KAFKA__SESSION_TIMEOUT     6s
   kafka.properties.<name>   PUBLISHER_KAFKA__PROPERTIES__<NAME>  any librdkafka consumer property ('_' for '.')
   deephaven.url             PUBLISHER_DEEPHAVEN__URL             http://127.0.0.1:10000
-  deephaven.psk             PUBLISHER_DEEPHAVEN__PSK             none (anonymous)
+  deephaven.psk             PUBLISHER_DEEPHAVEN__PSK             none (anonymous unless user/password are set)
+  deephaven.user            PUBLISHER_DEEPHAVEN__USER            none (basic auth, with deephaven.password)
+  deephaven.password        PUBLISHER_DEEPHAVEN__PASSWORD        none
   deephaven.table_prefix    PUBLISHER_DEEPHAVEN__TABLE_PREFIX    '' (tables: alerts, alert_events, alerts_firing, publisher_offsets)
   deephaven.max_backoff     PUBLISHER_DEEPHAVEN__MAX_BACKOFF     30s
   deephaven.check_interval  PUBLISHER_DEEPHAVEN__CHECK_INTERVAL  5s (idle: is the session alive, are the tables there)
@@ -176,3 +191,32 @@ SETTINGS (TOML file key / environment variable, default)
   batch.max_wait            PUBLISHER_BATCH__MAX_WAIT            100ms
   log.format                PUBLISHER_LOG__FORMAT                text (or json)
   log.filter                PUBLISHER_LOG__FILTER                info (RUST_LOG wins)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(psk: Option<&str>, user: Option<&str>, password: Option<&str>) -> Settings {
+        let mut settings = Settings::default();
+        settings.deephaven.psk = psk.map(SecretString::from);
+        settings.deephaven.user = user.map(str::to_owned);
+        settings.deephaven.password = password.map(SecretString::from);
+        settings
+    }
+
+    #[test]
+    fn one_kind_of_deephaven_login_at_most() {
+        assert!(with_auth(None, None, None).validate().is_ok());
+        assert!(with_auth(Some("key"), None, None).validate().is_ok());
+        assert!(with_auth(None, Some("user"), Some("pw")).validate().is_ok());
+        assert!(with_auth(None, Some("user"), None).validate().is_err(), "a user needs a password");
+        assert!(with_auth(None, None, Some("pw")).validate().is_err(), "a password needs a user");
+        assert!(with_auth(Some("key"), Some("user"), Some("pw")).validate().is_err(), "psk or basic, not both");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let printed = format!("{:?}", with_auth(Some("the-psk-value"), Some("user"), Some("the-password")));
+        assert!(!printed.contains("the-psk-value") && !printed.contains("the-password"), "{printed}");
+    }
+}

@@ -15,6 +15,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef,
 use deephaven_client::{Auth, Client, ClientConfig, Filter, InputTable, InputTableKind};
 use schemas::tables::{PositionedRecord, TableSpec, ALERTS, ALERT_EVENTS};
 use schemas::{Fingerprint, Status, Timestamp};
+use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -48,6 +49,15 @@ pub struct Batch<'a> {
     pub offsets: BTreeMap<i32, i64>,
 }
 
+/// The login the settings ask for (validated: at most one kind is configured).
+fn auth(settings: &DeephavenSettings) -> Auth {
+    match (&settings.psk, &settings.user, &settings.password) {
+        (Some(psk), _, _) => Auth::psk(psk.expose_secret()),
+        (None, Some(user), Some(password)) => Auth::basic(user.clone(), password.expose_secret()),
+        _ => Auth::Anonymous,
+    }
+}
+
 /// One Deephaven session with the publisher's tables ensured.
 pub struct Sink {
     client: Client,
@@ -68,11 +78,7 @@ pub struct Progress {
 impl Sink {
     /// Connects and ensures the tables. With `recreate`, existing tables are replaced by empty ones (a replay).
     pub async fn open(settings: &DeephavenSettings, topic: &str, recreate: bool) -> deephaven_client::Result<Sink> {
-        let mut config = ClientConfig::new(settings.url.clone());
-        if let Some(psk) = &settings.psk {
-            config = config.with_auth(Auth::psk(psk.clone()));
-        }
-        let client = Client::connect(config).await?;
+        let client = Client::connect(ClientConfig::new(settings.url.clone()).with_auth(auth(settings))).await?;
         let names = TableNames::with_prefix(&settings.table_prefix);
         let keyed = |spec: &TableSpec| InputTableKind::keyed(spec.key_columns.iter().copied());
         let alerts = input_table(&client, &names.alerts, ALERTS.schema(), keyed(&ALERTS), recreate).await?;
