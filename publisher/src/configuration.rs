@@ -78,6 +78,9 @@ pub struct DeephavenSettings {
     /// The longest wait between two reconnection attempts.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
+    /// How long one call to Deephaven may take before it counts as failed (a frozen server is noticed by this).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
     /// How often an idle publisher checks that its session and tables are still there, so a Deephaven restarted
     /// empty is rebuilt without waiting for the next alert.
     #[serde(with = "humantime_serde")]
@@ -93,6 +96,7 @@ impl Default for DeephavenSettings {
             password: None,
             table_prefix: String::new(),
             max_backoff: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(15),
             check_interval: Duration::from_secs(5),
         }
     }
@@ -153,8 +157,8 @@ impl Settings {
         if deephaven.psk.is_some() && deephaven.user.is_some() {
             bail!("set either deephaven.psk or deephaven.user/password, not both");
         }
-        if deephaven.check_interval.is_zero() {
-            bail!("deephaven.check_interval must be positive");
+        if deephaven.check_interval.is_zero() || deephaven.request_timeout.is_zero() {
+            bail!("deephaven.check_interval and deephaven.request_timeout must be positive");
         }
         if self.batch.max_rows == 0 || self.batch.max_wait.is_zero() {
             bail!("batch.max_rows and batch.max_wait must be positive");
@@ -186,6 +190,7 @@ SETTINGS (TOML file key / environment variable, default)
   deephaven.password        PUBLISHER_DEEPHAVEN__PASSWORD        none
   deephaven.table_prefix    PUBLISHER_DEEPHAVEN__TABLE_PREFIX    '' (tables: alerts, alert_events, alerts_firing, publisher_offsets)
   deephaven.max_backoff     PUBLISHER_DEEPHAVEN__MAX_BACKOFF     30s
+  deephaven.request_timeout PUBLISHER_DEEPHAVEN__REQUEST_TIMEOUT 15s (a call taking longer has failed)
   deephaven.check_interval  PUBLISHER_DEEPHAVEN__CHECK_INTERVAL  5s (idle: is the session alive, are the tables there)
   batch.max_rows            PUBLISHER_BATCH__MAX_ROWS            10000
   batch.max_wait            PUBLISHER_BATCH__MAX_WAIT            100ms

@@ -13,12 +13,14 @@
 //! - [`pipeline`]: the loop: consume a batch, write it, commit; reconnect and rewind on any failure.
 //! - [`tables`]: the Deephaven tables, written data first and offsets last, and reading the progress back.
 //! - [`resume`]: where each assigned partition resumes, and the consumer context that applies it.
+//! - [`fetching`]: fetching paused while every broker is down, resumed once the topic is back.
 //! - [`precedence`]: the order of an alert's states that keeps `alerts` from going backwards.
 //! - [`dead_letters`]: the dead-letter topic for records that cannot be decoded.
 //! - [`metrics`] and [`ops`]: Prometheus metrics and the `/healthz`, `/readyz`, `/metrics` endpoint.
 
 pub mod configuration;
 pub mod dead_letters;
+pub mod fetching;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;

@@ -10,9 +10,10 @@
 use crate::configuration::Settings;
 use crate::dead_letters::{DeadLetter, DeadLetters};
 use crate::metrics::{Metrics, TableLabels};
-use crate::resume::{ResumeContext, Shared};
+use crate::resume::{self, ResumeContext, Shared};
 use crate::tables::{Batch, Sink, TableNames};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schemas::tables::{KafkaPosition, PositionedRecord};
@@ -81,11 +82,14 @@ pub async fn run(
     tracing::info!(topic = %settings.kafka.topic, tables = ?names, "publishing");
 
     loop {
-        let (pending, stopping) = collect(&consumer, &settings, &metrics, &mut shutdown).await;
+        let (pending, stopping) = collect(&consumer, &shared, &settings, &metrics, &mut shutdown).await;
         let outcome = if pending.len() > 0 {
             write(&shared, &dead_letters, &pending, &metrics).await.map(|()| commit(&consumer, &settings, &pending))
         } else {
-            check(&shared).await
+            check(&shared).await.map(|()| {
+                shared.fetch_gate.reopen_if_topic_is_back(&consumer, &settings.kafka.topic, &metrics);
+                restart_reset_partitions(&consumer, &settings.kafka.topic, &metrics);
+            })
         };
         match outcome {
             Ok(()) => {
@@ -147,7 +151,10 @@ fn consumer(settings: &Settings, shared: Arc<Shared>) -> anyhow::Result<StreamCo
         .set("fetch.wait.max.ms", "50")
         // Bounded memory while Deephaven is away and nothing is consumed.
         .set("queued.max.messages.kbytes", "16384")
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "5000")
+        // A subscribed topic that is missing (re-created after a broker restart, say) is found within this time
+        // rather than librdkafka's default five minutes.
+        .set("topic.metadata.refresh.interval.ms", "10000");
     for (name, value) in &settings.kafka.properties {
         config.set(name, value);
     }
@@ -160,6 +167,7 @@ fn consumer(settings: &Settings, shared: Arc<Shared>) -> anyhow::Result<StreamCo
 /// (so an idle publisher still notices a lost Deephaven).
 async fn collect(
     consumer: &StreamConsumer<ResumeContext>,
+    shared: &Shared,
     settings: &Settings,
     metrics: &Metrics,
     shutdown: &mut watch::Receiver<bool>,
@@ -179,6 +187,7 @@ async fn collect(
                     pending.push(&message, metrics);
                     deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch.max_wait);
                 }
+                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)) => shared.fetch_gate.close(consumer),
                 Err(err) => tracing::warn!(error = %err, "consuming failed"),
             },
             _ = timeout => break,
@@ -229,6 +238,27 @@ async fn write(
 async fn check(shared: &Shared) -> anyhow::Result<()> {
     let sink = shared.sink().ok_or_else(|| anyhow::anyhow!("no Deephaven session"))?;
     sink.check().await
+}
+
+/// An idle publisher's look at Kafka: a partition that now ends before the position reached was re-created or
+/// lost records (see [`resume::ends_before`]); it is read again from the earliest record. (Assignments check the
+/// same, but a broker that restarts within the group's session timeout causes none.)
+fn restart_reset_partitions(consumer: &StreamConsumer<ResumeContext>, topic: &str, metrics: &Metrics) {
+    // Without a broker every query would only wait for its timeout.
+    if metrics.kafka_brokers_up.get() == 0 {
+        return;
+    }
+    let Ok(positions) = consumer.position() else { return };
+    for element in positions.elements_for_topic(topic) {
+        let Offset::Offset(next) = element.offset() else { continue };
+        let partition = element.partition();
+        let reset = tokio::task::block_in_place(|| resume::ends_before(consumer, topic, partition, next, metrics));
+        if reset {
+            if let Err(err) = consumer.seek(topic, partition, Offset::Beginning, Duration::from_secs(10)) {
+                tracing::error!(partition, error = %err, "could not move the partition to its beginning");
+            }
+        }
+    }
 }
 
 /// Commits the group's offsets (for lag monitoring; resuming does not depend on them). Refusals arrive in

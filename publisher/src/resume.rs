@@ -6,10 +6,11 @@
 //! offset + 1, or at the earliest retained record when Deephaven has none. Re-reading at every assignment means a
 //! partition that moves between publishers resumes where its previous owner stopped writing.
 
+use crate::fetching::FetchGate;
 use crate::metrics::{Metrics, PartitionLabels};
 use crate::precedence::CurrentStates;
 use crate::tables::{Progress, Sink};
-use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
@@ -22,9 +23,13 @@ use std::time::Duration;
 /// (safe: re-applying records is idempotent, it only costs time).
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long an assignment may wait for a partition's end offset before resuming as recorded.
+const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// State shared by the pipeline and the consumer's rebalance callback.
 pub struct Shared {
     sink: Mutex<Option<Arc<Sink>>>,
+    pub fetch_gate: FetchGate,
     progress: Mutex<Progress>,
     assigned: Mutex<BTreeSet<i32>>,
     metrics: Arc<Metrics>,
@@ -36,6 +41,7 @@ impl Shared {
     pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             sink: Mutex::new(None),
+            fetch_gate: FetchGate::default(),
             progress: Mutex::new(Progress { offsets: BTreeMap::new(), states: CurrentStates::default() }),
             assigned: Mutex::new(BTreeSet::new()),
             metrics,
@@ -131,6 +137,50 @@ impl ClientContext for ResumeContext {
     }
 }
 
+impl ResumeContext {
+    /// [`Shared::resume_offset`], or the earliest record if the partition now ends before it (see
+    /// [`ends_before`]).
+    fn checked_resume_offset(&self, consumer: &BaseConsumer<Self>, partition: i32) -> Offset {
+        match self.shared.resume_offset(partition) {
+            Offset::Offset(next) if ends_before(consumer, &self.topic, partition, next, &self.shared.metrics) => {
+                Offset::Beginning
+            }
+            offset => offset,
+        }
+    }
+}
+
+/// Whether `partition` now ends before `next`, the offset the publisher would read next. Then the topic was
+/// re-created or the broker lost records (a broker without durable storage restarted): what the partition holds
+/// now is new, and must be read from the earliest record (idempotent) rather than waiting for offsets that may
+/// never be reached again. Logged and counted as a replay when true.
+pub fn ends_before<C: Consumer<ResumeContext>>(
+    consumer: &C,
+    topic: &str,
+    partition: i32,
+    next: i64,
+    metrics: &Metrics,
+) -> bool {
+    match consumer.fetch_watermarks(topic, partition, WATERMARKS_TIMEOUT) {
+        Ok((_, end)) if end < next => {
+            tracing::error!(
+                partition,
+                end,
+                next,
+                "the partition ends before the next offset to read: it was re-created or lost records; starting it \
+                 over from the earliest record"
+            );
+            metrics.replays.inc();
+            true
+        }
+        Ok(_) => false,
+        Err(err) => {
+            tracing::warn!(partition, error = %err, "could not read the partition's end");
+            false
+        }
+    }
+}
+
 impl ConsumerContext for ResumeContext {
     /// Resuming never depends on the group's offsets, so a refused commit only makes the group's lag look
     /// larger until the next one succeeds: counted and logged, nothing more.
@@ -147,20 +197,21 @@ impl ConsumerContext for ResumeContext {
                 self.shared.refresh_blocking();
                 let partitions: Vec<i32> = assignment.elements().iter().map(|element| element.partition()).collect();
                 for partition in &partitions {
-                    let offset = self.shared.resume_offset(*partition);
+                    let offset = self.checked_resume_offset(consumer, *partition);
                     if let Err(err) = assignment.set_partition_offset(&self.topic, *partition, offset) {
                         tracing::error!(partition, error = %err, "could not set the resume offset");
                     }
                 }
                 tracing::info!(?partitions, "partitions assigned");
-                if let Err(err) = rdkafka::consumer::Consumer::assign(consumer, assignment) {
+                if let Err(err) = consumer.assign(assignment) {
                     tracing::error!(error = %err, "could not take the assignment");
                 }
                 *lock(&self.shared.assigned) = partitions.into_iter().collect();
+                self.shared.fetch_gate.assignment_changed();
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!("partitions revoked");
-                if let Err(err) = rdkafka::consumer::Consumer::unassign(consumer) {
+                if let Err(err) = consumer.unassign() {
                     tracing::error!(error = %err, "could not drop the assignment");
                 }
                 lock(&self.shared.assigned).clear();

@@ -78,7 +78,10 @@ pub struct Progress {
 impl Sink {
     /// Connects and ensures the tables. With `recreate`, existing tables are replaced by empty ones (a replay).
     pub async fn open(settings: &DeephavenSettings, topic: &str, recreate: bool) -> deephaven_client::Result<Sink> {
-        let client = Client::connect(ClientConfig::new(settings.url.clone()).with_auth(auth(settings))).await?;
+        let config = ClientConfig::new(settings.url.clone())
+            .with_auth(auth(settings))
+            .with_request_timeout(settings.request_timeout);
+        let client = Client::connect(config).await?;
         let names = TableNames::with_prefix(&settings.table_prefix);
         let keyed = |spec: &TableSpec| InputTableKind::keyed(spec.key_columns.iter().copied());
         let alerts = input_table(&client, &names.alerts, ALERTS.schema(), keyed(&ALERTS), recreate).await?;

@@ -4,6 +4,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
 use deephaven_client::{Client, ClientConfig};
 use e2e::kafka::{create_topic, unique_name};
+pub use e2e::process::Service;
 use e2e::stack::Stack;
 use e2e::wait;
 use publisher::configuration::Settings;
@@ -14,7 +15,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig as KafkaConfig;
 use schemas::{AlertRecord, RecordHeaders, Status, Timestamp};
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -63,7 +64,7 @@ impl Setup {
         settings
     }
 
-    /// The environment that configures the publisher binary like [`Setup::settings`].
+    /// The environment that configures the publisher binary like [`Setup::settings`] (but for the port).
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("PUBLISHER_KAFKA__BROKERS", self.brokers.clone()),
@@ -75,56 +76,19 @@ impl Setup {
             ("PUBLISHER_DEEPHAVEN__MAX_BACKOFF", "2s".to_owned()),
             ("PUBLISHER_DEEPHAVEN__CHECK_INTERVAL", "1s".to_owned()),
             ("PUBLISHER_BATCH__MAX_WAIT", "50ms".to_owned()),
-            ("PUBLISHER_SERVER__PORT", e2e::stack::free_port().to_string()),
             ("PUBLISHER_LOG__FILTER", "warn,publisher=info".to_owned()),
         ]
     }
 }
 
 /// The publisher binary, configured by [`Setup::env`] with `extra` settings on top.
-pub struct PublisherProcess {
-    pub child: Child,
-    /// Base URL of its `/healthz`, `/readyz` and `/metrics`.
-    pub ops_url: String,
-}
-
-pub fn spawn_binary(setup: &Setup, extra: &[(&str, &str)]) -> PublisherProcess {
-    let mut env = setup.env();
-    env.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
-    let port = env.iter().rev().find(|(name, _)| *name == "PUBLISHER_SERVER__PORT").expect("a port is set").1.clone();
-    let child = Command::new(env!("CARGO_BIN_EXE_publisher"))
-        .envs(env)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("starting the publisher binary");
-    PublisherProcess { child, ops_url: format!("http://127.0.0.1:{port}") }
-}
-
-impl PublisherProcess {
-    /// GETs `path` from the ops endpoint: (status, body).
-    pub async fn get(&self, path: &str) -> Result<(u16, String), String> {
-        let response = reqwest::get(format!("{}{path}", self.ops_url)).await.map_err(|err| err.to_string())?;
-        let status = response.status().as_u16();
-        Ok((status, response.text().await.map_err(|err| err.to_string())?))
-    }
-
-    /// Waits until `/metrics` holds the line `sample`.
-    pub async fn wait_for_metric(&self, sample: &str, deadline: Duration) {
-        wait::until(&format!("/metrics to show {sample}"), deadline, || async {
-            let (_, metrics) = self.get("/metrics").await?;
-            if metrics.lines().any(|line| line == sample) {
-                Ok(())
-            } else {
-                Err(metrics.lines().filter(|line| !line.starts_with('#')).collect::<Vec<_>>().join("; "))
-            }
-        })
-        .await;
-    }
-
-    pub fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaping the publisher");
-    }
+pub fn spawn_binary(setup: &Setup, extra: &[(&str, &str)]) -> Service {
+    let port = e2e::stack::free_port();
+    let mut env: Vec<(String, String)> =
+        setup.env().into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+    env.push(("PUBLISHER_SERVER__PORT".to_owned(), port.to_string()));
+    env.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+    Service::spawn(Path::new(env!("CARGO_BIN_EXE_publisher")), &[], &env, port)
 }
 
 /// An in-process publisher, stopped by [`RunningPublisher::stop`].

@@ -1,4 +1,4 @@
-//! Operations: `/readyz` follows both ends, lag and committed group offsets report progress to Kafka.
+//! Operations: `/readyz` follows both ends, and lag and committed group offsets report progress to Kafka.
 
 use crate::delivery::synthetic_records;
 use crate::helpers::*;
@@ -10,15 +10,22 @@ use std::time::Duration;
 
 const READINESS_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Waits until `/readyz` answers `status` with exactly `body`.
-async fn wait_for_readiness(publisher: &PublisherProcess, status: u16, body: serde_json::Value) {
-    wait::until(&format!("/readyz to answer {status} {body}"), READINESS_DEADLINE, || async {
-        let (got_status, got_body) = publisher.get("/readyz").await?;
-        let got_body: serde_json::Value = serde_json::from_str(&got_body).map_err(|err| err.to_string())?;
-        if got_status == status && got_body == body {
-            Ok(())
-        } else {
-            Err(format!("{got_status} {got_body}"))
+/// Waits until `/readyz` answers `status` with exactly `body`; fails at once if the publisher exits.
+async fn wait_for_readiness(publisher: &mut Service, status: u16, body: serde_json::Value) {
+    let url = format!("{}/readyz", publisher.ops_url);
+    wait::until(&format!("/readyz to answer {status} {body}"), READINESS_DEADLINE, || {
+        let exited = publisher.child.try_wait().expect("the publisher's status");
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            assert!(exited.is_none(), "the publisher exited: {exited:?}");
+            let response = reqwest::get(&url).await.map_err(|err| err.to_string())?;
+            let got_status = response.status().as_u16();
+            let got_body: serde_json::Value = response.json().await.map_err(|err| err.to_string())?;
+            if got_status == status && got_body == body {
+                Ok(())
+            } else {
+                Err(format!("{got_status} {got_body}"))
+            }
         }
     })
     .await;
@@ -42,8 +49,9 @@ async fn readiness_follows_the_broker_and_progress_is_reported_to_kafka() {
     let mut setup = setup(1).await;
     // The private broker's own topics, created by scripts/broker.sh.
     (setup.brokers, setup.topic, setup.dlq_topic) = (broker.brokers(), "alerts".to_owned(), "alerts.dlq".to_owned());
-    let publisher = spawn_binary(&setup, &[]);
-    wait_for_readiness(&publisher, 200, serde_json::json!({ "ready": true, "kafka": true, "deephaven": true })).await;
+    let mut publisher = spawn_binary(&setup, &[]);
+    wait_for_readiness(&mut publisher, 200, serde_json::json!({ "ready": true, "kafka": true, "deephaven": true }))
+        .await;
 
     let records = synthetic_records(4, 3_000);
     produce(&setup.brokers, &setup.topic, &records).await;
@@ -69,8 +77,11 @@ async fn readiness_follows_the_broker_and_progress_is_reported_to_kafka() {
     .await;
 
     broker.stop();
-    wait_for_readiness(&publisher, 503, serde_json::json!({ "ready": false, "kafka": false, "deephaven": true })).await;
+    wait_for_readiness(&mut publisher, 503, serde_json::json!({ "ready": false, "kafka": false, "deephaven": true }))
+        .await;
     broker.restart();
-    wait_for_readiness(&publisher, 200, serde_json::json!({ "ready": true, "kafka": true, "deephaven": true })).await;
+    wait_for_readiness(&mut publisher, 200, serde_json::json!({ "ready": true, "kafka": true, "deephaven": true }))
+        .await;
+
     publisher.kill();
 }

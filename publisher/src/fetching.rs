@@ -1,0 +1,62 @@
+//! Fetching stops while every broker is down, and resumes only once the topic is back.
+//!
+//! A broker that restarts without durable storage comes back without the topic for a moment. Fetching from it
+//! then is worse than useless: the local broker (Tansu) answers fetches for the missing topic with a zero topic
+//! id, and librdkafka 2.12 dereferences the missing name while handling that answer and crashes the process.
+//! So on losing every broker the assigned partitions are paused, and an idle publisher resumes them once the
+//! broker is back and its metadata lists the topic with partitions. A new assignment starts unpaused, which is
+//! safe: the group can only assign partitions of a topic that exists.
+
+use crate::metrics::Metrics;
+use crate::resume::ResumeContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long the idle check waits for the topic's metadata.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the assigned partitions are paused for a broker outage.
+#[derive(Debug, Default)]
+pub struct FetchGate {
+    paused: AtomicBool,
+}
+
+impl FetchGate {
+    /// Every broker is gone: pause the assigned partitions (once).
+    pub fn close(&self, consumer: &StreamConsumer<ResumeContext>) {
+        if self.paused.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match consumer.assignment().and_then(|assignment| consumer.pause(&assignment)) {
+            Ok(()) => tracing::info!("every broker is down: fetching paused until the topic is back"),
+            Err(err) => tracing::warn!(error = %err, "could not pause fetching"),
+        }
+    }
+
+    /// Resumes the paused partitions once a broker answers and lists `topic` with partitions.
+    pub fn reopen_if_topic_is_back(&self, consumer: &StreamConsumer<ResumeContext>, topic: &str, metrics: &Metrics) {
+        if !self.paused.load(Ordering::Acquire) || metrics.kafka_brokers_up.get() == 0 {
+            return;
+        }
+        let listed = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT));
+        let back = listed.is_ok_and(|metadata| {
+            metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        });
+        if !back {
+            return;
+        }
+        match consumer.assignment().and_then(|assignment| consumer.resume(&assignment)) {
+            Ok(()) => {
+                self.paused.store(false, Ordering::Release);
+                tracing::info!("the topic is back: fetching resumed");
+            }
+            Err(err) => tracing::warn!(error = %err, "could not resume fetching"),
+        }
+    }
+
+    /// A new assignment is unpaused.
+    pub fn assignment_changed(&self) {
+        self.paused.store(false, Ordering::Release);
+    }
+}
