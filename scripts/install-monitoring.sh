@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-monitoring.sh: installs Debian's prometheus and
-# prometheus-alertmanager (with promtool and amtool), each only when missing.
+# prometheus-alertmanager (with promtool and amtool), and haproxy (the local
+# load balancer in front of several ingest instances), each only when missing.
 # Their postinst would start services; a temporary policy-rc.d stops that.
 # Idempotent; quick (no apt-get at all) when everything is present.
 set -euo pipefail
@@ -13,6 +14,7 @@ declare -A PACKAGE_OF=(
   [/usr/bin/promtool]=prometheus
   [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
   [/usr/bin/amtool]=prometheus-alertmanager
+  [/usr/sbin/haproxy]=haproxy
 )
 
 main() {
@@ -21,7 +23,7 @@ main() {
     [[ -x "$path" ]] || missing+=("${PACKAGE_OF[$path]}")
   done
   if ((${#missing[@]} == 0)); then
-    log "prometheus and alertmanager present"
+    log "prometheus, alertmanager and haproxy present"
     return 0
   fi
   # sort -u: one package may provide several of the missing commands.

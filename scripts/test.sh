@@ -2,7 +2,7 @@
 # test.sh [CARGO TEST ARGS...]: what CI runs (.ci/run). Installs the
 # prerequisites, starts a separate test stack (own STACK_DIR and ports, so it
 # never clashes with a running demo stack), sources its $STACK_DIR/env, runs
-# `cargo test --workspace --locked "$@"` and always stops the test stack again,
+# `cargo build --workspace --bins` and `cargo test --workspace --locked "$@"`, and always stops the test stack again,
 # on failure too. Exits with cargo's status; prints the stack's log tails when
 # something failed.
 #
@@ -60,7 +60,8 @@ main() {
   source "$STACK_DIR/env"
 
   local status=0
-  (cd "$REPO_ROOT" && cargo test --workspace --locked "$@") || status=$?
+  # The system tests run the binaries as processes (tests/src/process.rs: built_binary): build them first.
+  (cd "$REPO_ROOT" && cargo build --workspace --bins --locked && cargo test --workspace --locked "$@") || status=$?
   if ((status != 0)); then
     log "cargo test failed (status $status); the stack's logs:"
     print_stack_logs

@@ -9,12 +9,14 @@
 //! - [`stack`]: where the running stack is (from the environment `scripts/test.sh` exports), private broker
 //!   instances for tests that must stop one, free ports.
 //! - [`kafka`]: fresh topics per test and reading every record of a topic back.
-//! - [`process`]: signalling the project's binaries run as child processes, and waiting for them to exit.
+//! - [`load`]: a steady, traceable webhook load and its ledger of what ingest acknowledged.
+//! - [`process`]: the project's binaries run as child processes: starting, probing, signalling, reaping.
 //! - [`wait`]: waiting for a condition with a deadline, never a bare sleep.
 //! - [`fixtures`]: the captured Alertmanager payloads in `tests/fixtures/`.
 
 pub mod fixtures;
 pub mod kafka;
+pub mod load;
 pub mod process;
 pub mod stack;
 pub mod wait;

@@ -1,6 +1,8 @@
-//! Child processes of the project's binaries: signalling them and waiting for them to exit.
+//! Child processes of the project's binaries: starting them, probing their operations endpoint, signalling them
+//! and waiting for them to exit.
 
-use std::process::{Child, ExitStatus};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 /// Sends SIGTERM (a graceful stop request).
@@ -21,4 +23,89 @@ pub async fn wait_for_exit(child: &mut Child, what: &str, deadline: Duration) ->
         }
     })
     .await
+}
+
+/// One of the project's services run as a child process, with its operations endpoint (`/healthz`, `/readyz`,
+/// `/metrics`) on a known port.
+pub struct Service {
+    pub child: Child,
+    /// Base URL of the operations endpoint.
+    pub ops_url: String,
+}
+
+impl Service {
+    /// Starts `binary` with `args` and `env` (and stdin closed); its operations endpoint is expected on `ops_port`.
+    pub fn spawn(binary: &Path, args: &[&str], env: &[(String, String)], ops_port: u16) -> Service {
+        let child = Command::new(binary)
+            .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()));
+        Service { child, ops_url: format!("http://127.0.0.1:{ops_port}") }
+    }
+
+    /// GETs `path` from the operations endpoint: (status, body).
+    pub async fn get(&self, path: &str) -> Result<(u16, String), String> {
+        let response = reqwest::get(format!("{}{path}", self.ops_url)).await.map_err(|err| err.to_string())?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.map_err(|err| err.to_string())?))
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_until_ready(&self, deadline: Duration) {
+        crate::wait::until(&format!("{}/readyz to answer 200", self.ops_url), deadline, || async {
+            match self.get("/readyz").await? {
+                (200, _) => Ok(()),
+                (status, body) => Err(format!("{status} {body}")),
+            }
+        })
+        .await;
+    }
+
+    /// Waits until `/metrics` holds the line `sample`.
+    pub async fn wait_for_metric(&self, sample: &str, deadline: Duration) {
+        crate::wait::until(&format!("/metrics to show {sample}"), deadline, || async {
+            let (_, metrics) = self.get("/metrics").await?;
+            if metrics.lines().any(|line| line == sample) {
+                Ok(())
+            } else {
+                Err(metrics.lines().filter(|line| !line.starts_with('#')).collect::<Vec<_>>().join("; "))
+            }
+        })
+        .await;
+    }
+
+    /// Resident set size in bytes, from `/proc`.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kib = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?.trim().strip_suffix("kB")?;
+        kib.trim().parse::<u64>().ok().map(|kib| kib * 1024)
+    }
+
+    /// SIGKILL, then reaps the process.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaping the process");
+    }
+}
+
+impl Drop for Service {
+    /// A failed test must not leave services running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The project's binary `name` as built by cargo for this test run (beside the test executable's `deps/`).
+/// `cargo test --workspace` builds it; `scripts/test.sh` builds every binary first, to be sure.
+pub fn built_binary(name: &str) -> PathBuf {
+    let test_executable = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = test_executable.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let binary = profile_dir.join(name);
+    assert!(binary.exists(), "{} is missing: build it first (cargo build --workspace --bins)", binary.display());
+    binary
 }

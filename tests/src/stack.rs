@@ -183,6 +183,24 @@ impl PrivateDeephaven {
         self.run("stop");
     }
 
+    /// Freezes the server with SIGSTOP: connections stay open but nothing answers (a stalled Deephaven).
+    pub fn pause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a paused server run on with SIGCONT.
+    pub fn resume(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        // scripts/lib.sh's pid file: "PID STARTTIME" of the launcher, which embeds the JVM.
+        let pid_file = self.dir.path().join("pids/deephaven.pid");
+        let content = std::fs::read_to_string(&pid_file).unwrap_or_else(|err| panic!("{}: {err}", pid_file.display()));
+        let pid: i32 = content.split_whitespace().next().and_then(|pid| pid.parse().ok()).expect("a PID");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signalling Deephaven");
+    }
+
     /// Stops the server if it runs and starts it again: every session and table is gone.
     pub fn restart(&self) {
         self.run("stop");
@@ -214,6 +232,48 @@ impl PrivateDeephaven {
 }
 
 impl Drop for PrivateDeephaven {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
+/// HAProxy in front of local ingest instances, started by `scripts/balancer.sh`; stopped on drop.
+pub struct PrivateBalancer {
+    dir: tempfile::TempDir,
+    port: u16,
+    backends: Vec<u16>,
+}
+
+impl PrivateBalancer {
+    /// Balances `port` over the ingest instances on `backends` (127.0.0.1); returns once one of them is up.
+    pub fn start(port: u16, backends: &[u16]) -> PrivateBalancer {
+        let balancer = PrivateBalancer {
+            dir: tempfile::Builder::new().prefix("balancer-").tempdir().expect("a temporary directory"),
+            port,
+            backends: backends.to_vec(),
+        };
+        balancer.run("start");
+        balancer
+    }
+
+    /// Where to send webhooks.
+    pub fn alerts_url(&self) -> String {
+        format!("http://127.0.0.1:{}/alerts", self.port)
+    }
+
+    fn run(&self, action: &str) {
+        let backends: Vec<String> = self.backends.iter().map(|port| format!("127.0.0.1:{port}")).collect();
+        let env = [
+            ("STACK_DIR", self.dir.path().display().to_string()),
+            ("BALANCER_PORT", self.port.to_string()),
+            ("BALANCER_HEALTH_PORT", free_port().to_string()),
+            ("BALANCER_BACKENDS", backends.join(",")),
+        ];
+        tokio::task::block_in_place(|| run_script("balancer.sh", action, &env));
+    }
+}
+
+impl Drop for PrivateBalancer {
     fn drop(&mut self) {
         self.run("stop");
     }

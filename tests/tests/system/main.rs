@@ -1,0 +1,8 @@
+//! The whole pipeline as its users run it: ingest instances behind HAProxy, the broker, the publisher and
+//! Deephaven, each a separate process started the way the project's scripts start them. One test binary, one
+//! module per concern.
+
+mod alertmanager;
+mod faults;
+mod soak;
+mod support;

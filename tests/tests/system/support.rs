@@ -1,0 +1,205 @@
+//! Running the pipeline's processes and reading what reached Deephaven.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
+use deephaven_client::{Client, ClientConfig};
+use e2e::kafka::unique_name;
+use e2e::load::{Ledger, Load, Shape};
+use e2e::process::{built_binary, Service};
+use e2e::stack::free_port;
+use e2e::wait;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long the pipeline may take to catch up after a fault.
+pub const CATCH_UP_DEADLINE: Duration = Duration::from_secs(180);
+/// How long a service may take to become ready.
+pub const READY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Where the pipeline's processes connect, and the names that keep one test's data apart from another's.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub brokers: String,
+    pub deephaven_url: String,
+    pub topic: String,
+    pub dlq_topic: String,
+    pub prefix: String,
+    pub group_id: String,
+}
+
+impl Pipeline {
+    pub fn new(brokers: &str, deephaven_url: &str, topic: &str, dlq_topic: &str) -> Pipeline {
+        Pipeline {
+            brokers: brokers.to_owned(),
+            deephaven_url: deephaven_url.to_owned(),
+            topic: topic.to_owned(),
+            dlq_topic: dlq_topic.to_owned(),
+            prefix: table_prefix("sys"),
+            group_id: unique_name("system"),
+        }
+    }
+
+    /// An ingest instance on `port` (webhooks and its operations endpoint share it).
+    pub fn ingest(&self, port: u16) -> Service {
+        let env = [
+            ("INGEST_SERVER__PORT", port.to_string()),
+            ("INGEST_KAFKA__BROKERS", self.brokers.clone()),
+            ("INGEST_KAFKA__TOPIC", self.topic.clone()),
+            ("INGEST_LOG__FILTER", "warn".to_owned()),
+        ];
+        Service::spawn(&built_binary("ingest"), &[], &owned(&env), port)
+    }
+
+    /// The publisher (`args` e.g. `["replay"]`), writing tables named with `prefix`.
+    pub fn publisher(&self, args: &[&str], prefix: &str, deephaven_url: &str) -> Service {
+        let port = free_port();
+        let env = [
+            ("PUBLISHER_SERVER__PORT", port.to_string()),
+            ("PUBLISHER_KAFKA__BROKERS", self.brokers.clone()),
+            ("PUBLISHER_KAFKA__TOPIC", self.topic.clone()),
+            ("PUBLISHER_KAFKA__DLQ_TOPIC", self.dlq_topic.clone()),
+            ("PUBLISHER_KAFKA__GROUP_ID", format!("{}-{prefix}", self.group_id)),
+            ("PUBLISHER_DEEPHAVEN__URL", deephaven_url.to_owned()),
+            ("PUBLISHER_DEEPHAVEN__TABLE_PREFIX", prefix.to_owned()),
+            ("PUBLISHER_DEEPHAVEN__MAX_BACKOFF", "2s".to_owned()),
+            ("PUBLISHER_DEEPHAVEN__CHECK_INTERVAL", "1s".to_owned()),
+            ("PUBLISHER_LOG__FILTER", "warn,publisher=info".to_owned()),
+        ];
+        Service::spawn(&built_binary("publisher"), args, &owned(&env), port)
+    }
+
+    /// The live publisher: following the topic into this pipeline's tables.
+    pub fn live_publisher(&self) -> Service {
+        self.publisher(&[], &self.prefix, &self.deephaven_url)
+    }
+}
+
+fn owned(env: &[(&str, String)]) -> Vec<(String, String)> {
+    env.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect()
+}
+
+/// A fresh Deephaven variable-name prefix (letters, digits, underscores).
+pub fn table_prefix(stem: &str) -> String {
+    format!("{stem}{}_", unique_name("").replace('-', "_").trim_start_matches('_'))
+}
+
+/// Both data tables, keyed as Deephaven keys them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tables {
+    /// Fingerprint -> (Status, StartsAt, ReceivedAt).
+    pub alerts: BTreeMap<String, (String, i64, i64)>,
+    /// EventId -> (Fingerprint, Status, KafkaPartition, KafkaOffset).
+    pub events: BTreeMap<String, (String, String, i32, i64)>,
+}
+
+/// Reads both tables with a session of its own (the server may have restarted since the last read). Missing
+/// tables read as empty; a key seen twice is an error, since the tables must hold every alert exactly once.
+pub async fn read_tables(url: &str, prefix: &str) -> Result<Tables, String> {
+    let client = Client::connect(ClientConfig::new(url.to_owned())).await.map_err(|err| err.to_string())?;
+    let mut tables = Tables::default();
+    for batch in snapshot(&client, &format!("{prefix}alerts")).await? {
+        let fingerprints = batch.column_by_name("Fingerprint").ok_or("no Fingerprint")?.as_string::<i32>().clone();
+        let statuses = batch.column_by_name("Status").ok_or("no Status")?.as_string::<i32>().clone();
+        let starts = batch.column_by_name("StartsAt").ok_or("no StartsAt")?;
+        let starts = starts.as_primitive::<TimestampNanosecondType>();
+        let received = batch.column_by_name("ReceivedAt").ok_or("no ReceivedAt")?;
+        let received = received.as_primitive::<TimestampNanosecondType>();
+        for row in 0..batch.num_rows() {
+            let value = (statuses.value(row).to_owned(), starts.value(row), received.value(row));
+            if tables.alerts.insert(fingerprints.value(row).to_owned(), value).is_some() {
+                panic!("alert {} appears twice in {prefix}alerts", fingerprints.value(row));
+            }
+        }
+    }
+    for batch in snapshot(&client, &format!("{prefix}alert_events")).await? {
+        let ids = batch.column_by_name("EventId").ok_or("no EventId")?.as_string::<i32>().clone();
+        let fingerprints = batch.column_by_name("Fingerprint").ok_or("no Fingerprint")?.as_string::<i32>().clone();
+        let statuses = batch.column_by_name("Status").ok_or("no Status")?.as_string::<i32>().clone();
+        let partitions = batch.column_by_name("KafkaPartition").ok_or("no KafkaPartition")?;
+        let partitions = partitions.as_primitive::<Int32Type>();
+        let offsets = batch.column_by_name("KafkaOffset").ok_or("no KafkaOffset")?;
+        let offsets = offsets.as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            let value = (
+                fingerprints.value(row).to_owned(),
+                statuses.value(row).to_owned(),
+                partitions.value(row),
+                offsets.value(row),
+            );
+            if tables.events.insert(ids.value(row).to_owned(), value).is_some() {
+                panic!("event {} appears twice in {prefix}alert_events", ids.value(row));
+            }
+        }
+    }
+    Ok(tables)
+}
+
+async fn snapshot(client: &Client, name: &str) -> Result<Vec<RecordBatch>, String> {
+    match client.scope_table_exists(name).await.map_err(|err| err.to_string())? {
+        true => client.snapshot(name).await.map_err(|err| err.to_string()),
+        false => Ok(Vec::new()),
+    }
+}
+
+/// What must hold between what ingest acknowledged and what Deephaven shows: every acknowledged alert state is
+/// in `alert_events` once, nothing is there that was never sent, every alert of an event has its row in `alerts`,
+/// and an alert whose resolve was acknowledged shows as resolved.
+pub fn exactly_once(tables: &Tables, ledger: &Ledger) -> Result<(), String> {
+    let missing: Vec<&String> = ledger.acknowledged.keys().filter(|id| !tables.events.contains_key(*id)).collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{} of {} acknowledged alert states are not in alert_events (e.g. {:?}); it holds {}",
+            missing.len(),
+            ledger.acknowledged.len(),
+            missing.first(),
+            tables.events.len()
+        ));
+    }
+    for (id, (fingerprint, status, _, _)) in &tables.events {
+        match ledger.sent.get(id) {
+            Some(sent) if sent == &(fingerprint.clone(), status.clone()) => {}
+            other => return Err(format!("event {id} ({fingerprint} {status}) was never sent as such: {other:?}")),
+        }
+        if !tables.alerts.contains_key(fingerprint) {
+            return Err(format!("alert {fingerprint} has events but no row in alerts"));
+        }
+    }
+    if tables.alerts.len()
+        != tables.events.values().map(|(fingerprint, ..)| fingerprint).collect::<std::collections::BTreeSet<_>>().len()
+    {
+        return Err("alerts holds rows no event accounts for".to_owned());
+    }
+    for (fingerprint, status) in ledger.acknowledged.values() {
+        if status == "resolved" && tables.alerts[fingerprint].0 != "resolved" {
+            return Err(format!("alert {fingerprint}: its resolve was acknowledged, Deephaven shows it firing"));
+        }
+    }
+    Ok(())
+}
+
+/// Waits until Deephaven holds what `ledger` says, exactly once; returns the tables.
+pub async fn wait_for_exactly_once(pipeline: &Pipeline, ledger: &Ledger) -> Tables {
+    wait::until("Deephaven to hold every acknowledged alert exactly once", CATCH_UP_DEADLINE, || async {
+        let tables = read_tables(&pipeline.deephaven_url, &pipeline.prefix).await?;
+        exactly_once(&tables, ledger).map(|()| tables)
+    })
+    .await
+}
+
+/// The steady load of the system tests: 4 workers, each a body of 10 alerts every 50 ms (~800 alerts/s).
+pub fn steady_load(url: &str, first_batch: u64) -> Load {
+    Load::start(url, Shape { workers: 4, interval: Duration::from_millis(50), alerts_per_body: 10, first_batch })
+}
+
+/// Waits until the load has `more` acknowledged alert states beyond `since`: the pipeline is taking load.
+pub async fn wait_for_acknowledgements(load: &Load, since: usize, more: usize, what: &str) {
+    wait::until(&format!("{more} more acknowledged alerts {what}"), CATCH_UP_DEADLINE, || async {
+        let ledger = load.ledger();
+        if ledger.acknowledged.len() >= since + more {
+            Ok(())
+        } else {
+            Err(format!("{} acknowledged; answers {:?}", ledger.acknowledged.len(), ledger.answers))
+        }
+    })
+    .await;
+}
