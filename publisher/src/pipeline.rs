@@ -10,7 +10,7 @@
 use crate::configuration::Settings;
 use crate::dead_letters::{DeadLetter, DeadLetters};
 use crate::metrics::{Metrics, TableLabels};
-use crate::resume::{self, ResumeContext, Shared};
+use crate::resume::{ResumeContext, Shared};
 use crate::tables::{Batch, Sink, TableNames};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -88,7 +88,6 @@ pub async fn run(
         } else {
             check(&shared).await.map(|()| {
                 shared.fetch_gate.reopen_if_topic_is_back(&consumer, &settings.kafka.topic, &metrics);
-                restart_reset_partitions(&consumer, &settings.kafka.topic, &metrics);
             })
         };
         match outcome {
@@ -238,27 +237,6 @@ async fn write(
 async fn check(shared: &Shared) -> anyhow::Result<()> {
     let sink = shared.sink().ok_or_else(|| anyhow::anyhow!("no Deephaven session"))?;
     sink.check().await
-}
-
-/// An idle publisher's look at Kafka: a partition that now ends before the position reached was re-created or
-/// lost records (see [`resume::ends_before`]); it is read again from the earliest record. (Assignments check the
-/// same, but a broker that restarts within the group's session timeout causes none.)
-fn restart_reset_partitions(consumer: &StreamConsumer<ResumeContext>, topic: &str, metrics: &Metrics) {
-    // Without a broker every query would only wait for its timeout.
-    if metrics.kafka_brokers_up.get() == 0 {
-        return;
-    }
-    let Ok(positions) = consumer.position() else { return };
-    for element in positions.elements_for_topic(topic) {
-        let Offset::Offset(next) = element.offset() else { continue };
-        let partition = element.partition();
-        let reset = tokio::task::block_in_place(|| resume::ends_before(consumer, topic, partition, next, metrics));
-        if reset {
-            if let Err(err) = consumer.seek(topic, partition, Offset::Beginning, Duration::from_secs(10)) {
-                tracing::error!(partition, error = %err, "could not move the partition to its beginning");
-            }
-        }
-    }
 }
 
 /// Commits the group's offsets (for lag monitoring; resuming does not depend on them). Refusals arrive in

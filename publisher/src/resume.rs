@@ -23,9 +23,6 @@ use std::time::Duration;
 /// (safe: re-applying records is idempotent, it only costs time).
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long an assignment may wait for a partition's end offset before resuming as recorded.
-const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// State shared by the pipeline and the consumer's rebalance callback.
 pub struct Shared {
     sink: Mutex<Option<Arc<Sink>>>,
@@ -137,50 +134,6 @@ impl ClientContext for ResumeContext {
     }
 }
 
-impl ResumeContext {
-    /// [`Shared::resume_offset`], or the earliest record if the partition now ends before it (see
-    /// [`ends_before`]).
-    fn checked_resume_offset(&self, consumer: &BaseConsumer<Self>, partition: i32) -> Offset {
-        match self.shared.resume_offset(partition) {
-            Offset::Offset(next) if ends_before(consumer, &self.topic, partition, next, &self.shared.metrics) => {
-                Offset::Beginning
-            }
-            offset => offset,
-        }
-    }
-}
-
-/// Whether `partition` now ends before `next`, the offset the publisher would read next. Then the topic was
-/// re-created or the broker lost records (a broker without durable storage restarted): what the partition holds
-/// now is new, and must be read from the earliest record (idempotent) rather than waiting for offsets that may
-/// never be reached again. Logged and counted as a replay when true.
-pub fn ends_before<C: Consumer<ResumeContext>>(
-    consumer: &C,
-    topic: &str,
-    partition: i32,
-    next: i64,
-    metrics: &Metrics,
-) -> bool {
-    match consumer.fetch_watermarks(topic, partition, WATERMARKS_TIMEOUT) {
-        Ok((_, end)) if end < next => {
-            tracing::error!(
-                partition,
-                end,
-                next,
-                "the partition ends before the next offset to read: it was re-created or lost records; starting it \
-                 over from the earliest record"
-            );
-            metrics.replays.inc();
-            true
-        }
-        Ok(_) => false,
-        Err(err) => {
-            tracing::warn!(partition, error = %err, "could not read the partition's end");
-            false
-        }
-    }
-}
-
 impl ConsumerContext for ResumeContext {
     /// Resuming never depends on the group's offsets, so a refused commit only makes the group's lag look
     /// larger until the next one succeeds: counted and logged, nothing more.
@@ -197,7 +150,7 @@ impl ConsumerContext for ResumeContext {
                 self.shared.refresh_blocking();
                 let partitions: Vec<i32> = assignment.elements().iter().map(|element| element.partition()).collect();
                 for partition in &partitions {
-                    let offset = self.checked_resume_offset(consumer, *partition);
+                    let offset = self.shared.resume_offset(*partition);
                     if let Err(err) = assignment.set_partition_offset(&self.topic, *partition, offset) {
                         tracing::error!(partition, error = %err, "could not set the resume offset");
                     }
