@@ -3,9 +3,8 @@
 //! Deephaven. The `alerts` table must show the alerts Alertmanager reports, and an alert that resolved must show
 //! as resolved.
 
-use crate::support::{read_tables, Pipeline, READY_DEADLINE};
-use e2e::kafka::create_topic;
-use e2e::stack::{free_port, PrivateBalancer, Stack};
+use crate::support::{read_tables, Pipeline, Running};
+use e2e::stack::Stack;
 use e2e::wait;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -30,17 +29,9 @@ async fn alertmanager_alerts(url: &str) -> Result<BTreeSet<String>, String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn alertmanager_alerts_reach_deephaven_firing_and_resolved() {
     let stack = Stack::from_env();
-    let topic = create_topic(&stack.kafka_brokers, "e2e-alerts", 6).await;
-    let dlq_topic = create_topic(&stack.kafka_brokers, "e2e-dlq", 1).await;
-    let pipeline = Pipeline::new(&stack.kafka_brokers, &stack.deephaven_url, &topic, &dlq_topic);
-    let ports = [free_port(), free_port()];
-    let ingest = ports.map(|port| pipeline.ingest(port));
-    for instance in &ingest {
-        instance.wait_until_ready(READY_DEADLINE).await;
-    }
-    // Where the stack's Alertmanager sends its webhooks.
-    let _balancer = PrivateBalancer::start(stack.ingest_port, &ports);
-    let publisher = pipeline.live_publisher();
+    let pipeline = Pipeline::on_stack("e2e-alerts").await;
+    // HAProxy where the stack's Alertmanager sends its webhooks.
+    let Running { ingest, balancer: _balancer, publisher, .. } = pipeline.start(stack.ingest_port).await;
 
     // Exactly the alerts Alertmanager reports active are firing in Deephaven, and the flapping demo alert, having
     // resolved at least once since, shows a resolve. Alertmanager notifies within a few seconds (group_interval

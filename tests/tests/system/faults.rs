@@ -37,14 +37,7 @@ async fn every_acknowledged_alert_lands_exactly_once_through_the_fault_matrix() 
     let broker = PrivateBroker::start(6);
     let deephaven = PrivateDeephaven::start(None, None);
     let pipeline = Pipeline::new(&broker.brokers(), &deephaven.url(), "alerts", "alerts.dlq");
-    let ports = [free_port(), free_port()];
-    let ingest = ports.map(|port| pipeline.ingest(port));
-    for instance in &ingest {
-        instance.wait_until_ready(READY_DEADLINE).await;
-    }
-    let balancer = PrivateBalancer::start(free_port(), &ports);
-    let publisher = pipeline.live_publisher();
-    publisher.wait_until_ready(READY_DEADLINE).await;
+    let Running { ingest_ports, ingest, balancer, publisher } = pipeline.start(free_port()).await;
     let mut all = Ledger::default();
 
     // kill -9 one ingest instance: HAProxy sends the load to the other; the killed one comes back.
@@ -53,7 +46,7 @@ async fn every_acknowledged_alert_lands_exactly_once_through_the_fault_matrix() 
     killed.kill();
     let acknowledged = load.ledger().acknowledged.len();
     wait_for_acknowledgements(&load, acknowledged, 200, "with one ingest instance").await;
-    let replacement = pipeline.ingest(ports[0]);
+    let replacement = pipeline.ingest(ingest_ports[0]);
     replacement.wait_until_ready(READY_DEADLINE).await;
     let ingest = [replacement, survivor];
     all.merge(finish_phase(load, 1).await);

@@ -3,26 +3,15 @@
 //! `SOAK_MINUTES=30 scripts/test.sh -p e2e --test system soak -- --ignored --nocapture`.
 
 use crate::support::*;
-use e2e::kafka::create_topic;
-use e2e::stack::{free_port, PrivateBalancer, Stack};
+use e2e::stack::free_port;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "long-running: run on demand (see the module docs)"]
 async fn soak_reports_memory_over_time_and_loses_nothing() {
     let minutes: u64 = std::env::var("SOAK_MINUTES").ok().and_then(|value| value.parse().ok()).unwrap_or(10);
-    let stack = Stack::from_env();
-    let topic = create_topic(&stack.kafka_brokers, "soak", 6).await;
-    let dlq_topic = create_topic(&stack.kafka_brokers, "soak-dlq", 1).await;
-    let pipeline = Pipeline::new(&stack.kafka_brokers, &stack.deephaven_url, &topic, &dlq_topic);
-    let ports = [free_port(), free_port()];
-    let ingest = ports.map(|port| pipeline.ingest(port));
-    for instance in &ingest {
-        instance.wait_until_ready(READY_DEADLINE).await;
-    }
-    let balancer = PrivateBalancer::start(free_port(), &ports);
-    let publisher = pipeline.live_publisher();
-    publisher.wait_until_ready(READY_DEADLINE).await;
+    let pipeline = Pipeline::on_stack("soak").await;
+    let Running { ingest, balancer, publisher, .. } = pipeline.start(free_port()).await;
 
     let load = steady_load(&balancer.alerts_url(), 0);
     let started = Instant::now();

@@ -3,10 +3,10 @@
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
 use deephaven_client::{Client, ClientConfig};
-use e2e::kafka::unique_name;
+use e2e::kafka::{create_topic, unique_name};
 use e2e::load::{Ledger, Load, Shape};
 use e2e::process::{built_binary, Service};
-use e2e::stack::free_port;
+use e2e::stack::{free_port, PrivateBalancer, Stack};
 use e2e::wait;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,6 +37,28 @@ impl Pipeline {
             prefix: table_prefix("sys"),
             group_id: unique_name("system"),
         }
+    }
+
+    /// A pipeline on the shared test stack, on fresh topics named after `stem`.
+    pub async fn on_stack(stem: &str) -> Pipeline {
+        let stack = Stack::from_env();
+        let topic = create_topic(&stack.kafka_brokers, stem, 6).await;
+        let dlq_topic = create_topic(&stack.kafka_brokers, &format!("{stem}-dlq"), 1).await;
+        Pipeline::new(&stack.kafka_brokers, &stack.deephaven_url, &topic, &dlq_topic)
+    }
+
+    /// Starts two ingest instances, HAProxy in front of them on `balancer_port`, and the live publisher; returns
+    /// once all are ready.
+    pub async fn start(&self, balancer_port: u16) -> Running {
+        let ingest_ports = [free_port(), free_port()];
+        let ingest = ingest_ports.map(|port| self.ingest(port));
+        for instance in &ingest {
+            instance.wait_until_ready(READY_DEADLINE).await;
+        }
+        let balancer = PrivateBalancer::start(balancer_port, &ingest_ports);
+        let publisher = self.live_publisher();
+        publisher.wait_until_ready(READY_DEADLINE).await;
+        Running { ingest_ports, ingest, balancer, publisher }
     }
 
     /// An ingest instance on `port` (webhooks and its operations endpoint share it).
@@ -72,6 +94,14 @@ impl Pipeline {
     pub fn live_publisher(&self) -> Service {
         self.publisher(&[], &self.prefix, &self.deephaven_url)
     }
+}
+
+/// The processes of a started [`Pipeline`].
+pub struct Running {
+    pub ingest_ports: [u16; 2],
+    pub ingest: [Service; 2],
+    pub balancer: PrivateBalancer,
+    pub publisher: Service,
 }
 
 fn owned(env: &[(&str, String)]) -> Vec<(String, String)> {
