@@ -102,7 +102,8 @@ impl Default for DeephavenSettings {
     }
 }
 
-/// A batch is written when it holds `max_rows` records or its oldest record waited `max_wait`.
+/// A batch is written when it holds `max_rows` records, or its oldest record waited `max_wait` and the batch before
+/// it is written (while Deephaven is busy with one batch the next keeps filling, up to `max_rows`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchSettings {

@@ -1,10 +1,12 @@
 //! The publishing loop: consume a batch, write it to Deephaven, record progress, repeat.
 //!
-//! A batch closes at `batch.max_rows` records or `batch.max_wait` after its first record. Writing follows
+//! A batch closes at `batch.max_rows` records or `batch.max_wait` after its first record, and is written while the
+//! next batch is read (one write at a time, in order), so a replay is bounded by the slower of the two, not their
+//! sum. Writing follows
 //! [`crate::tables`]' order (data, then offsets), then the group's offsets are committed for lag monitoring. Any
 //! failure to write — Deephaven unreachable, the session lost, tables gone after a restart — takes the same path:
 //! stop consuming, reconnect with capped exponential backoff, re-read the progress from Deephaven, move every
-//! assigned partition back to it, and drop the unwritten batch (its records are read again). One path for every
+//! assigned partition back to it, and drop the unwritten batches (their records are read again). One path for every
 //! failure keeps the guarantee simple: what Deephaven holds is exactly the records up to its recorded offsets.
 
 use crate::configuration::Settings;
@@ -17,11 +19,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schemas::tables::{KafkaPosition, PositionedRecord};
-use schemas::{AlertRecord, EventId, RecordHeaders};
-use std::collections::{BTreeMap, HashMap};
+use schemas::{AlertRecord, RecordHeaders};
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// Whether to keep the tables or start them over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,38 +84,78 @@ pub async fn run(
     consumer.subscribe(&[&settings.kafka.topic])?;
     tracing::info!(topic = %settings.kafka.topic, tables = ?names, "publishing");
 
+    // The batch read last is written while the next one is read: Deephaven's time per batch overlaps with
+    // consuming and decoding the next instead of adding to it. Writes stay one at a time and in order.
+    let mut unwritten = Pending::default();
     loop {
-        let (pending, stopping) = collect(&consumer, &shared, &settings, &metrics, &mut shutdown).await;
-        let outcome = if pending.len() > 0 {
-            write(&shared, &dead_letters, &pending, &metrics).await.map(|()| commit(&consumer, &settings, &pending))
-        } else {
-            check(&shared).await.map(|()| {
-                shared.fetch_gate.reopen_if_topic_is_back(&consumer, &settings.kafka.topic, &metrics);
-            })
+        let writes = unwritten.len() > 0;
+        let (written, previous_write) = oneshot::channel::<()>();
+        let writing = async {
+            if writes {
+                write(&shared, &dead_letters, &unwritten, &metrics).await?;
+                commit(&consumer, &settings, &unwritten);
+            }
+            let _ = written.send(());
+            Ok(())
         };
-        match outcome {
-            Ok(()) => {
-                metrics.deephaven_connected.set(1);
-            }
+        let reading = async {
+            let previous_write = async {
+                let _ = previous_write.await;
+            };
+            Ok(collect(&consumer, &shared, &settings, &metrics, previous_write, &mut shutdown).await)
+        };
+        // A failed write abandons the read in progress at once: everything after Deephaven's progress is read again.
+        let (pending, stopping) = match tokio::try_join!(writing, reading) {
+            Ok(((), read)) => read,
             Err(err) => {
-                metrics.deephaven_connected.set(0);
-                tracing::warn!(error = %err, "Deephaven is not usable; reconnecting");
-                if !connect(&settings, false, &shared, &mut shutdown).await {
-                    break;
+                unwritten = Pending::default();
+                match recover(err, &settings, &shared, &consumer, &metrics, &mut shutdown).await {
+                    true => continue,
+                    false => break,
                 }
-                metrics.deephaven_reconnects.inc();
-                metrics.deephaven_connected.set(1);
-                rewind(&consumer, &settings.kafka.topic, &shared);
             }
-        }
+        };
         if stopping {
+            finish(&shared, &dead_letters, &consumer, &settings, &pending, &metrics).await;
             break;
         }
+        if !writes && pending.len() == 0 {
+            if let Err(err) = check(&shared).await {
+                if !recover(err, &settings, &shared, &consumer, &metrics, &mut shutdown).await {
+                    break;
+                }
+                continue;
+            }
+            shared.fetch_gate.reopen_if_topic_is_back(&consumer, &settings.kafka.topic, &metrics);
+        }
+        metrics.deephaven_connected.set(1);
+        unwritten = pending;
     }
     metrics.deephaven_connected.set(0);
     consumer.unsubscribe();
     tracing::info!("publisher stopped");
     Ok(())
+}
+
+/// The one path after any failure to use Deephaven: reconnect, then move every partition back to the progress
+/// Deephaven holds. False when shutdown came first.
+async fn recover(
+    err: anyhow::Error,
+    settings: &Settings,
+    shared: &Shared,
+    consumer: &StreamConsumer<ResumeContext>,
+    metrics: &Metrics,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    metrics.deephaven_connected.set(0);
+    tracing::warn!(error = %err, "Deephaven is not usable; reconnecting");
+    if !connect(settings, false, shared, shutdown).await {
+        return false;
+    }
+    metrics.deephaven_reconnects.inc();
+    metrics.deephaven_connected.set(1);
+    rewind(consumer, &settings.kafka.topic, shared);
+    true
 }
 
 /// Connects to Deephaven (retrying with capped backoff) and installs the session; false if shut down first.
@@ -148,8 +191,9 @@ fn consumer(settings: &Settings, shared: Arc<Shared>) -> anyhow::Result<StreamCo
         .set("session.timeout.ms", settings.kafka.session_timeout.as_millis().to_string())
         .set("partition.assignment.strategy", "range,roundrobin")
         .set("fetch.wait.max.ms", "50")
-        // Bounded memory while Deephaven is away and nothing is consumed.
-        .set("queued.max.messages.kbytes", "16384")
+        // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression: 4 MB of
+        // lz4-compressed JSON held ~16 MB of records, more than a full batch, and 16 MB held 65 MB.
+        .set("queued.max.messages.kbytes", "4096")
         .set("statistics.interval.ms", "5000")
         // A subscribed topic that is missing (re-created after a broker restart, say) is found within this time
         // rather than librdkafka's default five minutes.
@@ -161,18 +205,23 @@ fn consumer(settings: &Settings, shared: Arc<Shared>) -> anyhow::Result<StreamCo
     Ok(config.create_with_context(ResumeContext { shared, topic })?)
 }
 
-/// Reads one batch: waits for a first record, then takes more until the batch is full or `max_wait` has passed.
-/// Returns early, with what it has, when shutdown is asked for, and empty after `check_interval` without records
-/// (so an idle publisher still notices a lost Deephaven).
+/// Reads one batch: waits for a first record, then takes more until the batch is full, or `max_wait` has passed
+/// and `previous_write` is done (a batch that cannot be written yet keeps filling, so batches grow while Deephaven
+/// is the bottleneck and stay small and quick when it is not). Returns early, with what it has, when shutdown is
+/// asked for, and empty after `check_interval` without records (so an idle publisher still notices a lost
+/// Deephaven).
 async fn collect(
     consumer: &StreamConsumer<ResumeContext>,
     shared: &Shared,
     settings: &Settings,
     metrics: &Metrics,
+    previous_write: impl Future<Output = ()>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> (Pending, bool) {
     let mut pending = Pending::default();
     let mut deadline: Option<tokio::time::Instant> = None;
+    tokio::pin!(previous_write);
+    let mut previous_written = false;
     while pending.len() < settings.batch.max_rows {
         let timeout = async {
             match deadline {
@@ -189,7 +238,8 @@ async fn collect(
                 Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)) => shared.fetch_gate.close(consumer),
                 Err(err) => tracing::warn!(error = %err, "consuming failed"),
             },
-            _ = timeout => break,
+            () = &mut previous_write, if !previous_written => previous_written = true,
+            _ = timeout, if previous_written || deadline.is_none() => break,
             _ = shutdown.wait_for(|stop| *stop) => return (pending, true),
         }
     }
@@ -208,28 +258,41 @@ async fn write(
         dead_letters.send(&pending.dead_letters).await?;
         metrics.dlq_records.inc_by(pending.dead_letters.len() as u64);
     }
-    let mut by_event: HashMap<&EventId, &PositionedRecord> = HashMap::new();
-    for row in &pending.records {
-        by_event.insert(&row.record.event_id, row);
-    }
-    let alerts = shared.progress().states.advancing(&pending.records);
-    let batch = Batch { events: by_event.into_values().collect(), alerts, offsets: pending.offsets.clone() };
+    let advancing = shared.progress().states.advancing(&pending.records);
+    let batch = Batch::new(&pending.records, &advancing, pending.offsets.clone());
 
     let started = Instant::now();
     sink.write(&batch).await?;
     metrics.write_seconds.observe(started.elapsed().as_secs_f64());
     metrics.batch_records.observe(pending.len() as f64);
     let names = sink.names();
-    metrics.rows_written.get_or_create(&TableLabels { table: names.alerts.clone() }).inc_by(batch.alerts.len() as u64);
-    metrics
-        .rows_written
-        .get_or_create(&TableLabels { table: names.alert_events.clone() })
-        .inc_by(batch.events.len() as u64);
+    for (table, rows) in [(&names.alerts, &batch.alerts), (&names.alert_events, &batch.events)] {
+        metrics.rows_written.get_or_create(&TableLabels { table: table.clone() }).inc_by(rows.num_rows() as u64);
+    }
 
     let mut progress = shared.progress();
-    progress.states.apply(batch.alerts.iter().copied());
+    progress.states.apply(advancing.iter().map(|&row| &pending.records[row]));
     progress.offsets.extend(&pending.offsets);
     Ok(())
+}
+
+/// On shutdown: writes what was read last. A failure loses nothing (Deephaven's progress does not cover these
+/// records, so the next start reads them again), and there is no reconnecting on the way out.
+async fn finish(
+    shared: &Shared,
+    dead_letters: &DeadLetters,
+    consumer: &StreamConsumer<ResumeContext>,
+    settings: &Settings,
+    pending: &Pending,
+    metrics: &Metrics,
+) {
+    if pending.len() == 0 {
+        return;
+    }
+    match write(shared, dead_letters, pending, metrics).await {
+        Ok(()) => commit(consumer, settings, pending),
+        Err(err) => tracing::warn!(error = %err, "the last batch was not written; it is read again on the next start"),
+    }
 }
 
 /// An idle publisher's look at Deephaven: the session answers and the tables are still there (a restarted

@@ -14,9 +14,9 @@ use arrow::array::{Int32Builder, Int64Builder};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampNanosecondType};
 use deephaven_client::{Auth, Client, ClientConfig, Filter, InputTable, InputTableKind};
 use schemas::tables::{PositionedRecord, TableSpec, ALERTS, ALERT_EVENTS};
-use schemas::{Fingerprint, Status, Timestamp};
+use schemas::{EventId, Fingerprint, Status, Timestamp};
 use secrecy::ExposeSecret;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The names of the tables, with the configured prefix.
@@ -40,13 +40,31 @@ impl TableNames {
 }
 
 /// What one [`Sink::write`] applies.
-pub struct Batch<'a> {
-    /// Every decoded record (repeats included: `alert_events` collapses them by key).
-    pub events: Vec<&'a PositionedRecord>,
-    /// The records that advance their alert's current row.
-    pub alerts: Vec<&'a PositionedRecord>,
+pub struct Batch {
+    /// One row per event id read (its last copy: `alert_events` is keyed by it, so repeats collapse anyway).
+    pub events: RecordBatch,
+    /// The rows that advance their alert's current row.
+    pub alerts: RecordBatch,
     /// The last offset consumed per partition, undecodable records included.
     pub offsets: BTreeMap<i32, i64>,
+}
+
+impl Batch {
+    /// Converts `records` once and takes both tables' rows from the result; `advancing` are the indices of the
+    /// records that become their alert's current row (ascending).
+    pub fn new(records: &[PositionedRecord], advancing: &[usize], offsets: BTreeMap<i32, i64>) -> Self {
+        let mut last_of_event: HashMap<&EventId, usize> = HashMap::new();
+        for (index, row) in records.iter().enumerate() {
+            last_of_event.insert(&row.record.event_id, index);
+        }
+        let mut event_rows: Vec<usize> = last_of_event.into_values().collect();
+        event_rows.sort_unstable();
+        let converted = ALERT_EVENTS.batch(records);
+        let select = |spec: &TableSpec, rows: &[usize]| {
+            spec.select(&converted, rows).expect("alert_events has every column of both tables")
+        };
+        Batch { events: select(&ALERT_EVENTS, &event_rows), alerts: select(&ALERTS, advancing), offsets }
+    }
 }
 
 /// The login the settings ask for (validated: at most one kind is configured).
@@ -149,26 +167,22 @@ impl Sink {
     }
 
     /// Writes the data rows, then the offsets.
-    pub async fn write(&self, batch: &Batch<'_>) -> deephaven_client::Result<()> {
-        let alerts = async {
-            if batch.alerts.is_empty() {
-                return Ok(());
-            }
-            self.client.append(&self.alerts, ALERTS.batch(&batch.alerts)).await
-        };
-        let events = async {
-            if batch.events.is_empty() {
-                return Ok(());
-            }
-            self.client.append(&self.alert_events, ALERT_EVENTS.batch(&batch.events)).await
-        };
-        let (alerts, events) = tokio::join!(alerts, events);
+    pub async fn write(&self, batch: &Batch) -> deephaven_client::Result<()> {
+        let (alerts, events) =
+            tokio::join!(self.append(&self.alerts, &batch.alerts), self.append(&self.alert_events, &batch.events));
         alerts?;
         events?;
         if !batch.offsets.is_empty() {
             self.client.append(&self.offsets, offsets_batch(&self.topic, &batch.offsets)).await?;
         }
         Ok(())
+    }
+
+    async fn append(&self, table: &InputTable, rows: &RecordBatch) -> deephaven_client::Result<()> {
+        match rows.num_rows() {
+            0 => Ok(()),
+            _ => self.client.append(table, rows.clone()).await,
+        }
     }
 }
 

@@ -8,9 +8,11 @@
 //! Each table is a [`TableSpec`]: a list of [`Column`]s, each knowing its name, type and how to read its value from
 //! a record. Both tables are built from the same column definitions, so a column means the same thing everywhere.
 
-use crate::AlertRecord;
-use arrow::array::{ArrayRef, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder};
+use crate::{AlertRecord, LabelSet};
+use arrow::array::{ArrayRef, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder, UInt32Array};
+use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use std::borrow::{Borrow, Cow};
 use std::sync::Arc;
@@ -108,6 +110,30 @@ impl TableSpec {
         let arrays: Vec<ArrayRef> = self.columns.iter().map(|column| column.array(rows)).collect();
         RecordBatch::try_new(self.schema(), arrays).expect("every column builds one value per row of its declared type")
     }
+
+    /// This table's columns of the rows at `rows` (ascending, distinct) of `source`, a batch of a table with every
+    /// column of this one (as [`ALERT_EVENTS`] has every column of [`ALERTS`]). Converting records once and taking
+    /// both tables from the result halves the conversion work; all rows in order are shared without a copy.
+    pub fn select(&self, source: &RecordBatch, rows: &[usize]) -> Result<RecordBatch, ArrowError> {
+        debug_assert!(rows.windows(2).all(|pair| pair[0] < pair[1]), "rows are ascending and distinct");
+        let every_row = rows.len() == source.num_rows();
+        let indices: Option<UInt32Array> = (!every_row)
+            .then(|| rows.iter().map(|&row| u32::try_from(row).expect("a batch has fewer than 2^32 rows")).collect());
+        let arrays = self
+            .columns
+            .iter()
+            .map(|column| {
+                let array = source.column_by_name(column.name).ok_or_else(|| {
+                    ArrowError::SchemaError(format!("the source batch has no column {}", column.name))
+                })?;
+                match &indices {
+                    Some(indices) => take(array.as_ref(), indices, None),
+                    None => Ok(Arc::clone(array)),
+                }
+            })
+            .collect::<Result<Vec<ArrayRef>, ArrowError>>()?;
+        RecordBatch::try_new(self.schema(), arrays)
+    }
 }
 
 /// A column: its name and how to read its value from a record.
@@ -121,6 +147,8 @@ struct Column {
 #[derive(Debug)]
 enum Value {
     Text(fn(&PositionedRecord) -> Option<Cow<'_, str>>),
+    /// A label set as its canonical JSON text.
+    Json(fn(&PositionedRecord) -> &LabelSet),
     Time(fn(&PositionedRecord) -> Option<i64>),
     Int32(fn(&PositionedRecord) -> i32),
     Int64(fn(&PositionedRecord) -> i64),
@@ -131,7 +159,7 @@ const UTC: &str = "UTC";
 impl Column {
     fn field(&self) -> Field {
         let (data_type, nullable) = match self.value {
-            Value::Text(_) => (DataType::Utf8, true),
+            Value::Text(_) | Value::Json(_) => (DataType::Utf8, true),
             Value::Time(_) => (DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into())), true),
             Value::Int32(_) => (DataType::Int32, false),
             Value::Int64(_) => (DataType::Int64, false),
@@ -143,8 +171,20 @@ impl Column {
         let rows = rows.iter().map(Borrow::borrow);
         match self.value {
             Value::Text(read) => {
-                let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+                // Sized exactly up front: growing by doubling copied every string again, a tenth of the work.
+                let bytes = rows.clone().map(|row| read(row).map_or(0, |text| text.len())).sum();
+                let mut builder = StringBuilder::with_capacity(rows.len(), bytes);
                 rows.for_each(|row| builder.append_option(read(row)));
+                Arc::new(builder.finish())
+            }
+            Value::Json(read) => {
+                let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 128);
+                let mut json = Vec::new();
+                for row in rows {
+                    json.clear();
+                    read(row).write_json(&mut json);
+                    builder.append_value(std::str::from_utf8(&json).expect("serde_json writes UTF-8"));
+                }
                 Arc::new(builder.finish())
             }
             Value::Time(read) => {
@@ -191,10 +231,8 @@ const DESCRIPTION: Column = Column { name: "Description", value: Value::Text(|ro
 const STARTS_AT: Column =
     Column { name: "StartsAt", value: Value::Time(|row| Some(row.record.starts_at.unix_nanos())) };
 const ENDS_AT: Column = Column { name: "EndsAt", value: Value::Time(|row| row.record.ends_at.map(|t| t.unix_nanos())) };
-const LABELS: Column =
-    Column { name: "Labels", value: Value::Text(|row| Some(Cow::Owned(row.record.labels.to_json()))) };
-const ANNOTATIONS: Column =
-    Column { name: "Annotations", value: Value::Text(|row| Some(Cow::Owned(row.record.annotations.to_json()))) };
+const LABELS: Column = Column { name: "Labels", value: Value::Json(|row| &row.record.labels) };
+const ANNOTATIONS: Column = Column { name: "Annotations", value: Value::Json(|row| &row.record.annotations) };
 const GENERATOR_URL: Column =
     Column { name: "GeneratorUrl", value: Value::Text(|row| text(&row.record.generator_url)) };
 const RECEIVER: Column = Column { name: "Receiver", value: Value::Text(|row| text(&row.record.notification.receiver)) };

@@ -134,3 +134,27 @@ fn firing_alerts_have_a_null_end_in_the_tables() {
     assert_eq!(batch.column_by_name("EndsAt").unwrap().null_count(), 2);
     assert_eq!(batch.column_by_name("StartsAt").unwrap().null_count(), 0);
 }
+
+#[test]
+fn selecting_rows_from_the_events_batch_equals_converting_them_again() {
+    let rows: Vec<PositionedRecord> = fixtures()
+        .iter()
+        .flat_map(|(_, body)| AlertRecord::from_webhook(&parse(body, &Limits::default()).unwrap(), received_at()))
+        .enumerate()
+        .map(|(i, record)| PositionedRecord { record, position: KafkaPosition { partition: 1, offset: i as i64 } })
+        .collect();
+    assert!(rows.len() > 4, "the fixtures hold several alerts");
+    let events = ALERT_EVENTS.batch(&rows);
+
+    let every_row: Vec<usize> = (0..rows.len()).collect();
+    assert_eq!(ALERTS.select(&events, &every_row).unwrap(), ALERTS.batch(&rows));
+    assert_eq!(ALERT_EVENTS.select(&events, &every_row).unwrap(), events);
+
+    let some_rows = [0, 2, rows.len() - 1];
+    let picked: Vec<&PositionedRecord> = some_rows.iter().map(|&i| &rows[i]).collect();
+    assert_eq!(ALERTS.select(&events, &some_rows).unwrap(), ALERTS.batch(&picked));
+    assert_eq!(ALERTS.select(&events, &[]).unwrap().num_rows(), 0);
+
+    let missing = ALERT_EVENTS.select(&ALERTS.batch(&rows), &every_row).unwrap_err();
+    assert!(missing.to_string().contains("no column"), "{missing}");
+}

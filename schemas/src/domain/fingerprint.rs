@@ -17,6 +17,11 @@ impl Fingerprint {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The 64-bit hash the hex spells: a compact key for maps over very many alerts.
+    pub fn as_u64(&self) -> u64 {
+        u64::from_str_radix(&self.0, 16).expect("a validated fingerprint is 16 hex digits")
+    }
 }
 
 impl TryFrom<String> for Fingerprint {
@@ -52,6 +57,9 @@ mod tests {
     fn accepts_sixteen_lowercase_hex_characters() {
         let fp = Fingerprint::try_from("d1a5c9317abe90b2".to_owned()).unwrap();
         assert_eq!(fp.as_str(), "d1a5c9317abe90b2");
+        assert_eq!(fp.as_u64(), 0xd1a5_c931_7abe_90b2);
+        assert_eq!(Fingerprint::try_from("0000000000000000".to_owned()).unwrap().as_u64(), 0);
+        assert_eq!(Fingerprint::try_from("ffffffffffffffff".to_owned()).unwrap().as_u64(), u64::MAX);
     }
 
     #[test]

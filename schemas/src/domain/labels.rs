@@ -35,7 +35,14 @@ impl LabelSet {
 
     /// The canonical JSON object text of this set (names sorted), as stored in the `Labels` / `Annotations` columns.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(&self.0).expect("a map of strings always serializes")
+        let mut json = Vec::new();
+        self.write_json(&mut json);
+        String::from_utf8(json).expect("serde_json writes UTF-8")
+    }
+
+    /// Appends [`Self::to_json`]'s text to `out`: lets a caller reuse one buffer for many sets.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, &self.0).expect("a map of strings always serializes into memory")
     }
 }
 
