@@ -13,10 +13,9 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::flight;
 use crate::proto::backplane::create_input_table_request::{input_table_kind, Definition, InputTableKind as KindProto};
-use crate::proto::backplane::{
-    AddTableRequest, CreateInputTableRequest, ExportedTableCreationResponse, FetchTableRequest,
-};
+use crate::proto::backplane::{AddTableRequest, CreateInputTableRequest, FetchTableRequest};
 use crate::schema;
+use crate::session::{check_created, TableService};
 use crate::ticket::{scope_ticket, table_ref};
 
 /// How an input table treats new rows.
@@ -97,13 +96,6 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 /// A table-creating call succeeded at the gRPC level; check its own verdict.
-pub(crate) fn check_created(operation: &'static str, response: &ExportedTableCreationResponse) -> Result<()> {
-    if response.success {
-        return Ok(());
-    }
-    Err(Error::Rejected { operation, code: Code::Unknown, message: response.error_info.clone() })
-}
-
 impl Client {
     /// Whether the query scope holds a table called `name`.
     pub async fn scope_table_exists(&self, name: &str) -> Result<bool> {
@@ -143,25 +135,15 @@ impl Client {
         schema::validate_definition(&schema, &kind)?;
         let request_schema = schema::encode_schema(&schema)?;
         let session = self.session();
-        let export = session.export(OPERATION)?;
         let request = CreateInputTableRequest {
-            result_id: Some(export.ticket()),
+            result_id: None,
             definition: Some(Definition::Schema(request_schema)),
             kind: Some(kind.to_proto()),
         };
-        let created = async {
-            let response = session
-                .tables()
-                .create_input_table(request)
-                .await
-                .map_err(|status| session.status_error(OPERATION, &status))?
-                .into_inner();
-            check_created(OPERATION, &response)?;
-            session.publish(export.ticket(), name).await
-        }
-        .await;
-        export.release().await;
-        created?;
+        let create = |mut tables: TableService, ticket| async move {
+            tables.create_input_table(CreateInputTableRequest { result_id: Some(ticket), ..request }).await
+        };
+        session.derive_table(OPERATION, create, |ticket| session.publish(ticket, name)).await?;
         tracing::info!(table = name, ?kind, "input table created and published");
         Ok(InputTable { name: name.to_owned(), schema, kind })
     }

@@ -1,19 +1,20 @@
 //! Reading and deriving tables server-side: snapshots (DoGet of a scope
 //! table), aggregations (e.g. the highest `KafkaOffset` per `KafkaPartition`)
-//! and filtered views published to the query scope, which keep ticking with
-//! their source.
+//! and views published to the query scope (filtered, or with added columns),
+//! which keep ticking with their source.
 
 use arrow::array::RecordBatch;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::flight;
-use crate::input_table::check_created;
 use crate::proto::backplane::compare_condition::CompareOperation;
 use crate::proto::backplane::{
     agg_spec, aggregation, condition, literal, value, AggSpec, AggregateRequest, Aggregation, CaseSensitivity,
-    CompareCondition, Condition, FilterTableRequest, Reference, UnstructuredFilterTableRequest, Value,
+    CompareCondition, Condition, FilterTableRequest, Reference, SelectOrUpdateRequest, UnstructuredFilterTableRequest,
+    Value,
 };
+use crate::session::TableService;
 use crate::ticket::{scope_ticket, table_ref};
 
 /// A constant in a structured [`Filter`].
@@ -138,7 +139,6 @@ impl Client {
             return Err(Error::InvalidInput("aggregate_max_by needs at least one column".into()));
         }
         let session = self.session();
-        let export = session.export(OPERATION)?;
         let max = Aggregation {
             r#type: Some(aggregation::Type::Columns(aggregation::AggregationColumns {
                 spec: Some(AggSpec { r#type: Some(agg_spec::Type::Max(agg_spec::AggSpecMax {})) }),
@@ -146,25 +146,39 @@ impl Client {
             })),
         };
         let request = AggregateRequest {
-            result_id: Some(export.ticket()),
+            result_id: None,
             source_id: Some(table_ref(scope_ticket(source))),
             preserve_empty: false,
             aggregations: vec![max],
             group_by_columns: group_by.iter().map(|s| (*s).to_owned()).collect(),
         };
-        let result = async {
-            let response = session
-                .tables()
-                .aggregate(request)
-                .await
-                .map_err(|status| session.status_error(OPERATION, &status))?
-                .into_inner();
-            check_created(OPERATION, &response)?;
-            flight::download(&session, OPERATION, &export.ticket()).await
-        }
-        .await;
-        export.release().await;
-        result
+        let aggregate = |mut tables: TableService, ticket| async move {
+            tables.aggregate(AggregateRequest { result_id: Some(ticket), ..request }).await
+        };
+        let download = |ticket| {
+            let session = &session;
+            async move { flight::download(session, OPERATION, &ticket).await }
+        };
+        session.derive_table(OPERATION, aggregate, download).await
+    }
+
+    /// Publishes as `name` the scope table `source` with the columns `formulas` add (Deephaven's `update`, e.g.
+    /// `"SeenAt = now()"`). The server evaluates a formula once per row, when the row arrives, and keeps the view
+    /// ticking with its source.
+    pub async fn publish_updated_view(&self, source: &str, formulas: &[&str], name: &str) -> Result<()> {
+        const OPERATION: &str = "update";
+        let session = self.session();
+        let request = SelectOrUpdateRequest {
+            result_id: None,
+            source_id: Some(table_ref(scope_ticket(source))),
+            column_specs: formulas.iter().map(|formula| (*formula).to_owned()).collect(),
+        };
+        let update = |mut tables: TableService, ticket| async move {
+            tables.update(SelectOrUpdateRequest { result_id: Some(ticket), ..request }).await
+        };
+        session.derive_table(OPERATION, update, |ticket| session.publish(ticket, name)).await?;
+        tracing::info!(source, view = name, ?formulas, "updated view published");
+        Ok(())
     }
 
     /// Publishes as `name` the rows of scope table `source` that pass
@@ -172,31 +186,21 @@ impl Client {
     pub async fn publish_filtered_view(&self, source: &str, filter: &Filter, name: &str) -> Result<()> {
         const OPERATION: &str = "filter";
         let session = self.session();
-        let export = session.export(OPERATION)?;
         let source_id = Some(table_ref(scope_ticket(source)));
-        let result_id = Some(export.ticket());
-        let result = async {
-            let tables = session.tables();
-            let response = match filter {
+        let apply = |mut tables: TableService, ticket| async move {
+            let result_id = Some(ticket);
+            match filter {
                 Filter::Equals { column, value } => {
-                    let request =
-                        FilterTableRequest { result_id, source_id, filters: vec![equals_condition(column, value)] };
-                    tables.clone().filter(request).await
+                    let filters = vec![equals_condition(column, value)];
+                    tables.filter(FilterTableRequest { result_id, source_id, filters }).await
                 }
                 Filter::Expression(condition) => {
-                    let request =
-                        UnstructuredFilterTableRequest { result_id, source_id, filters: vec![condition.clone()] };
-                    tables.clone().unstructured_filter(request).await
+                    let filters = vec![condition.clone()];
+                    tables.unstructured_filter(UnstructuredFilterTableRequest { result_id, source_id, filters }).await
                 }
             }
-            .map_err(|status| session.status_error(OPERATION, &status))?
-            .into_inner();
-            check_created(OPERATION, &response)?;
-            session.publish(export.ticket(), name).await
-        }
-        .await;
-        export.release().await;
-        result?;
+        };
+        session.derive_table(OPERATION, apply, |ticket| session.publish(ticket, name)).await?;
         tracing::info!(source, view = name, ?filter, "filtered view published");
         Ok(())
     }

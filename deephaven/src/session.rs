@@ -5,6 +5,7 @@
 //! [`Client::reconnect`](crate::Client::reconnect)).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +27,12 @@ use crate::proto::backplane::session_service_client::SessionServiceClient;
 use crate::proto::backplane::table_service_client::TableServiceClient;
 use crate::proto::backplane::{
     config_value, ConfigurationConstantsRequest, ConfigurationConstantsResponse, ExportNotificationRequest,
-    PublishRequest, ReleaseRequest, Ticket,
+    ExportedTableCreationResponse, PublishRequest, ReleaseRequest, Ticket,
 };
 use crate::ticket::{export_ticket, scope_ticket, ExportId, ExportIds};
+
+/// The table service as this client calls it: every request carries the session's bearer token.
+pub(crate) type TableService = TableServiceClient<BearerService>;
 
 /// Server setting: how long a session lives after its last token rotation.
 const DURATION_KEY: &str = "http.session.durationMs";
@@ -176,7 +180,7 @@ impl Session {
         self.note(Error::from_flight(operation, error, self.token.is_authenticated()))
     }
 
-    pub(crate) fn tables(&self) -> TableServiceClient<BearerService> {
+    pub(crate) fn tables(&self) -> TableService {
         TableServiceClient::new(self.service.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
@@ -202,6 +206,33 @@ impl Session {
             message: "the session used up its export ids; reconnect".into(),
         })?;
         Ok(Export { id, session: Arc::clone(self), released: false })
+    }
+
+    /// Runs a table operation that writes its result to a new export (`request` receives the export's ticket),
+    /// checks that the server created the table, then hands the ticket to `then` (to publish it, or download it).
+    /// The export is released whatever happened.
+    pub(crate) async fn derive_table<T, Created, Then>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        request: impl FnOnce(TableService, Ticket) -> Created,
+        then: impl FnOnce(Ticket) -> Then,
+    ) -> Result<T>
+    where
+        Created: Future<Output = std::result::Result<tonic::Response<ExportedTableCreationResponse>, Status>>,
+        Then: Future<Output = Result<T>>,
+    {
+        let export = self.export(operation)?;
+        let result = async {
+            let response = request(self.tables(), export.ticket())
+                .await
+                .map_err(|status| self.status_error(operation, &status))?
+                .into_inner();
+            check_created(operation, &response)?;
+            then(export.ticket()).await
+        }
+        .await;
+        export.release().await;
+        result
     }
 
     /// Publishes `source` to the query scope as `name` (replacing any previous value).
@@ -265,6 +296,14 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.keepalive.abort();
     }
+}
+
+/// A table operation's answer: success, or the server's reason in `error_info`.
+pub(crate) fn check_created(operation: &'static str, response: &ExportedTableCreationResponse) -> Result<()> {
+    if response.success {
+        return Ok(());
+    }
+    Err(Error::Rejected { operation, code: tonic::Code::Unknown, message: response.error_info.clone() })
 }
 
 /// An export ticket owned by a session; released exactly once.

@@ -260,6 +260,54 @@ async fn filtered_views_are_published_and_tick_with_their_source() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_updated_view_computes_its_columns_once_per_arriving_row() {
+    let client = connect().await;
+    let name = unique_name("Stamped");
+    let table = client.ensure_input_table(&name, row_schema(), keyed()).await.expect("create");
+    let view = unique_name("StampedView");
+    client.publish_updated_view(&name, &["Doubled = Count * 2", "SeenAt = now()"], &view).await.expect("updated view");
+    let unix_nanos = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let stamps = |batches: Vec<RecordBatch>| {
+        let mut out: Vec<(String, i64, i64)> = batches
+            .iter()
+            .flat_map(|b| {
+                let keys = b.column_by_name("Key").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+                let doubled =
+                    b.column_by_name("Doubled").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().clone();
+                let seen = b.column_by_name("SeenAt").expect("SeenAt column").clone();
+                let seen = seen.as_any().downcast_ref::<arrow::array::TimestampNanosecondArray>().unwrap().clone();
+                (0..b.num_rows()).map(move |i| (keys.value(i).to_owned(), doubled.value(i), seen.value(i)))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+
+    let before = unix_nanos();
+    client.append(&table, batch(&[Row::sample("a", 21)])).await.expect("append a");
+    let first = stamps(client.snapshot(&view).await.expect("view"));
+    let read = unix_nanos();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (key, doubled, seen_a) = first[0].clone();
+    assert_eq!((key.as_str(), doubled), ("a", 42));
+    // Stamped in the update cycle that carried the row to the view: after the append began, before it was read.
+    assert!((before..=read).contains(&seen_a), "{before} <= {seen_a} <= {read}");
+
+    client.append(&table, batch(&[Row::sample("b", 5)])).await.expect("append b");
+    wait_until("the view to tick", DEADLINE, || async {
+        stamps(client.snapshot(&view).await.expect("view")).len() == 2
+    })
+    .await;
+    let second = stamps(client.snapshot(&view).await.expect("view"));
+    assert_eq!(second[0], ("a".to_owned(), 42, seen_a), "an earlier row keeps its stamp");
+    assert!(second[1].2 >= read, "{second:?}");
+
+    let bad = client.publish_updated_view(&name, &["X = NoSuchColumn + 1"], &unique_name("Bad")).await.unwrap_err();
+    assert_eq!(bad.class(), ErrorClass::Permanent, "{bad}");
+    assert_eq!(client.live_exports(), 0, "every call released its tickets");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_survives_token_rotations() {
     let client = connect().await;
     let duration = client.session_duration();
