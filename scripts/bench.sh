@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# bench.sh: ingest throughput and latency on the local real broker, each figure beside a ceiling measured in the
-# same run. Prints one JSON line per measurement and a summary; figures vary ±50 % on a shared 2-core machine, so
-# compare the ratios within one run.
+# bench.sh: every throughput, latency and memory figure of issue 7, each beside a ceiling measured in the same run,
+# on the local real stack (Tansu broker, Deephaven 42.7, release builds). Prints one JSON line per measurement
+# (stdout) and progress on stderr. The machine is shared: compare figures within one run, not across runs.
 #
-# Measured: release ingest (lz4, acks=all, idempotent) in front of the Tansu broker, driven by tests/src/bin/loadgen.
-#   - saturation with 1, 10 and 100 alerts per body (32 connections);
-#   - p50/p99 latency at fixed request rates (100 and 1,000 req/s, 10 alerts per body);
-#   - ceiling: the same load against the same ingest answering 401 before reading the body (auth on, no
-#     credentials sent): HTTP framework and connection costs with no parsing and no Kafka;
-#   - peak RSS of ingest (VmHWM).
-#   - publisher: a release `publisher replay` of everything the ingest runs left in the topic (about a million
-#     alerts) into a fresh Deephaven, timed from start to the last record written; its peak RSS.
-# Not yet measured: the raw DoPut + AddTableToInputTable ceiling, end-to-end latency (issue 7 lists them).
+#   1. broker ceiling: `produce-ceiling` produces 1M distinct alert records (ingest's format and producer
+#      settings) straight to the broker; the topic is left holding exactly these for step 2.
+#   2. publisher: a release `publisher replay` of those 1M records into a fresh Deephaven, timed from its start
+#      until `publisher_batch_records_sum` reaches 1M; peak RSS and the CPU seconds each process spent.
+#   3. Deephaven ceiling: `deephaven-ceiling` appends the same rows, converted before the clock starts, in
+#      10,000-row batches into a fresh Deephaven (DoPut + AddTableToInputTable), one and both data tables. The
+#      Python client's reference (deephaven-grpc notes: 105–126k rows/s at 10k-row batches, ~297 B rows) is printed
+#      beside it.
+#   4. ingest, on a fresh broker: `loadgen` saturation at 1, 10 and 100 alerts per body, then fixed request rates
+#      (open loop); the same load against `http-ceiling` (actix-web reading the body and answering 200, no parsing,
+#      no Kafka); ingest's peak RSS.
+#   5. end to end, on a fresh broker and Deephaven: ingest and a following publisher; after a 10 s warm-up,
+#      `latency` posts 100 and 1,000 alerts/s and measures from each 200 to the row's `SeenAt = now()` in
+#      Deephaven; peak RSS of both.
 #
-# Env: BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_DEEPHAVEN_HEAP (6g).
+# Fresh broker and Deephaven between steps because both slow down as they fill (Tansu's memory store spends more
+# CPU per fetch the more it holds; Deephaven's heap fills with a million wide rows per table).
+#
+# Env: BENCH_SECONDS (10, per load run), BENCH_CONNECTIONS (32), BENCH_RECORDS (1000000),
+#      BENCH_LATENCY_SECONDS (30), BENCH_DEEPHAVEN_HEAP (6g).
 set -euo pipefail
 export STACK_DIR="${STACK_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.stack-bench}"
 export BROKER_PORT="${BROKER_PORT:-29092}" TOPIC_PARTITIONS="${TOPIC_PARTITIONS:-6}"
@@ -22,83 +31,154 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SECONDS_EACH="${BENCH_SECONDS:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+RECORDS="${BENCH_RECORDS:-1000000}"
+LATENCY_SECONDS="${BENCH_LATENCY_SECONDS:-30}"
 INGEST_BENCH_PORT=28080
+HTTP_CEILING_PORT=28090
 PUBLISHER_BENCH_PORT=28102
 export DEEPHAVEN_PORT="${DEEPHAVEN_BENCH_PORT:-20100}" DEEPHAVEN_HEAP="${BENCH_DEEPHAVEN_HEAP:-6g}"
-LOADGEN="$REPO_ROOT/target/release/loadgen"
+DEEPHAVEN_URL="http://127.0.0.1:$DEEPHAVEN_PORT"
+BIN="$REPO_ROOT/target/release"
 
 cleanup() {
-  stop_process ingest-bench 15 || true
-  stop_process publisher-bench 15 || true
+  for name in ingest-bench http-ceiling publisher-bench; do stop_process "$name" 15 || true; done
   bash "$SCRIPTS_DIR/deephaven.sh" stop || true
   bash "$SCRIPTS_DIR/broker.sh" stop || true
 }
 
-start_ingest() { # extra env assignments...
+fresh_broker() {
+  bash "$SCRIPTS_DIR/broker.sh" stop
+  bash "$SCRIPTS_DIR/broker.sh" start
+}
+
+fresh_deephaven() {
+  bash "$SCRIPTS_DIR/deephaven.sh" stop
+  bash "$SCRIPTS_DIR/deephaven.sh" start
+}
+
+start_ingest() {
   stop_process ingest-bench 15 || true
   start_background ingest-bench env INGEST_SERVER__PORT="$INGEST_BENCH_PORT" \
     INGEST_KAFKA__BROKERS="127.0.0.1:$BROKER_PORT" INGEST_KAFKA__TOPIC="$ALERTS_TOPIC" \
-    INGEST_LOG__FILTER=error "$@" "$REPO_ROOT/target/release/ingest"
+    INGEST_LOG__FILTER=error "$BIN/ingest"
   wait_for_http "http://127.0.0.1:$INGEST_BENCH_PORT/readyz" 30 "ingest" ingest-bench
 }
 
-load() { # loadgen args...
-  "$LOADGEN" --url "http://127.0.0.1:$INGEST_BENCH_PORT/alerts" --seconds "$SECONDS_EACH" --connections "$CONNECTIONS" "$@"
+start_publisher() { # publisher arguments (none: follow; "replay")
+  stop_process publisher-bench 15 || true
+  start_background publisher-bench env PUBLISHER_SERVER__PORT="$PUBLISHER_BENCH_PORT" \
+    PUBLISHER_KAFKA__BROKERS="127.0.0.1:$BROKER_PORT" PUBLISHER_KAFKA__TOPIC="$ALERTS_TOPIC" \
+    PUBLISHER_KAFKA__DLQ_TOPIC="$DLQ_TOPIC" PUBLISHER_KAFKA__GROUP_ID="bench-$$-$RANDOM" \
+    PUBLISHER_DEEPHAVEN__URL="$DEEPHAVEN_URL" PUBLISHER_DEEPHAVEN__TABLE_PREFIX=bench_ \
+    PUBLISHER_LOG__FILTER=warn "$BIN/publisher" "$@"
 }
 
+load() { # port loadgen-args...
+  local port=$1
+  shift
+  "$BIN/loadgen" --url "http://127.0.0.1:$port/alerts" --seconds "$SECONDS_EACH" --connections "$CONNECTIONS" "$@"
+}
+
+pid_by_name() { local pid _rest; read -r pid _rest <"$(pid_file "$1")"; echo "$pid"; }
+
 peak_rss_mb() { # process name
-  local pid
-  read -r pid _ <"$(pid_file "$1")"
-  awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status"
+  awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$(pid_by_name "$1")/status"
+}
+
+cpu_seconds() { # pid: user + system CPU seconds so far
+  awk '{ printf "%.1f", ($14 + $15) / 100 }' "/proc/$1/stat"
 }
 
 metric_sum() { # url metric-name: the sum of the metric's samples
   curl -fsS "$1" | awk -v name="$2" '$1 == name || index($1, name "{") == 1 { sum += $2 } END { printf "%d", sum }'
 }
 
-# Replays the whole topic into a fresh Deephaven and times it until every accepted alert is written.
-bench_publisher_replay() { # alerts to expect
-  local expected=$1 written=0 started elapsed
-  bash "$SCRIPTS_DIR/deephaven.sh" start
-  stop_process publisher-bench 15 || true
+# Replays the pre-filled topic into a fresh Deephaven and times it until every record is written.
+bench_publisher_replay() { # records to expect
+  local expected=$1 written=0 started elapsed publisher deephaven broker
+  local -a cpu_before
+  deephaven=$(pid_by_name deephaven) broker=$(pid_by_name broker)
+  cpu_before=("$(cpu_seconds "$deephaven")" "$(cpu_seconds "$broker")")
   started=$(date +%s.%N)
-  start_background publisher-bench env PUBLISHER_SERVER__PORT="$PUBLISHER_BENCH_PORT" \
-    PUBLISHER_KAFKA__BROKERS="127.0.0.1:$BROKER_PORT" PUBLISHER_KAFKA__TOPIC="$ALERTS_TOPIC" \
-    PUBLISHER_KAFKA__DLQ_TOPIC="$DLQ_TOPIC" PUBLISHER_KAFKA__GROUP_ID="bench-$$" \
-    PUBLISHER_DEEPHAVEN__URL="http://127.0.0.1:$DEEPHAVEN_PORT" PUBLISHER_DEEPHAVEN__TABLE_PREFIX=bench_ \
-    PUBLISHER_LOG__FILTER=warn "$REPO_ROOT/target/release/publisher" replay
+  start_publisher replay
   while ((written < expected)); do
     is_running publisher-bench || die "the publisher exited during the replay"
     sleep 0.2
     written=$(metric_sum "http://127.0.0.1:$PUBLISHER_BENCH_PORT/metrics" publisher_batch_records_sum || echo 0)
   done
   elapsed=$(awk -v start="$started" -v end="$(date +%s.%N)" 'BEGIN { printf "%.2f", end - start }')
-  printf '{"bench":"publisher replay","records":%d,"seconds":%s,"records_per_second":%.0f,"peak_rss_mb":%s}\n' \
-    "$written" "$elapsed" "$(awk -v n="$written" -v s="$elapsed" 'BEGIN { print n / s }')" "$(peak_rss_mb publisher-bench)"
-  stop_process publisher-bench 15 || true
+  publisher=$(pid_by_name publisher-bench)
+  printf '{"bench":"publisher replay","records":%d,"seconds":%s,"records_per_s":%.0f,"rows_per_s":%.0f,' \
+    "$written" "$elapsed" "$(awk -v n="$written" -v s="$elapsed" 'BEGIN { print n / s }')" \
+    "$(awk -v n="$written" -v s="$elapsed" 'BEGIN { print 2 * n / s }')"
+  printf '"peak_rss_mb":%s,"cpu_s":{"publisher":%s,"deephaven":%s,"broker":%s}}\n' "$(peak_rss_mb publisher-bench)" \
+    "$(cpu_seconds "$publisher")" \
+    "$(awk -v a="$(cpu_seconds "$deephaven")" -v b="${cpu_before[0]}" 'BEGIN { printf "%.1f", a - b }')" \
+    "$(awk -v a="$(cpu_seconds "$broker")" -v b="${cpu_before[1]}" 'BEGIN { printf "%.1f", a - b }')"
+  stop_process publisher-bench 15
+}
+
+bench_ingest() {
+  start_ingest
+  log "ingest: saturation"
+  for alerts in 1 10 100; do load "$INGEST_BENCH_PORT" --alerts "$alerts"; done
+  log "ingest: fixed request rates (open loop)"
+  for rate in 100 1000; do load "$INGEST_BENCH_PORT" --alerts 10 --rate "$rate"; done
+  load "$INGEST_BENCH_PORT" --alerts 1 --rate 5000
+  printf '{"bench":"ingest peak RSS","peak_rss_mb":%s}\n' "$(peak_rss_mb ingest-bench)"
+  stop_process ingest-bench 15
+
+  log "ceiling: the same load against actix-web reading the body and answering 200"
+  start_background http-ceiling "$BIN/http-ceiling" --port "$HTTP_CEILING_PORT"
+  wait_for_port 127.0.0.1 "$HTTP_CEILING_PORT" 30 "http-ceiling" http-ceiling
+  for alerts in 1 10 100; do load "$HTTP_CEILING_PORT" --alerts "$alerts"; done
+  stop_process http-ceiling 15
+}
+
+bench_end_to_end() {
+  start_ingest
+  start_publisher
+  wait_for_http "http://127.0.0.1:$PUBLISHER_BENCH_PORT/readyz" 60 "publisher" publisher-bench
+  latency() { # rate seconds
+    "$BIN/latency" --url "http://127.0.0.1:$INGEST_BENCH_PORT/alerts" --deephaven "$DEEPHAVEN_URL" \
+      --table bench_alert_events --rate "$1" --alerts 10 --seconds "$2"
+  }
+  # A just-started Deephaven compiles its hot paths during the first seconds of load; a deployed one has long
+  # since done so, so the measured runs follow a warm-up that is reported on stderr only.
+  log "warm-up: $(latency 1000 10)"
+  for rate in 100 1000; do latency "$rate" "$LATENCY_SECONDS"; done
+  printf '{"bench":"end to end peak RSS","ingest_mb":%s,"publisher_mb":%s}\n' \
+    "$(peak_rss_mb ingest-bench)" "$(peak_rss_mb publisher-bench)"
+  stop_process publisher-bench 15
+  stop_process ingest-bench 15
 }
 
 main() {
   bash "$SCRIPTS_DIR/install-broker.sh"
   bash "$SCRIPTS_DIR/install-deephaven.sh"
-  (cd "$REPO_ROOT" && cargo build --release --locked --bin ingest --bin loadgen --bin publisher)
+  (cd "$REPO_ROOT" && cargo build --release --locked --bin ingest --bin publisher --bin loadgen \
+    --bin produce-ceiling --bin deephaven-ceiling --bin http-ceiling --bin latency)
   trap cleanup EXIT
-  bash "$SCRIPTS_DIR/broker.sh" start
 
-  start_ingest
-  log "ingest, saturation"
-  for alerts in 1 10 100; do load --alerts "$alerts"; done
-  log "ingest, fixed rates (10 alerts per body)"
-  for rate in 100 1000; do load --alerts 10 --rate "$rate"; done
-  log "ingest peak RSS: $(peak_rss_mb ingest-bench) MB"
-  local accepted
-  accepted=$(metric_sum "http://127.0.0.1:$INGEST_BENCH_PORT/metrics" ingest_alerts_accepted_total)
-  log "publisher: replaying the $accepted alerts in the topic into a fresh Deephaven"
-  bench_publisher_replay "$accepted"
+  fresh_broker
+  fresh_deephaven
+  log "broker ceiling: $RECORDS records produced directly (and the topic pre-filled for the publisher)"
+  "$BIN/produce-ceiling" --brokers "127.0.0.1:$BROKER_PORT" --topic "$ALERTS_TOPIC" --records "$RECORDS"
+  log "publisher: replaying the $RECORDS records into a fresh Deephaven"
+  bench_publisher_replay "$RECORDS"
 
-  start_ingest INGEST_AUTH__BEARER_TOKENS=bench-token
-  log "ceiling: the same HTTP load answered 401 before the body is read"
-  for alerts in 1 10 100; do load --alerts "$alerts"; done
+  fresh_deephaven
+  log "Deephaven ceiling: prepared 10,000-row batches into a fresh Deephaven"
+  "$BIN/deephaven-ceiling" --url "$DEEPHAVEN_URL" --rows "$RECORDS" --batch-rows 10000
+  echo '{"bench":"Python client reference","rows_per_s":"105000-126000","batch_rows":10000,"bytes_per_row":297,"source":"deephaven-grpc notes"}'
+
+  fresh_broker
+  bench_ingest
+
+  fresh_broker
+  fresh_deephaven
+  log "end to end: webhook 200 to the row in Deephaven"
+  bench_end_to_end
 }
 
 main "$@"

@@ -12,8 +12,10 @@
 //! - [`load`]: a steady, traceable webhook load and its ledger of what ingest acknowledged.
 //! - [`process`]: the project's binaries run as child processes: starting, probing, signalling, reaping.
 //! - [`wait`]: waiting for a condition with a deadline, never a bare sleep.
+//! - [`bench`]: flags, synthetic records and percentiles for the benchmark tools in `src/bin/` (`scripts/bench.sh`).
 //! - [`fixtures`]: the captured Alertmanager payloads in `tests/fixtures/`.
 
+pub mod bench;
 pub mod fixtures;
 pub mod kafka;
 pub mod load;

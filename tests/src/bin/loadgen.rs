@@ -4,10 +4,13 @@
 //! as fast as answers come (saturation) or at a fixed `--rate` of requests per second, for `--seconds`, and prints
 //! one line of JSON: requests and alerts per second, latency percentiles, and the answers by status.
 
+use e2e::bench::{percentile_ms, Flags};
 use e2e::fixtures::synthetic_webhook;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+const USAGE: &str = "loadgen --url URL [--connections N] [--alerts N] [--seconds N] [--rate R]";
 
 struct Options {
     url: String,
@@ -19,21 +22,14 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut options = Options { url: String::new(), connections: 32, alerts: 10, seconds: 10, rate: None };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--url" => options.url = value(),
-            "--connections" => options.connections = value().parse().expect("a number"),
-            "--alerts" => options.alerts = value().parse().expect("a number"),
-            "--seconds" => options.seconds = value().parse().expect("a number"),
-            "--rate" => options.rate = Some(value().parse().expect("a number")),
-            other => panic!("unknown flag {other}; usage: loadgen --url URL [--connections N] [--alerts N] [--seconds N] [--rate R]"),
-        }
+    let flags = Flags::parse(USAGE);
+    Options {
+        url: flags.required("url"),
+        connections: flags.get("connections", 32),
+        alerts: flags.get("alerts", 10),
+        seconds: flags.get("seconds", 10),
+        rate: flags.optional("rate"),
     }
-    assert!(!options.url.is_empty(), "--url is required");
-    options
 }
 
 #[derive(Default)]
@@ -84,12 +80,6 @@ async fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let mut results = results.lock().unwrap();
     results.latencies.sort();
-    let percentile = |p: f64| {
-        let latencies = &results.latencies;
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
     let ok = results.statuses.get("200").copied().unwrap_or(0);
     println!(
         "{}",
@@ -100,8 +90,8 @@ async fn main() {
             "requests_per_s": (results.latencies.len() as f64 / elapsed).round(),
             "ok_requests_per_s": (ok as f64 / elapsed).round(),
             "ok_alerts_per_s": (ok as f64 * options.alerts as f64 / elapsed).round(),
-            "p50_ms": (percentile(0.50) * 100.0).round() / 100.0,
-            "p99_ms": (percentile(0.99) * 100.0).round() / 100.0,
+            "p50_ms": percentile_ms(&results.latencies, 0.50),
+            "p99_ms": percentile_ms(&results.latencies, 0.99),
             "statuses": results.statuses,
         })
     );

@@ -1,0 +1,73 @@
+//! `produce-ceiling`: how fast the broker takes alert records when no HTTP, parsing or validation is in the way.
+//!
+//! Encodes `--records` distinct alert records before the clock starts (the same synthetic alerts `loadgen` posts,
+//! in ingest's record format, key and headers), then produces all of them with ingest's producer settings
+//! (acks=all, idempotent, lz4, 5 ms linger) and waits until the broker acknowledged every one. Prints one JSON
+//! line. The topic is left holding exactly these records, which is how `scripts/bench.sh` pre-fills it for the
+//! publisher's replay.
+
+use e2e::bench::{synthetic_records, Flags};
+use futures::stream::{FuturesUnordered, StreamExt};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use schemas::RecordHeaders;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "produce-ceiling --brokers HOST:PORT --topic TOPIC [--records N]";
+
+/// Records awaiting their acknowledgement at once: enough to keep every partition's batches full.
+const IN_FLIGHT: usize = 50_000;
+
+#[tokio::main]
+async fn main() {
+    let flags = Flags::parse(USAGE);
+    let (brokers, topic) = (flags.required("brokers"), flags.required("topic"));
+    let count: u64 = flags.get("records", 1_000_000);
+
+    let records: Vec<(String, Vec<u8>)> = synthetic_records(0, count.div_ceil(100), 100)
+        .into_iter()
+        .take(count as usize)
+        .map(|record| (record.fingerprint.to_string(), record.encode()))
+        .collect();
+    let bytes: usize = records.iter().map(|(key, value)| key.len() + value.len()).sum();
+    let headers = RecordHeaders::current()
+        .into_iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| headers.insert(Header { key, value: Some(value) }));
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", (2 * IN_FLIGHT).to_string())
+        .create()
+        .expect("the producer is created");
+
+    let started = Instant::now();
+    let mut deliveries = FuturesUnordered::new();
+    let mut failed = 0u64;
+    for (key, value) in &records {
+        while deliveries.len() >= IN_FLIGHT {
+            failed += u64::from(matches!(deliveries.next().await, Some(Err(_))));
+        }
+        let record = FutureRecord::to(&topic).key(key).payload(value).headers(headers.clone());
+        deliveries.push(producer.send(record, Duration::from_secs(30)));
+    }
+    while let Some(delivery) = deliveries.next().await {
+        failed += u64::from(delivery.is_err());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(failed, 0, "the broker refused {failed} records");
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "produce ceiling",
+            "records": records.len(),
+            "bytes_per_record": bytes / records.len(),
+            "seconds": (seconds * 100.0).round() / 100.0,
+            "records_per_s": (records.len() as f64 / seconds).round(),
+            "mb_per_s": (bytes as f64 / seconds / 1e6 * 10.0).round() / 10.0,
+        })
+    );
+}
