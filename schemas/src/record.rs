@@ -102,28 +102,29 @@ pub enum DecodeError {
 }
 
 impl AlertRecord {
-    /// Splits a parsed webhook into one record per alert, in body order.
-    pub fn from_webhook(webhook: &Webhook, received_at: Timestamp) -> Vec<AlertRecord> {
+    /// Splits a parsed webhook into one record per alert, in body order. Takes the webhook so that each alert's
+    /// labels and annotations move into its record instead of being copied.
+    pub fn from_webhook(webhook: Webhook, received_at: Timestamp) -> Vec<AlertRecord> {
         let notification = Notification {
-            receiver: webhook.receiver.clone(),
-            group_key: webhook.group_key.clone(),
-            group_labels: webhook.group_labels.clone(),
-            external_url: webhook.external_url.clone(),
+            receiver: webhook.receiver,
+            group_key: webhook.group_key,
+            group_labels: webhook.group_labels,
+            external_url: webhook.external_url,
             truncated_alerts: webhook.truncated_alerts,
-            notification_reason: webhook.notification_reason.clone(),
+            notification_reason: webhook.notification_reason,
         };
         webhook
             .alerts
-            .iter()
+            .into_iter()
             .map(|alert| AlertRecord {
                 event_id: EventId::of(&alert.fingerprint, alert.status, alert.starts_at, alert.ends_at),
-                fingerprint: alert.fingerprint.clone(),
+                fingerprint: alert.fingerprint,
                 status: alert.status,
                 starts_at: alert.starts_at,
                 ends_at: alert.ends_at,
-                labels: alert.labels.clone(),
-                annotations: alert.annotations.clone(),
-                generator_url: alert.generator_url.clone(),
+                labels: alert.labels,
+                annotations: alert.annotations,
+                generator_url: alert.generator_url,
                 notification: notification.clone(),
                 received_at,
             })

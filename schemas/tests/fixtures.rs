@@ -52,7 +52,7 @@ fn fixture_times_keep_their_milliseconds() {
 fn records_round_trip_and_carry_their_notification() {
     for (name, body) in fixtures() {
         let webhook = parse(&body, &Limits::default()).unwrap();
-        let records = AlertRecord::from_webhook(&webhook, received_at());
+        let records = AlertRecord::from_webhook(webhook.clone(), received_at());
         assert_eq!(records.len(), webhook.alerts.len());
         for (record, alert) in records.iter().zip(&webhook.alerts) {
             assert_eq!(record.key(), alert.fingerprint.as_str().as_bytes());
@@ -71,7 +71,7 @@ fn one_alert_state_has_one_event_id_across_notifications() {
     let mut ids_by_state: HashMap<(String, Status, i64, Option<i64>), HashSet<String>> = HashMap::new();
     for (_, body) in fixtures() {
         let webhook = parse(&body, &Limits::default()).unwrap();
-        for record in AlertRecord::from_webhook(&webhook, received_at()) {
+        for record in AlertRecord::from_webhook(webhook, received_at()) {
             let state = (
                 record.fingerprint.to_string(),
                 record.status,
@@ -92,7 +92,7 @@ fn one_alert_state_has_one_event_id_across_notifications() {
 fn tables_get_one_row_per_alert_with_promoted_columns() {
     let (_, body) = &fixtures()[10]; // 011.json: FlappingMinute resolved
     let webhook = parse(body, &Limits::default()).unwrap();
-    let rows: Vec<PositionedRecord> = AlertRecord::from_webhook(&webhook, received_at())
+    let rows: Vec<PositionedRecord> = AlertRecord::from_webhook(webhook, received_at())
         .into_iter()
         .enumerate()
         .map(|(i, record)| PositionedRecord { record, position: KafkaPosition { partition: 3, offset: 40 + i as i64 } })
@@ -126,7 +126,7 @@ fn tables_get_one_row_per_alert_with_promoted_columns() {
 fn firing_alerts_have_a_null_end_in_the_tables() {
     let (_, body) = &fixtures()[0];
     let webhook = parse(body, &Limits::default()).unwrap();
-    let rows: Vec<PositionedRecord> = AlertRecord::from_webhook(&webhook, received_at())
+    let rows: Vec<PositionedRecord> = AlertRecord::from_webhook(webhook, received_at())
         .into_iter()
         .map(|record| PositionedRecord { record, position: KafkaPosition { partition: 0, offset: 0 } })
         .collect();
@@ -139,7 +139,7 @@ fn firing_alerts_have_a_null_end_in_the_tables() {
 fn selecting_rows_from_the_events_batch_equals_converting_them_again() {
     let rows: Vec<PositionedRecord> = fixtures()
         .iter()
-        .flat_map(|(_, body)| AlertRecord::from_webhook(&parse(body, &Limits::default()).unwrap(), received_at()))
+        .flat_map(|(_, body)| AlertRecord::from_webhook(parse(body, &Limits::default()).unwrap(), received_at()))
         .enumerate()
         .map(|(i, record)| PositionedRecord { record, position: KafkaPosition { partition: 1, offset: i as i64 } })
         .collect();

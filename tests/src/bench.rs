@@ -53,7 +53,7 @@ pub fn synthetic_records(first_body: u64, bodies: u64, alerts_per_body: usize) -
         .flat_map(|body| {
             let (bytes, _) = synthetic_webhook(body, alerts_per_body);
             let webhook = schemas::parse(&bytes, &Limits::default()).expect("synthetic webhooks are valid");
-            AlertRecord::from_webhook(&webhook, received_at)
+            AlertRecord::from_webhook(webhook, received_at)
         })
         .collect()
 }

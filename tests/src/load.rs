@@ -126,7 +126,7 @@ async fn run_worker(
 fn alert_states(body: &[u8]) -> BTreeMap<String, (String, String)> {
     let webhook = parse(body, &Limits::default()).expect("the load's bodies are valid");
     // The event id does not depend on the receive time.
-    AlertRecord::from_webhook(&webhook, Timestamp::from_unix_nanos(0))
+    AlertRecord::from_webhook(webhook, Timestamp::from_unix_nanos(0))
         .into_iter()
         .map(|record| (record.event_id.to_string(), (record.fingerprint.to_string(), record.status.to_string())))
         .collect()

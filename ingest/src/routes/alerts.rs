@@ -54,7 +54,7 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
 
     let webhook = schemas::parse(&body, &state.limits)?;
     state.metrics.alerts_per_body.observe(webhook.alerts.len() as f64);
-    let records = AlertRecord::from_webhook(&webhook, received_at);
+    let records = AlertRecord::from_webhook(webhook, received_at);
 
     if !state.sink.is_ready() {
         return Err(IngestError::BrokerUnavailable { retry_after: state.retry_after });
@@ -78,7 +78,11 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
             .get_or_create(&crate::metrics::StatusLabels { status: record.status.as_str() })
             .inc();
     }
-    tracing::debug!(alerts = records.len(), receiver = %webhook.receiver, "webhook accepted");
+    tracing::debug!(
+        alerts = records.len(),
+        receiver = records.first().map_or("", |record| record.notification.receiver.as_str()),
+        "webhook accepted"
+    );
     Ok(HttpResponse::Ok().json(Accepted { accepted: records.len() }))
 }
 

@@ -24,7 +24,7 @@ async fn every_captured_webhook_is_accepted_and_read_back_exactly() {
         let answer: serde_json::Value = response.json().await.unwrap();
         let webhook = parse(&capture.body, &Limits::default()).unwrap();
         assert_eq!(answer["accepted"], webhook.alerts.len(), "{}", capture.name);
-        expected.extend(AlertRecord::from_webhook(&webhook, before));
+        expected.extend(AlertRecord::from_webhook(webhook, before));
     }
     let after = Timestamp::now();
 

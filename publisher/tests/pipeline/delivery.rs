@@ -12,7 +12,7 @@ fn fixture_records() -> Vec<AlertRecord> {
     let mut records = Vec::new();
     for capture in captured_webhooks() {
         let webhook = parse(&capture.body, &Limits::default()).unwrap();
-        records.extend(AlertRecord::from_webhook(&webhook, received_at(records.len())));
+        records.extend(AlertRecord::from_webhook(webhook, received_at(records.len())));
     }
     records
 }
@@ -22,7 +22,7 @@ pub fn synthetic_records(batches: u64, first_batch: u64) -> Vec<AlertRecord> {
     let mut records = Vec::new();
     for batch in first_batch..first_batch + batches {
         let webhook = parse(&synthetic_webhook(batch, 10).0, &Limits::default()).unwrap();
-        records.extend(AlertRecord::from_webhook(&webhook, received_at(records.len())));
+        records.extend(AlertRecord::from_webhook(webhook, received_at(records.len())));
     }
     records
 }
@@ -79,7 +79,7 @@ async fn an_older_state_arriving_late_leaves_the_alert_unchanged() {
     let captures = captured_webhooks();
     let record = |name: &str, index: usize| {
         let capture = captures.iter().find(|c| c.name == name).unwrap();
-        AlertRecord::from_webhook(&parse(&capture.body, &Limits::default()).unwrap(), received_at(index)).remove(0)
+        AlertRecord::from_webhook(parse(&capture.body, &Limits::default()).unwrap(), received_at(index)).remove(0)
     };
     let resolved = record("011", 1);
     let publisher = spawn_publisher(setup.settings(), Mode::Follow);
