@@ -92,8 +92,7 @@ pub async fn run(
         let (written, previous_write) = oneshot::channel::<()>();
         let writing = async {
             if writes {
-                write(&shared, &dead_letters, &unwritten, &metrics).await?;
-                commit(&consumer, &settings, &unwritten);
+                write(&shared, &dead_letters, &consumer, &settings, &unwritten, &metrics).await?;
             }
             let _ = written.send(());
             Ok(())
@@ -191,8 +190,8 @@ fn consumer(settings: &Settings, shared: Arc<Shared>) -> anyhow::Result<StreamCo
         .set("session.timeout.ms", settings.kafka.session_timeout.as_millis().to_string())
         .set("partition.assignment.strategy", "range,roundrobin")
         .set("fetch.wait.max.ms", "50")
-        // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression: 4 MB of
-        // lz4-compressed JSON held ~16 MB of records, more than a full batch, and 16 MB held 65 MB.
+        // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression: 16 MB of
+        // lz4-compressed JSON held 65 MB of records (heaptrack), so 4 MB still holds more than a full batch.
         .set("queued.max.messages.kbytes", "4096")
         .set("statistics.interval.ms", "5000")
         // A subscribed topic that is missing (re-created after a broker restart, say) is found within this time
@@ -246,10 +245,13 @@ async fn collect(
     (pending, false)
 }
 
-/// Dead letters first (so they are not lost when the offsets move past them), then the rows and the offsets.
+/// Dead letters first (so they are not lost when the offsets move past them), then the rows and the offsets, then
+/// the group's offsets are committed.
 async fn write(
     shared: &Shared,
     dead_letters: &DeadLetters,
+    consumer: &StreamConsumer<ResumeContext>,
+    settings: &Settings,
     pending: &Pending,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
@@ -270,9 +272,12 @@ async fn write(
         metrics.rows_written.get_or_create(&TableLabels { table: table.clone() }).inc_by(rows.num_rows() as u64);
     }
 
-    let mut progress = shared.progress();
-    progress.states.apply(advancing.iter().map(|&row| &pending.records[row]));
-    progress.offsets.extend(&pending.offsets);
+    {
+        let mut progress = shared.progress();
+        progress.states.apply(advancing.iter().map(|&row| &pending.records[row]));
+        progress.offsets.extend(&pending.offsets);
+    }
+    commit(consumer, settings, pending);
     Ok(())
 }
 
@@ -289,9 +294,8 @@ async fn finish(
     if pending.len() == 0 {
         return;
     }
-    match write(shared, dead_letters, pending, metrics).await {
-        Ok(()) => commit(consumer, settings, pending),
-        Err(err) => tracing::warn!(error = %err, "the last batch was not written; it is read again on the next start"),
+    if let Err(err) = write(shared, dead_letters, consumer, settings, pending, metrics).await {
+        tracing::warn!(error = %err, "the last batch was not written; it is read again on the next start");
     }
 }
 
