@@ -4,6 +4,7 @@
 //! `impl Client` blocks.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -105,11 +106,18 @@ impl Client {
     /// server's memory until the session ends. One round trip, bounded by
     /// [`ClientConfig::request_timeout`].
     pub async fn server_exports(&self) -> Result<usize> {
+        self.within("export notifications", self.session().server_exports()).await
+    }
+
+    /// Bounds a whole operation, response streams included, by [`ClientConfig::request_timeout`]. The channel's
+    /// own timeout ends when a response's headers arrive, so a server frozen in the middle of a stream (seen:
+    /// DoPut acknowledgements never coming after a SIGSTOP) would otherwise be waited for forever.
+    pub(crate) async fn within<T>(&self, operation: &'static str, work: impl Future<Output = Result<T>>) -> Result<T> {
         let timeout = self.inner.config.request_timeout;
-        tokio::time::timeout(timeout, self.session().server_exports()).await.map_err(|_| Error::Unavailable {
-            operation: "export notifications",
+        tokio::time::timeout(timeout, work).await.map_err(|_| Error::Unavailable {
+            operation,
             code: Code::DeadlineExceeded,
-            message: format!("no complete snapshot within {timeout:?}"),
+            message: format!("no complete answer within {timeout:?}"),
         })?
     }
 

@@ -196,11 +196,13 @@ impl Client {
                 .await
                 .map_err(|status| session.status_error(OPERATION, &status))
         };
-        let (uploaded, added) = tokio::join!(flight::upload(&session, messages), add);
+        let appended = self.within(OPERATION, async {
+            let (uploaded, added) = tokio::join!(flight::upload(&session, messages), add);
+            uploaded.and(added.map(drop))
+        });
+        let appended = appended.await;
         export.release().await;
-        uploaded?;
-        added?;
-        Ok(())
+        appended
     }
 }
 

@@ -122,7 +122,7 @@ impl Client {
     pub async fn snapshot(&self, name: &str) -> Result<Vec<RecordBatch>> {
         let session = self.session();
         session.check_alive("snapshot")?;
-        flight::download(&session, "snapshot", &scope_ticket(name)).await
+        self.within("snapshot", flight::download(&session, "snapshot", &scope_ticket(name))).await
     }
 
     /// One row per distinct `group_by` value with the maximum of each
@@ -157,7 +157,7 @@ impl Client {
         };
         let download = |ticket| {
             let session = &session;
-            async move { flight::download(session, OPERATION, &ticket).await }
+            async move { self.within(OPERATION, flight::download(session, OPERATION, &ticket)).await }
         };
         session.derive_table(OPERATION, aggregate, download).await
     }
