@@ -1,9 +1,10 @@
-//! Input tables: create them from an Arrow schema (append-only or keyed),
-//! publish them to the query scope, check an existing scope table against the
-//! expected definition, and append record batches. Appends upload the batch
-//! (DoPut into an export ticket) and add it to the table concurrently, the
-//! server accepting the add while the upload is still streaming; the call
-//! returns once the rows are visible and the export is released.
+//! Input tables: create them from an Arrow schema (append-only, keyed or
+//! blink), publish them to the query scope, check an existing scope table
+//! against the expected definition, and append or delete record batches. Both
+//! upload the batch (DoPut into an export ticket) and hand it to the table
+//! concurrently, the server accepting the request while the upload is still
+//! streaming; the call returns once the server applied it (blink tables: once
+//! it took the rows for its next update cycle) and the export is released.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -13,7 +14,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::flight;
 use crate::proto::backplane::create_input_table_request::{input_table_kind, Definition, InputTableKind as KindProto};
-use crate::proto::backplane::{AddTableRequest, CreateInputTableRequest, FetchTableRequest};
+use crate::proto::backplane::{AddTableRequest, CreateInputTableRequest, DeleteTableRequest, FetchTableRequest};
 use crate::schema;
 use crate::session::{check_created, TableService};
 use crate::ticket::{scope_ticket, table_ref};
@@ -28,6 +29,9 @@ pub enum InputTableKind {
         /// The key columns, all present in the schema.
         key_columns: Vec<String>,
     },
+    /// Rows are seen by the tables derived from it for one update cycle, then dropped: the table itself keeps
+    /// nothing. Added rows appear at the server's next periodic update cycle, which an append does not request.
+    Blink,
 }
 
 impl InputTableKind {
@@ -43,7 +47,7 @@ impl InputTableKind {
     /// The key columns (empty for append-only tables).
     pub fn key_columns(&self) -> &[String] {
         match self {
-            Self::AppendOnly => &[],
+            Self::AppendOnly | Self::Blink => &[],
             Self::Keyed { key_columns } => key_columns,
         }
     }
@@ -56,6 +60,7 @@ impl InputTableKind {
                     key_columns: key_columns.clone(),
                 })
             }
+            Self::Blink => input_table_kind::Kind::Blink(input_table_kind::Blink {}),
         };
         KindProto { kind: Some(kind) }
     }
@@ -72,6 +77,12 @@ pub struct InputTable {
 }
 
 impl InputTable {
+    /// A handle on scope table `name`, taken on trust: nothing is checked until a write, which the server refuses
+    /// if `name` is not an input table of these columns.
+    pub fn new(name: impl Into<String>, schema: SchemaRef, kind: InputTableKind) -> Self {
+        Self { name: name.into(), schema, kind }
+    }
+
     /// The query-scope name.
     pub fn name(&self) -> &str {
         &self.name
@@ -170,39 +181,74 @@ impl Client {
     }
 
     /// Appends (or, on a keyed table, upserts) the rows of `batch`; returns once
-    /// they are visible in the table. The batch's columns must match the
-    /// table's names, order and Deephaven types.
+    /// they are visible in the table (blink tables: once the server took them for
+    /// its next update cycle). The batch's columns must match the table's names,
+    /// order and Deephaven types.
     ///
     /// Not idempotent on append-only tables: after a retryable error the rows
     /// may or may not have been added.
     pub async fn append(&self, table: &InputTable, batch: RecordBatch) -> Result<()> {
-        const OPERATION: &str = "add to input table";
-        let differences = schema::column_differences(table.schema(), batch.schema_ref());
-        if !differences.is_empty() {
-            return Err(Error::SchemaMismatch { table: table.name.clone(), differences });
+        self.change(table, batch, Change::Add).await
+    }
+
+    /// Deletes from a keyed table the rows whose keys `keys` holds (a batch of the
+    /// key columns only). Other kinds of table refuse it.
+    pub async fn delete(&self, table: &InputTable, keys: RecordBatch) -> Result<()> {
+        self.change(table, keys, Change::Delete).await
+    }
+
+    async fn change(&self, table: &InputTable, batch: RecordBatch, change: Change) -> Result<()> {
+        let operation = change.operation();
+        if change == Change::Add {
+            let differences = schema::column_differences(table.schema(), batch.schema_ref());
+            if !differences.is_empty() {
+                return Err(Error::SchemaMismatch { table: table.name.clone(), differences });
+            }
         }
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let session = self.session();
-        let export = session.export(OPERATION)?;
+        let export = session.export(operation)?;
         let messages = flight::encode_upload(export.id(), batch).await?;
-        let request =
-            AddTableRequest { input_table: Some(scope_ticket(&table.name)), table_to_add: Some(export.ticket()) };
-        let add = async {
-            session
-                .input_tables()
-                .add_table_to_input_table(request)
-                .await
-                .map_err(|status| session.status_error(OPERATION, &status))
+        let (input_table, rows) = (Some(scope_ticket(&table.name)), Some(export.ticket()));
+        let apply = async {
+            let mut service = session.input_tables();
+            let applied = match change {
+                Change::Add => service
+                    .add_table_to_input_table(AddTableRequest { input_table, table_to_add: rows })
+                    .await
+                    .map(drop),
+                Change::Delete => service
+                    .delete_table_from_input_table(DeleteTableRequest { input_table, table_to_remove: rows })
+                    .await
+                    .map(drop),
+            };
+            applied.map_err(|status| session.status_error(operation, &status))
         };
-        let appended = self.within(OPERATION, async {
-            let (uploaded, added) = tokio::join!(flight::upload(&session, messages), add);
-            uploaded.and(added.map(drop))
+        let changed = self.within(operation, async {
+            let (uploaded, applied) = tokio::join!(flight::upload(&session, messages), apply);
+            uploaded.and(applied)
         });
-        let appended = appended.await;
+        let changed = changed.await;
         export.release().await;
-        appended
+        changed
+    }
+}
+
+/// What a change does to an input table's rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    Add,
+    Delete,
+}
+
+impl Change {
+    fn operation(self) -> &'static str {
+        match self {
+            Self::Add => "add to input table",
+            Self::Delete => "delete from input table",
+        }
     }
 }
 
@@ -233,6 +279,13 @@ mod tests {
         expected.extend_from_slice(b"Fingerprint");
         assert_eq!(bytes, expected);
         assert!(InputTableKind::AppendOnly.key_columns().is_empty());
+    }
+
+    #[test]
+    fn blink_kind_sends_its_empty_message() {
+        // InputTableKind { blink (3) {} }
+        assert_eq!(InputTableKind::Blink.to_proto().encode_to_vec(), vec![0x1a, 0x00]);
+        assert!(InputTableKind::Blink.key_columns().is_empty());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! It logs in (anonymous, pre-shared key or basic, with optional TLS), keeps
 //! the session alive and adopts every rotated token, creates append-only and
-//! keyed input tables from Arrow schemas, appends [`RecordBatch`]es to them,
-//! reads tables back, aggregates and publishes filtered views server-side.
+//! keyed or blink input tables from Arrow schemas, appends [`RecordBatch`]es to
+//! them, reads tables back, and derives tables server-side (filters, views,
+//! aggregations) that it publishes read-only.
 //! Errors say whether to retry, reconnect or give up ([`Error::class`]).
 //!
 //! ```no_run
@@ -32,7 +33,7 @@
 //! - `schema`: Arrow ↔ Deephaven types, schema IPC bytes, schema comparison.
 //! - [`input_table`]: create / check / append to input tables.
 //! - `flight`: DoPut uploads and DoGet reads.
-//! - [`query`]: snapshots, aggregations, filtered views.
+//! - [`query`]: snapshots and derived tables (chains of [`Operation`]s).
 //! - [`error`]: [`Error`] and its classifier.
 //! - `proto`: the generated protobuf subset (`proto/` holds the sources).
 //!
@@ -56,5 +57,5 @@ pub use client::Client;
 pub use config::{ClientConfig, TlsConfig};
 pub use error::{Error, ErrorClass, Result};
 pub use input_table::{InputTable, InputTableKind};
-pub use query::{Filter, Literal};
+pub use query::{Aggregate, Filter, Literal, Operation};
 pub use session::SessionStatus;

@@ -1,7 +1,8 @@
 //! Reading and deriving tables server-side: snapshots (DoGet of a scope
-//! table), aggregations (e.g. the highest `KafkaOffset` per `KafkaPartition`)
-//! and views published to the query scope (filtered, or with added columns),
-//! which keep ticking with their source.
+//! table) and chains of table [`Operation`]s (filters, views, aggregations such
+//! as the newest row per key or the highest `KafkaOffset` per `KafkaPartition`)
+//! whose result is published to the query scope, where the server keeps it
+//! ticking with its source, or downloaded once.
 
 use arrow::array::RecordBatch;
 
@@ -10,12 +11,13 @@ use crate::error::{Error, Result};
 use crate::flight;
 use crate::proto::backplane::compare_condition::CompareOperation;
 use crate::proto::backplane::{
-    agg_spec, aggregation, condition, literal, value, AggSpec, AggregateRequest, Aggregation, CaseSensitivity,
-    CompareCondition, Condition, FilterTableRequest, Reference, SelectOrUpdateRequest, UnstructuredFilterTableRequest,
-    Value,
+    agg_spec, aggregation, condition, literal, value, AggSpec, AggregateAllRequest, AggregateRequest, Aggregation,
+    CaseSensitivity, CompareCondition, Condition, ExportedTableCreationResponse, FilterTableRequest, Reference,
+    SelectOrUpdateRequest, TableReference, Ticket, UnstructuredFilterTableRequest, Value,
 };
-use crate::session::TableService;
+use crate::session::{check_created, Export, Session, TableService};
 use crate::ticket::{scope_ticket, table_ref};
+use std::sync::Arc;
 
 /// A constant in a structured [`Filter`].
 #[derive(Clone, Debug, PartialEq)]
@@ -117,12 +119,220 @@ fn equals_condition(column: &str, value: &Literal) -> Condition {
     Condition { data: Some(condition::Data::Compare(compare)) }
 }
 
+/// How an aggregation combines the rows of one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Aggregate {
+    /// The greatest value.
+    Max,
+    /// The row that sorts first by these columns (ascending; ties: the row added first).
+    SortedFirst(Vec<String>),
+    /// The row that sorts last by these columns (ascending; ties: the row added last).
+    SortedLast(Vec<String>),
+}
+
+impl Aggregate {
+    /// [`Aggregate::SortedFirst`] by these columns.
+    pub fn sorted_first<I: IntoIterator<Item = S>, S: Into<String>>(columns: I) -> Self {
+        Self::SortedFirst(columns.into_iter().map(Into::into).collect())
+    }
+
+    /// [`Aggregate::SortedLast`] by these columns.
+    pub fn sorted_last<I: IntoIterator<Item = S>, S: Into<String>>(columns: I) -> Self {
+        Self::SortedLast(columns.into_iter().map(Into::into).collect())
+    }
+
+    fn to_proto(&self) -> AggSpec {
+        let sorted = |columns: &[String]| agg_spec::AggSpecSorted {
+            columns: columns
+                .iter()
+                .map(|column| agg_spec::AggSpecSortedColumn { column_name: column.clone() })
+                .collect(),
+        };
+        let spec = match self {
+            Self::Max => agg_spec::Type::Max(agg_spec::AggSpecMax {}),
+            Self::SortedFirst(columns) => agg_spec::Type::SortedFirst(sorted(columns)),
+            Self::SortedLast(columns) => agg_spec::Type::SortedLast(sorted(columns)),
+        };
+        AggSpec { r#type: Some(spec) }
+    }
+}
+
+/// One server-side table operation, applied to the result of the one before it. Column lists and formulas are
+/// Deephaven query language: build them from constants, never from data.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// The rows that pass the filter.
+    Filter(Filter),
+    /// Exactly these columns, in this order (Deephaven's `view`: computed when read, nothing stored).
+    View(Vec<String>),
+    /// All columns plus these formulas, each evaluated once per row as it arrives (Deephaven's `update`).
+    Update(Vec<String>),
+    /// All columns plus these formulas, evaluated whenever read (Deephaven's `update_view`: nothing stored).
+    UpdateView(Vec<String>),
+    /// One row per distinct `group_by` value, every other column aggregated by `aggregate`.
+    AggregateAll {
+        /// How each group's rows combine.
+        aggregate: Aggregate,
+        /// The key columns of the result.
+        group_by: Vec<String>,
+    },
+    /// One row per distinct `group_by` value with the `columns` (`"Output=Input"` or a bare name) aggregated.
+    Aggregate {
+        /// How each group's rows combine.
+        aggregate: Aggregate,
+        /// The aggregated columns.
+        columns: Vec<String>,
+        /// The key columns of the result.
+        group_by: Vec<String>,
+    },
+}
+
+impl Operation {
+    /// [`Operation::View`] of these columns.
+    pub fn view<I: IntoIterator<Item = S>, S: Into<String>>(columns: I) -> Self {
+        Self::View(columns.into_iter().map(Into::into).collect())
+    }
+
+    /// [`Operation::AggregateAll`] grouped by these columns.
+    pub fn aggregate_all<I: IntoIterator<Item = S>, S: Into<String>>(aggregate: Aggregate, group_by: I) -> Self {
+        Self::AggregateAll { aggregate, group_by: group_by.into_iter().map(Into::into).collect() }
+    }
+
+    /// Sends the operation: its result goes to export `result`.
+    async fn send(
+        &self,
+        mut tables: TableService,
+        source: TableReference,
+        result: Ticket,
+    ) -> std::result::Result<tonic::Response<ExportedTableCreationResponse>, tonic::Status> {
+        let (result_id, source_id) = (Some(result), Some(source));
+        let strings = |items: &[String]| items.to_vec();
+        match self {
+            Self::Filter(Filter::Equals { column, value }) => {
+                let filters = vec![equals_condition(column, value)];
+                tables.filter(FilterTableRequest { result_id, source_id, filters }).await
+            }
+            Self::Filter(Filter::Expression(condition)) => {
+                let filters = vec![condition.clone()];
+                tables.unstructured_filter(UnstructuredFilterTableRequest { result_id, source_id, filters }).await
+            }
+            Self::View(columns) => {
+                tables.view(SelectOrUpdateRequest { result_id, source_id, column_specs: strings(columns) }).await
+            }
+            Self::Update(formulas) => {
+                tables.update(SelectOrUpdateRequest { result_id, source_id, column_specs: strings(formulas) }).await
+            }
+            Self::UpdateView(formulas) => {
+                let request = SelectOrUpdateRequest { result_id, source_id, column_specs: strings(formulas) };
+                tables.update_view(request).await
+            }
+            Self::AggregateAll { aggregate, group_by } => {
+                let spec = Some(aggregate.to_proto());
+                let request = AggregateAllRequest { result_id, source_id, spec, group_by_columns: strings(group_by) };
+                tables.aggregate_all(request).await
+            }
+            Self::Aggregate { aggregate, columns, group_by } => {
+                let aggregation = Aggregation {
+                    r#type: Some(aggregation::Type::Columns(aggregation::AggregationColumns {
+                        spec: Some(aggregate.to_proto()),
+                        match_pairs: strings(columns),
+                    })),
+                };
+                let request = AggregateRequest {
+                    result_id,
+                    source_id,
+                    preserve_empty: false,
+                    aggregations: vec![aggregation],
+                    group_by_columns: strings(group_by),
+                };
+                tables.aggregate(request).await
+            }
+        }
+    }
+}
+
+/// The exports of a chain of operations, released together once its result was published or downloaded (a
+/// published result keeps what it derives from alive on the server).
+struct Chain {
+    exports: Vec<Export>,
+}
+
+impl Chain {
+    /// Applies `operations` to scope table `source`, in order; the last export holds the result.
+    async fn run(
+        session: &Arc<Session>,
+        operation: &'static str,
+        source: &str,
+        operations: &[Operation],
+    ) -> Result<Self> {
+        if operations.is_empty() {
+            return Err(Error::InvalidInput("a derived table needs at least one operation".into()));
+        }
+        let mut chain = Chain { exports: Vec::with_capacity(operations.len()) };
+        let mut input = table_ref(scope_ticket(source));
+        for step in operations {
+            let export = session.export(operation)?;
+            let ticket = export.ticket();
+            chain.exports.push(export);
+            let response = match step.send(session.tables(), input, ticket.clone()).await {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    chain.release().await;
+                    return Err(session.status_error(operation, &status));
+                }
+            };
+            if let Err(err) = check_created(operation, &response) {
+                chain.release().await;
+                return Err(err);
+            }
+            input = table_ref(ticket);
+        }
+        Ok(chain)
+    }
+
+    fn result(&self) -> Ticket {
+        self.exports.last().expect("a chain has at least one operation").ticket()
+    }
+
+    async fn release(self) {
+        for export in self.exports {
+            export.release().await;
+        }
+    }
+}
+
 impl Client {
     /// Reads scope table `name` (a snapshot of its current rows).
     pub async fn snapshot(&self, name: &str) -> Result<Vec<RecordBatch>> {
         let session = self.session();
         session.check_alive("snapshot")?;
         self.within("snapshot", flight::download(&session, "snapshot", &scope_ticket(name))).await
+    }
+
+    /// Publishes as `name` the result of `operations` applied to scope table `source`. The server keeps it up to
+    /// date as `source` changes; it is not an input table, so nobody can add or delete its rows.
+    pub async fn publish_derived(&self, source: &str, operations: &[Operation], name: &str) -> Result<()> {
+        const OPERATION: &str = "derive table";
+        let session = self.session();
+        let chain = Chain::run(&session, OPERATION, source, operations).await?;
+        let published = session.publish(chain.result(), name).await;
+        chain.release().await;
+        published?;
+        tracing::info!(source, table = name, ?operations, "derived table published");
+        Ok(())
+    }
+
+    /// The current rows of `operations` applied to scope table `source`, computed by the server and downloaded
+    /// once (nothing is published).
+    pub async fn derived_snapshot(&self, source: &str, operations: &[Operation]) -> Result<Vec<RecordBatch>> {
+        const OPERATION: &str = "derived snapshot";
+        let session = self.session();
+        let chain = Chain::run(&session, OPERATION, source, operations).await?;
+        let downloaded = self.within(OPERATION, flight::download(&session, OPERATION, &chain.result())).await;
+        chain.release().await;
+        downloaded
     }
 
     /// One row per distinct `group_by` value with the maximum of each
@@ -134,75 +344,29 @@ impl Client {
         group_by: &[&str],
         match_pairs: &[&str],
     ) -> Result<Vec<RecordBatch>> {
-        const OPERATION: &str = "aggregate";
         if match_pairs.is_empty() {
             return Err(Error::InvalidInput("aggregate_max_by needs at least one column".into()));
         }
-        let session = self.session();
-        let max = Aggregation {
-            r#type: Some(aggregation::Type::Columns(aggregation::AggregationColumns {
-                spec: Some(AggSpec { r#type: Some(agg_spec::Type::Max(agg_spec::AggSpecMax {})) }),
-                match_pairs: match_pairs.iter().map(|s| (*s).to_owned()).collect(),
-            })),
+        let max = Operation::Aggregate {
+            aggregate: Aggregate::Max,
+            columns: match_pairs.iter().map(|s| (*s).to_owned()).collect(),
+            group_by: group_by.iter().map(|s| (*s).to_owned()).collect(),
         };
-        let request = AggregateRequest {
-            result_id: None,
-            source_id: Some(table_ref(scope_ticket(source))),
-            preserve_empty: false,
-            aggregations: vec![max],
-            group_by_columns: group_by.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        let aggregate = |mut tables: TableService, ticket| async move {
-            tables.aggregate(AggregateRequest { result_id: Some(ticket), ..request }).await
-        };
-        let download = |ticket| {
-            let session = &session;
-            async move { self.within(OPERATION, flight::download(session, OPERATION, &ticket)).await }
-        };
-        session.derive_table(OPERATION, aggregate, download).await
+        self.derived_snapshot(source, &[max]).await
     }
 
     /// Publishes as `name` the scope table `source` with the columns `formulas` add (Deephaven's `update`, e.g.
     /// `"SeenAt = now()"`). The server evaluates a formula once per row, when the row arrives, and keeps the view
     /// ticking with its source.
     pub async fn publish_updated_view(&self, source: &str, formulas: &[&str], name: &str) -> Result<()> {
-        const OPERATION: &str = "update";
-        let session = self.session();
-        let request = SelectOrUpdateRequest {
-            result_id: None,
-            source_id: Some(table_ref(scope_ticket(source))),
-            column_specs: formulas.iter().map(|formula| (*formula).to_owned()).collect(),
-        };
-        let update = |mut tables: TableService, ticket| async move {
-            tables.update(SelectOrUpdateRequest { result_id: Some(ticket), ..request }).await
-        };
-        session.derive_table(OPERATION, update, |ticket| session.publish(ticket, name)).await?;
-        tracing::info!(source, view = name, ?formulas, "updated view published");
-        Ok(())
+        let update = Operation::Update(formulas.iter().map(|formula| (*formula).to_owned()).collect());
+        self.publish_derived(source, &[update], name).await
     }
 
     /// Publishes as `name` the rows of scope table `source` that pass
     /// `filter`. The view is computed and kept up to date by the server.
     pub async fn publish_filtered_view(&self, source: &str, filter: &Filter, name: &str) -> Result<()> {
-        const OPERATION: &str = "filter";
-        let session = self.session();
-        let source_id = Some(table_ref(scope_ticket(source)));
-        let apply = |mut tables: TableService, ticket| async move {
-            let result_id = Some(ticket);
-            match filter {
-                Filter::Equals { column, value } => {
-                    let filters = vec![equals_condition(column, value)];
-                    tables.filter(FilterTableRequest { result_id, source_id, filters }).await
-                }
-                Filter::Expression(condition) => {
-                    let filters = vec![condition.clone()];
-                    tables.unstructured_filter(UnstructuredFilterTableRequest { result_id, source_id, filters }).await
-                }
-            }
-        };
-        session.derive_table(OPERATION, apply, |ticket| session.publish(ticket, name)).await?;
-        tracing::info!(source, view = name, ?filter, "filtered view published");
-        Ok(())
+        self.publish_derived(source, &[Operation::Filter(filter.clone())], name).await
     }
 }
 
@@ -225,6 +389,15 @@ mod tests {
         assert_eq!(bytes[0], 0x22);
         let decoded = Condition::decode(bytes.as_slice()).expect("round trip");
         assert_eq!(decoded, condition);
+    }
+
+    #[test]
+    fn sorted_aggregations_name_their_columns() {
+        // AggSpec.sorted_last (16) { columns (1) { column_name (1) "A" } }
+        let bytes = Aggregate::sorted_last(["A"]).to_proto().encode_to_vec();
+        assert_eq!(bytes, [0x82, 0x01, 5, 0x0a, 3, 0x0a, 1, b'A']);
+        let first = Aggregate::sorted_first(["A"]).to_proto().encode_to_vec();
+        assert_eq!(first[..2], [0x7a, 5], "sorted_first is field 15");
     }
 
     #[test]
