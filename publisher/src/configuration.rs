@@ -81,10 +81,14 @@ pub struct DeephavenSettings {
     /// How long one call to Deephaven may take before it counts as failed (a frozen server is noticed by this).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// How often an idle publisher checks that its session and tables are still there, so a Deephaven restarted
-    /// empty is rebuilt without waiting for the next alert.
+    /// How often the publisher checks that its session and tables are still there and hold what it wrote (when
+    /// idle, and between writes), so a Deephaven restarted empty is rebuilt without waiting for the next alert.
     #[serde(with = "humantime_serde")]
     pub check_interval: Duration,
+    /// How long after a resolved notification a firing copy of the same occurrence is taken as late (a lagging HA
+    /// peer, a retry) rather than as a genuine re-fire (see `tables::rank_formula`).
+    #[serde(with = "humantime_serde")]
+    pub refire_grace: Duration,
 }
 
 impl Default for DeephavenSettings {
@@ -98,23 +102,28 @@ impl Default for DeephavenSettings {
             max_backoff: Duration::from_secs(30),
             request_timeout: Duration::from_secs(15),
             check_interval: Duration::from_secs(5),
+            refire_grace: Duration::from_secs(60),
         }
     }
 }
 
-/// A batch is written when it holds `max_rows` records, or its oldest record waited `max_wait` and the batch before
-/// it is written (while Deephaven is busy with one batch the next keeps filling, up to `max_rows`).
+/// A batch is written when it holds `max_rows` records or `max_bytes` of record values, or its oldest record waited
+/// `max_wait` and the batch before it is written (while Deephaven is busy with one batch the next keeps filling, up
+/// to the bounds).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchSettings {
     pub max_rows: usize,
+    /// Bounds the memory two batches take (one written, one read) and keeps every Arrow text column far below its
+    /// 2 GiB limit, whatever the records' size.
+    pub max_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
 }
 
 impl Default for BatchSettings {
     fn default() -> Self {
-        Self { max_rows: 10_000, max_wait: Duration::from_millis(100) }
+        Self { max_rows: 10_000, max_bytes: 16 * 1024 * 1024, max_wait: Duration::from_millis(100) }
     }
 }
 
@@ -161,8 +170,12 @@ impl Settings {
         if deephaven.check_interval.is_zero() || deephaven.request_timeout.is_zero() {
             bail!("deephaven.check_interval and deephaven.request_timeout must be positive");
         }
-        if self.batch.max_rows == 0 || self.batch.max_wait.is_zero() {
-            bail!("batch.max_rows and batch.max_wait must be positive");
+        if self.batch.max_rows == 0 || self.batch.max_bytes == 0 || self.batch.max_wait.is_zero() {
+            bail!("batch.max_rows, batch.max_bytes and batch.max_wait must be positive");
+        }
+        // Beyond this an Arrow text column of one batch could pass its 2 GiB limit.
+        if self.batch.max_bytes > 1 << 30 {
+            bail!("batch.max_bytes may be at most 1 GiB");
         }
         if self.kafka.topic == self.kafka.dlq_topic {
             bail!("kafka.dlq_topic must differ from kafka.topic");
@@ -192,8 +205,10 @@ SETTINGS (TOML file key / environment variable, default)
   deephaven.table_prefix    PUBLISHER_DEEPHAVEN__TABLE_PREFIX    '' (tables: alerts, alert_events, alerts_firing, publisher_offsets)
   deephaven.max_backoff     PUBLISHER_DEEPHAVEN__MAX_BACKOFF     30s
   deephaven.request_timeout PUBLISHER_DEEPHAVEN__REQUEST_TIMEOUT 15s (a call taking longer has failed)
-  deephaven.check_interval  PUBLISHER_DEEPHAVEN__CHECK_INTERVAL  5s (idle: is the session alive, are the tables there)
+  deephaven.check_interval  PUBLISHER_DEEPHAVEN__CHECK_INTERVAL  5s (is the session alive, are the tables there)
+  deephaven.refire_grace    PUBLISHER_DEEPHAVEN__REFIRE_GRACE    60s (a firing copy this long after resolved re-fires)
   batch.max_rows            PUBLISHER_BATCH__MAX_ROWS            10000
+  batch.max_bytes           PUBLISHER_BATCH__MAX_BYTES           16777216 (record values per batch)
   batch.max_wait            PUBLISHER_BATCH__MAX_WAIT            100ms
   log.format                PUBLISHER_LOG__FORMAT                text (or json)
   log.filter                PUBLISHER_LOG__FILTER                info (RUST_LOG wins)";

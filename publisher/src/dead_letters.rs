@@ -7,6 +7,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
+use schemas::tables::KafkaPosition;
 use std::time::Duration;
 
 pub const REASON_HEADER: &str = "alerthaven-dlq-reason";
@@ -18,6 +19,13 @@ pub const SOURCE_OFFSET_HEADER: &str = "alerthaven-dlq-source-offset";
 pub struct DeadLetter {
     pub message: OwnedMessage,
     pub reason: String,
+}
+
+impl DeadLetter {
+    /// Where the record was read from.
+    pub fn position(&self) -> KafkaPosition {
+        KafkaPosition { partition: self.message.partition(), offset: self.message.offset() }
+    }
 }
 
 pub struct DeadLetters {

@@ -1,20 +1,20 @@
 //! `publisher`: keeps Deephaven ticking tables in step with the alerts topic.
 //!
-//! It consumes the records `ingest` wrote, batches them into Arrow record batches and writes them to keyed
-//! Deephaven input tables with the project's own client (`deephaven-client`): `alerts` (the current state of every
-//! alert, which never goes backwards), `alert_events` (one row per distinct state) and the live view
-//! `alerts_firing`. Progress (the last offset applied per partition) is stored in Deephaven itself, after the data,
-//! so a killed publisher resumes without loss or duplicates, and a Deephaven restarted empty is rebuilt by replaying
-//! the topic, without anyone touching it.
+//! It consumes the records `ingest` wrote, batches them into Arrow record batches and appends each batch once, with
+//! the project's own client (`deephaven-client`), to an internal log table. Deephaven derives the published,
+//! read-only tables from the log itself: `alerts` (the current state of every alert, which never goes backwards),
+//! `alert_events` (one row per distinct state), the live view `alerts_firing`, and the progress (the highest offset
+//! applied per partition), which lives in the same rows as the data, so a killed publisher resumes without loss or
+//! duplicates, several publishers can share the tables, and a Deephaven restarted empty is rebuilt by replaying the
+//! topic, without anyone touching it.
 //!
 //! # Layout
 //!
 //! - [`configuration`]: layered settings (defaults, file, `PUBLISHER_` environment, flags).
 //! - [`pipeline`]: the loop: consume a batch, write it, commit; reconnect and rewind on any failure.
-//! - [`tables`]: the Deephaven tables, written data first and offsets last, and reading the progress back.
+//! - [`tables`]: the log, the tables Deephaven derives from it, and reading the progress back.
 //! - [`resume`]: where each assigned partition resumes, and the consumer context that applies it.
 //! - [`fetching`]: fetching paused while every broker is down, resumed once the topic is back.
-//! - [`precedence`]: the order of an alert's states that keeps `alerts` from going backwards.
 //! - [`dead_letters`]: the dead-letter topic for records that cannot be decoded.
 //! - [`metrics`] and [`ops`]: Prometheus metrics and the `/healthz`, `/readyz`, `/metrics` endpoint.
 
@@ -24,6 +24,5 @@ pub mod fetching;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
-pub mod precedence;
 pub mod resume;
 pub mod tables;

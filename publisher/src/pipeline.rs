@@ -1,24 +1,25 @@
 //! The publishing loop: consume a batch, write it to Deephaven, record progress, repeat.
 //!
-//! A batch closes at `batch.max_rows` records or `batch.max_wait` after its first record, and is written while the
-//! next batch is read (one write at a time, in order), so a replay is bounded by the slower of the two, not their
-//! sum. Writing follows
-//! [`crate::tables`]' order (data, then offsets), then the group's offsets are committed for lag monitoring. Any
-//! failure to write — Deephaven unreachable, the session lost, tables gone after a restart — takes the same path:
-//! stop consuming, reconnect with capped exponential backoff, re-read the progress from Deephaven, move every
-//! assigned partition back to it, and drop the unwritten batches (their records are read again). One path for every
-//! failure keeps the guarantee simple: what Deephaven holds is exactly the records up to its recorded offsets.
+//! A batch closes at `batch.max_rows` records, `batch.max_bytes` of record values, or `batch.max_wait` after its
+//! first record, and is written while the next batch is read (one write at a time, in order), so a replay is
+//! bounded by the slower of the two, not their sum. A write is one append of the batch's rows, positions included,
+//! to the log ([`crate::tables`]); then the group's offsets are committed for lag monitoring. Any failure to use
+//! Deephaven — unreachable, the session lost, tables gone after a restart or created anew under a running
+//! publisher — takes the same path: stop consuming, reconnect with capped exponential backoff, re-read the progress
+//! from Deephaven, move every assigned partition back to it, and drop the unwritten batches (their records are read
+//! again). One path for every failure keeps the guarantee simple: what Deephaven holds is at least every record up to
+//! its recorded offsets, and appending a record again changes nothing.
 
 use crate::configuration::Settings;
 use crate::dead_letters::{DeadLetter, DeadLetters};
 use crate::metrics::{Metrics, TableLabels};
 use crate::resume::{ResumeContext, Shared};
-use crate::tables::{Batch, Sink, TableNames};
+use crate::tables::{self, Sink};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use schemas::tables::{KafkaPosition, PositionedRecord};
+use schemas::tables::{KafkaPosition, PositionedRecord, TableNames};
 use schemas::{AlertRecord, RecordHeaders};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -42,6 +43,8 @@ struct Pending {
     dead_letters: Vec<DeadLetter>,
     /// The last offset read per partition.
     offsets: BTreeMap<i32, i64>,
+    /// The size of the record values read, which bounds the batch's memory and its Arrow columns.
+    bytes: usize,
 }
 
 impl Pending {
@@ -49,8 +52,13 @@ impl Pending {
         self.records.len() + self.dead_letters.len()
     }
 
+    fn is_full(&self, settings: &Settings) -> bool {
+        self.len() >= settings.batch.max_rows || self.bytes >= settings.batch.max_bytes
+    }
+
     fn push(&mut self, message: &BorrowedMessage<'_>, metrics: &Metrics) {
         metrics.records_consumed.inc();
+        self.bytes += message.payload_len();
         let position = KafkaPosition { partition: message.partition(), offset: message.offset() };
         let format = message.headers().and_then(|headers| {
             headers.iter().find(|header| header.key == RecordHeaders::FORMAT).and_then(|header| header.value)
@@ -76,6 +84,7 @@ pub async fn run(
     let shared = Shared::new(Arc::clone(&metrics));
     let dead_letters = DeadLetters::new(&settings.kafka.brokers, &settings.kafka.dlq_topic)?;
     let names = TableNames::with_prefix(&settings.deephaven.table_prefix);
+    let mut last_check = Instant::now();
     if !connect(&settings, mode == Mode::Replay, &shared, &mut shutdown).await {
         return Ok(());
     }
@@ -118,13 +127,17 @@ pub async fn run(
             finish(&shared, &dead_letters, &consumer, &settings, &pending, &metrics).await;
             break;
         }
-        if !writes && pending.len() == 0 {
+        let idle = !writes && pending.len() == 0;
+        if idle || last_check.elapsed() >= settings.deephaven.check_interval {
+            last_check = Instant::now();
             if let Err(err) = check(&shared).await {
                 if !recover(err, &settings, &shared, &consumer, &metrics, &mut shutdown).await {
                     break;
                 }
                 continue;
             }
+        }
+        if idle {
             shared.fetch_gate.reopen_if_topic_is_back(&consumer, &settings.kafka.topic, &metrics);
         }
         metrics.deephaven_connected.set(1);
@@ -162,7 +175,7 @@ async fn connect(settings: &Settings, recreate: bool, shared: &Shared, shutdown:
     let mut backoff = Duration::from_millis(200);
     loop {
         let attempt = async {
-            let sink = Sink::open(&settings.deephaven, &settings.kafka.topic, recreate).await?;
+            let sink = Sink::open(&settings.deephaven, recreate).await?;
             shared.install(sink).await
         };
         match attempt.await {
@@ -221,7 +234,7 @@ async fn collect(
     let mut deadline: Option<tokio::time::Instant> = None;
     tokio::pin!(previous_write);
     let mut previous_written = false;
-    while pending.len() < settings.batch.max_rows {
+    while !pending.is_full(settings) {
         let timeout = async {
             match deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -245,8 +258,8 @@ async fn collect(
     (pending, false)
 }
 
-/// Dead letters first (so they are not lost when the offsets move past them), then the rows and the offsets, then
-/// the group's offsets are committed.
+/// Dead letters first (so they are not lost when the offsets move past them), then the rows, then the group's
+/// offsets are committed.
 async fn write(
     shared: &Shared,
     dead_letters: &DeadLetters,
@@ -260,23 +273,16 @@ async fn write(
         dead_letters.send(&pending.dead_letters).await?;
         metrics.dlq_records.inc_by(pending.dead_letters.len() as u64);
     }
-    let advancing = shared.progress().states.advancing(&pending.records);
-    let batch = Batch::new(&pending.records, &advancing, pending.offsets.clone());
+    let set_aside: Vec<KafkaPosition> = pending.dead_letters.iter().map(DeadLetter::position).collect();
+    let rows = tables::log_rows(&pending.records, &set_aside);
+    let row_count = rows.num_rows() as u64;
 
     let started = Instant::now();
-    sink.write(&batch).await?;
+    sink.write(rows).await?;
     metrics.write_seconds.observe(started.elapsed().as_secs_f64());
     metrics.batch_records.observe(pending.len() as f64);
-    let names = sink.names();
-    for (table, rows) in [(&names.alerts, &batch.alerts), (&names.alert_events, &batch.events)] {
-        metrics.rows_written.get_or_create(&TableLabels { table: table.clone() }).inc_by(rows.num_rows() as u64);
-    }
-
-    {
-        let mut progress = shared.progress();
-        progress.states.apply(advancing.iter().map(|&row| &pending.records[row]));
-        progress.offsets.extend(&pending.offsets);
-    }
+    metrics.rows_written.get_or_create(&TableLabels { table: sink.names().log.clone() }).inc_by(row_count);
+    shared.wrote(&pending.offsets);
     commit(consumer, settings, pending);
     Ok(())
 }
@@ -299,11 +305,17 @@ async fn finish(
     }
 }
 
-/// An idle publisher's look at Deephaven: the session answers and the tables are still there (a restarted
-/// server has neither).
+/// A look at Deephaven, when idle and every `check_interval` while busy: the session answers, the tables are
+/// still there (a restarted server has neither), and they hold what this publisher wrote (tables created anew by
+/// another publisher or a replay do not).
 async fn check(shared: &Shared) -> anyhow::Result<()> {
     let sink = shared.sink().ok_or_else(|| anyhow::anyhow!("no Deephaven session"))?;
-    sink.check().await
+    sink.check().await?;
+    let applied = sink.progress().await?;
+    if let Some(partition) = shared.behind(&applied) {
+        anyhow::bail!("Deephaven's progress on partition {partition} is behind what this publisher wrote: the tables were created anew");
+    }
+    Ok(())
 }
 
 /// Commits the group's offsets (for lag monitoring; resuming does not depend on them). Refusals arrive in

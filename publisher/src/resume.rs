@@ -1,15 +1,15 @@
 //! Where to resume each partition, read from Deephaven, and the consumer context that applies it on assignment.
 //!
 //! Kafka's committed offsets are not trusted for resuming: they can claim records that a Deephaven restart lost.
-//! Instead, whenever partitions are assigned, the progress is re-read from the `publisher_offsets` table (and with
-//! it the current state of every alert, for [`crate::precedence`]) and each partition starts at its last applied
-//! offset + 1, or at the earliest retained record when Deephaven has none. Re-reading at every assignment means a
-//! partition that moves between publishers resumes where its previous owner stopped writing.
+//! Instead, whenever partitions are assigned, the progress is re-read from the derived `publisher_offsets` table and
+//! each partition starts at its last applied offset + 1, or at the earliest retained record when Deephaven has
+//! none. Re-reading at every assignment means a partition that moves between publishers resumes where its previous
+//! owner stopped writing; reading stale progress (a timed-out read, an old owner still writing) only makes records
+//! be appended again, which changes none of the derived tables.
 
 use crate::fetching::FetchGate;
 use crate::metrics::{Metrics, PartitionLabels};
-use crate::precedence::CurrentStates;
-use crate::tables::{Progress, Sink};
+use crate::tables::Sink;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
@@ -20,14 +20,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How long an assignment may wait for Deephaven's answer before it falls back to the last known progress
-/// (safe: re-applying records is idempotent, it only costs time).
+/// (safe: appending records again changes no derived table, it only costs time).
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// State shared by the pipeline and the consumer's rebalance callback.
 pub struct Shared {
     sink: Mutex<Option<Arc<Sink>>>,
     pub fetch_gate: FetchGate,
-    progress: Mutex<Progress>,
+    /// The last offset applied per partition as far as this publisher knows: read from Deephaven, raised by its
+    /// own writes.
+    progress: Mutex<BTreeMap<i32, i64>>,
     assigned: Mutex<BTreeSet<i32>>,
     metrics: Arc<Metrics>,
     runtime: tokio::runtime::Handle,
@@ -39,7 +41,7 @@ impl Shared {
         Arc::new(Self {
             sink: Mutex::new(None),
             fetch_gate: FetchGate::default(),
-            progress: Mutex::new(Progress { offsets: BTreeMap::new(), states: CurrentStates::default() }),
+            progress: Mutex::new(BTreeMap::new()),
             assigned: Mutex::new(BTreeSet::new()),
             metrics,
             runtime: tokio::runtime::Handle::current(),
@@ -50,11 +52,7 @@ impl Shared {
     pub async fn install(&self, sink: Sink) -> deephaven_client::Result<()> {
         let sink = Arc::new(sink);
         let progress = sink.progress().await?;
-        tracing::info!(
-            partitions = progress.offsets.len(),
-            alerts = progress.states.len(),
-            "progress read from Deephaven"
-        );
+        tracing::info!(?progress, "progress read from Deephaven");
         *lock(&self.sink) = Some(sink);
         *lock(&self.progress) = progress;
         Ok(())
@@ -64,8 +62,24 @@ impl Shared {
         lock(&self.sink).clone()
     }
 
-    pub fn progress(&self) -> MutexGuard<'_, Progress> {
-        lock(&self.progress)
+    /// Records that the batch ending at these offsets (per partition) was written.
+    pub fn wrote(&self, offsets: &BTreeMap<i32, i64>) {
+        let mut progress = lock(&self.progress);
+        for (partition, offset) in offsets {
+            let known = progress.entry(*partition).or_insert(*offset);
+            *known = (*known).max(*offset);
+        }
+    }
+
+    /// An assigned partition whose progress in Deephaven (`applied`) is behind what this publisher wrote to it:
+    /// only possible when the tables were created anew under it (another publisher found one missing, or a replay
+    /// on the same prefix), so what it wrote before is not in them.
+    pub fn behind(&self, applied: &BTreeMap<i32, i64>) -> Option<i32> {
+        let progress = lock(&self.progress);
+        self.assigned().into_iter().find(|partition| match progress.get(partition) {
+            Some(written) => applied.get(partition).is_none_or(|applied| applied < written),
+            None => false,
+        })
     }
 
     pub fn assigned(&self) -> BTreeSet<i32> {
@@ -74,7 +88,7 @@ impl Shared {
 
     /// Where `partition` resumes: after its last applied offset, or at the earliest retained record.
     pub fn resume_offset(&self, partition: i32) -> Offset {
-        match lock(&self.progress).offsets.get(&partition) {
+        match lock(&self.progress).get(&partition) {
             Some(offset) => Offset::Offset(offset + 1),
             None => {
                 self.metrics.replays.inc();

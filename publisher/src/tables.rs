@@ -1,70 +1,89 @@
-//! The Deephaven side: the tables this publisher maintains, written in an order that makes progress recoverable.
+//! The Deephaven side: the one table the publisher writes, and the tables Deephaven derives from it.
 //!
-//! A [`Sink`] is one Deephaven session with the tables ensured. [`Sink::write`] writes a batch's rows to `alerts`
-//! and `alert_events` (concurrently), and only then the batch's last offset per partition to `publisher_offsets`.
-//! So the offsets in Deephaven never claim more than what Deephaven holds, and resuming from them (offset + 1)
-//! loses nothing; both data tables are keyed, so re-applying records after a crash between the two steps changes
-//! nothing. When Deephaven restarts empty the offsets are gone with the data, and the publisher starts over from
-//! the earliest retained record.
+//! The publisher appends every record it reads, once, to an internal blink input table, the log ([`LOG`]), each row
+//! carrying the record's Kafka position. Everything users read is derived from the log by Deephaven's own table
+//! operations, kept live by the server and published read-only (they are not input tables, so nobody can add or
+//! delete their rows):
+//!
+//! - `alert_events`: per `EventId`, its first copy (by `ReceivedAt`, then `KafkaOffset`);
+//! - `alerts`: per `Fingerprint`, the state of highest precedence ([`rank_formula`]);
+//! - `alerts_firing`: the rows of `alerts` that are firing;
+//! - `publisher_offsets`: the highest `KafkaOffset` per `KafkaPartition`: the applied progress.
+//!
+//! Every derived table is an order-independent function of the set of rows ever appended (first/last by explicit
+//! sort columns, max), so rows appended twice, late, or out of order by several publishers change nothing, and the
+//! progress lives in the same rows as the data, so it can never claim more than Deephaven holds. A blink log keeps
+//! no rows itself: the aggregations keep one row per key, so Deephaven's memory grows with distinct alert states,
+//! not with records. The price: the derived tables must exist before the first row is appended, so when any of
+//! them is missing the whole set is created again and the topic replayed (see [`Sink::open`]).
 
 use crate::configuration::DeephavenSettings;
-use crate::precedence::{CurrentStates, Precedence};
-use arrow::array::{Array, AsArray, RecordBatch, StringBuilder, TimestampNanosecondBuilder};
-use arrow::array::{Int32Builder, Int64Builder};
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampNanosecondType};
-use deephaven_client::{Auth, Client, ClientConfig, Filter, InputTable, InputTableKind};
-use schemas::tables::{PositionedRecord, TableSpec, ALERTS, ALERT_EVENTS};
-use schemas::{EventId, Fingerprint, Status, Timestamp};
+use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use deephaven_client::{Aggregate, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation};
+use schemas::tables::{column, KafkaPosition, PositionedRecord, TableNames, ALERTS, ALERT_EVENTS, LOG};
+use schemas::{Status, Timestamp};
 use secrecy::ExposeSecret;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// The names of the tables, with the configured prefix.
-#[derive(Debug, Clone)]
-pub struct TableNames {
-    pub alerts: String,
-    pub alert_events: String,
-    pub alerts_firing: String,
-    pub offsets: String,
-}
-
-impl TableNames {
-    pub fn with_prefix(prefix: &str) -> Self {
-        Self {
-            alerts: format!("{prefix}alerts"),
-            alert_events: format!("{prefix}alert_events"),
-            alerts_firing: format!("{prefix}alerts_firing"),
-            offsets: format!("{prefix}publisher_offsets"),
-        }
+/// The rows one [`Sink::write`] appends: the records read, and a position-only row for each record that went to
+/// the dead-letter topic instead (so the progress covers it).
+pub fn log_rows(records: &[PositionedRecord], dead_letters: &[KafkaPosition]) -> RecordBatch {
+    let rows = LOG.batch(records);
+    if dead_letters.is_empty() {
+        return rows;
     }
+    concat_batches(&LOG.schema(), [&rows, &LOG.positions_only(dead_letters)]).expect("both batches are log rows")
 }
 
-/// What one [`Sink::write`] applies.
-pub struct Batch {
-    /// One row per event id read (its last copy: `alert_events` is keyed by it, so repeats collapse anyway).
-    pub events: RecordBatch,
-    /// The rows that advance their alert's current row.
-    pub alerts: RecordBatch,
-    /// The last offset consumed per partition, undecodable records included.
-    pub offsets: BTreeMap<i32, i64>,
+/// The formula of the `RankedAt` column by which `alerts` picks an alert's current state among the states of one
+/// occurrence (one `StartsAt`; a later occurrence always wins): a firing copy ranks at its `ReceivedAt`, a resolved
+/// one `refire_grace` later. So "resolved" beats every firing copy received up to `refire_grace` after it (a
+/// lagging HA peer's or a retried notification's late copy), while a firing copy received later still is a genuine
+/// re-fire (Alertmanager resolved the alert when Prometheus went silent, and notifies it firing again with the same
+/// `StartsAt` once Prometheus is back) and shows. Between copies of one state the one received last wins. Only our
+/// own constants go into the formula.
+pub fn rank_formula(refire_grace: Duration) -> String {
+    let grace = i64::try_from(refire_grace.as_nanos()).unwrap_or(i64::MAX);
+    let (received, status, resolved) = (column::RECEIVED_AT, column::STATUS, Status::Resolved.as_str());
+    format!("{RANKED_AT} = epochNanos({received}) + ({status} == `{resolved}` ? {grace}L : 0L)")
 }
 
-impl Batch {
-    /// Converts `records` once and takes both tables' rows from the result; `advancing` are the indices of the
-    /// records that become their alert's current row (ascending).
-    pub fn new(records: &[PositionedRecord], advancing: &[usize], offsets: BTreeMap<i32, i64>) -> Self {
-        let mut last_of_event: HashMap<&EventId, usize> = HashMap::new();
-        for (index, row) in records.iter().enumerate() {
-            last_of_event.insert(&row.record.event_id, index);
-        }
-        let mut event_rows: Vec<usize> = last_of_event.into_values().collect();
-        event_rows.sort_unstable();
-        let converted = ALERT_EVENTS.batch(records);
-        let select = |spec: &TableSpec, rows: &[usize]| {
-            spec.select(&converted, rows).expect("alert_events has every column of both tables")
-        };
-        Batch { events: select(&ALERT_EVENTS, &event_rows), alerts: select(&ALERTS, advancing), offsets }
-    }
+/// The rank column `alerts` sorts by; computed on the fly, never stored.
+const RANKED_AT: &str = "RankedAt";
+
+/// The table operations that derive each published table.
+fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 4] {
+    let states = || Operation::Filter(Filter::expression(format!("!isNull({})", column::EVENT_ID)));
+    let alerts = vec![
+        states(),
+        Operation::UpdateView(vec![rank_formula(refire_grace)]),
+        Operation::aggregate_all(Aggregate::sorted_last([column::STARTS_AT, RANKED_AT]), ALERTS.key_columns.to_vec()),
+        Operation::view(ALERTS.column_names()),
+    ];
+    let alert_events = vec![
+        states(),
+        Operation::aggregate_all(
+            Aggregate::sorted_first([column::RECEIVED_AT, column::KAFKA_OFFSET]),
+            ALERT_EVENTS.key_columns.to_vec(),
+        ),
+        Operation::view(ALERT_EVENTS.column_names()),
+    ];
+    let progress = vec![Operation::Aggregate {
+        aggregate: Aggregate::Max,
+        columns: vec![column::KAFKA_OFFSET.to_owned()],
+        group_by: vec![column::KAFKA_PARTITION.to_owned()],
+    }];
+    let firing = vec![Operation::Filter(Filter::equals(column::STATUS, Status::Firing.as_str()))];
+    [
+        (&names.log, &names.alerts, alerts),
+        (&names.log, &names.alert_events, alert_events),
+        (&names.log, &names.progress, progress),
+        (&names.alerts, &names.alerts_firing, firing),
+    ]
 }
 
 /// The login the settings ask for (validated: at most one kind is configured).
@@ -76,48 +95,50 @@ fn auth(settings: &DeephavenSettings) -> Auth {
     }
 }
 
-/// One Deephaven session with the publisher's tables ensured.
+/// One Deephaven session with the log and its derived tables in place.
 pub struct Sink {
     client: Client,
-    topic: String,
     names: TableNames,
-    alerts: InputTable,
-    alert_events: InputTable,
-    offsets: InputTable,
-}
-
-/// What is recovered from Deephaven when a session starts or partitions are assigned.
-pub struct Progress {
-    /// The last offset applied per partition.
-    pub offsets: BTreeMap<i32, i64>,
-    pub states: CurrentStates,
+    log: InputTable,
+    flush: InputTable,
+    /// This publisher's row in the flush table.
+    flush_row: RecordBatch,
 }
 
 impl Sink {
-    /// Connects and ensures the tables. With `recreate`, existing tables are replaced by empty ones (a replay).
-    pub async fn open(settings: &DeephavenSettings, topic: &str, recreate: bool) -> deephaven_client::Result<Sink> {
+    /// Connects and makes sure the log and every derived table exist. If any is missing (a Deephaven restarted
+    /// empty, a table deleted by hand, a first start), or with `recreate` (a replay), the whole set is created anew
+    /// and empty, so the progress reads empty and the topic is replayed from its earliest record.
+    pub async fn open(settings: &DeephavenSettings, recreate: bool) -> deephaven_client::Result<Sink> {
         let config = ClientConfig::new(settings.url.clone())
             .with_auth(auth(settings))
             .with_request_timeout(settings.request_timeout);
         let client = Client::connect(config).await?;
         let names = TableNames::with_prefix(&settings.table_prefix);
-        let keyed = |spec: &TableSpec| InputTableKind::keyed(spec.key_columns.iter().copied());
-        let alerts = input_table(&client, &names.alerts, ALERTS.schema(), keyed(&ALERTS), recreate).await?;
-        let alert_events =
-            input_table(&client, &names.alert_events, ALERT_EVENTS.schema(), keyed(&ALERT_EVENTS), recreate).await?;
-        let offsets_kind = InputTableKind::keyed(["Topic", "KafkaPartition"]);
-        let offsets = input_table(&client, &names.offsets, offsets_schema(), offsets_kind, recreate).await?;
-        client.publish_filtered_view(&names.alerts, &Filter::equals("Status", "firing"), &names.alerts_firing).await?;
-        Ok(Sink { client, topic: topic.to_owned(), names, alerts, alert_events, offsets })
+        let flush_row = flush_row(&publisher_id());
+        let intact = !recreate && is_intact(&client, &names, flush_row.schema()).await?;
+        let (log, flush) = if intact {
+            let log = InputTable::new(&names.log, LOG.schema(), InputTableKind::Blink);
+            (log, InputTable::new(&names.flush, flush_row.schema(), flush_kind()))
+        } else {
+            tracing::info!(log = %names.log, recreate, "creating the log and its derived tables");
+            let log = client.create_input_table(&names.log, LOG.schema(), InputTableKind::Blink).await?;
+            let flush = client.create_input_table(&names.flush, flush_row.schema(), flush_kind()).await?;
+            for (source, name, operations) in derivations(&names, settings.refire_grace) {
+                client.publish_derived(source, &operations, name).await?;
+            }
+            (log, flush)
+        };
+        Ok(Sink { client, names, log, flush, flush_row })
     }
 
     pub fn names(&self) -> &TableNames {
         &self.names
     }
 
-    /// Fails when the session is gone or any table this sink writes has left the query scope (a restarted server).
+    /// Fails when the session is gone or any of the tables has left the query scope (a restarted server).
     pub async fn check(&self) -> anyhow::Result<()> {
-        for name in [&self.names.alerts, &self.names.alert_events, &self.names.offsets] {
+        for name in all_tables(&self.names) {
             if !self.client.scope_table_exists(name).await? {
                 anyhow::bail!("table {name} is gone from Deephaven");
             }
@@ -125,111 +146,108 @@ impl Sink {
         Ok(())
     }
 
-    /// Reads back what this topic's records already did to Deephaven.
-    pub async fn progress(&self) -> deephaven_client::Result<Progress> {
+    /// The highest offset applied per partition, as the derived progress table holds it.
+    pub async fn progress(&self) -> deephaven_client::Result<BTreeMap<i32, i64>> {
         let mut offsets = BTreeMap::new();
-        for batch in self.client.snapshot(&self.names.offsets).await? {
-            let topics = batch.column_by_name("Topic").map(|c| c.as_string::<i32>().clone());
-            let partitions = batch.column_by_name("KafkaPartition").map(|c| c.as_primitive::<Int32Type>().clone());
-            let positions = batch.column_by_name("KafkaOffset").map(|c| c.as_primitive::<Int64Type>().clone());
-            let (Some(topics), Some(partitions), Some(positions)) = (topics, partitions, positions) else { continue };
-            for row in 0..batch.num_rows() {
-                if topics.is_valid(row) && topics.value(row) == self.topic {
-                    offsets.insert(partitions.value(row), positions.value(row));
-                }
-            }
-        }
-        let mut rows = Vec::new();
-        for batch in self.client.snapshot(&self.names.alerts).await? {
-            let column = |name: &str| batch.column_by_name(name).cloned();
-            let (Some(fingerprints), Some(statuses), Some(starts), Some(received)) =
-                (column("Fingerprint"), column("Status"), column("StartsAt"), column("ReceivedAt"))
-            else {
-                continue;
+        for batch in self.client.snapshot(&self.names.progress).await? {
+            let partitions =
+                batch.column_by_name(column::KAFKA_PARTITION).and_then(|c| c.as_primitive_opt::<Int32Type>());
+            let positions = batch.column_by_name(column::KAFKA_OFFSET).and_then(|c| c.as_primitive_opt::<Int64Type>());
+            let (Some(partitions), Some(positions)) = (partitions, positions) else {
+                return Err(Error::Protocol {
+                    operation: "read progress",
+                    message: format!("{} lacks its partition or offset column", self.names.progress),
+                });
             };
-            let fingerprints = fingerprints.as_string::<i32>();
-            let statuses = statuses.as_string::<i32>();
-            let starts = starts.as_primitive::<TimestampNanosecondType>();
-            let received = received.as_primitive::<TimestampNanosecondType>();
             for row in 0..batch.num_rows() {
-                let Ok(fingerprint) = Fingerprint::try_from(fingerprints.value(row).to_owned()) else { continue };
-                let status =
-                    if statuses.value(row) == Status::Resolved.as_str() { Status::Resolved } else { Status::Firing };
-                let precedence = Precedence::new(
-                    Timestamp::from_unix_nanos(starts.value(row)),
-                    status,
-                    Timestamp::from_unix_nanos(received.value(row)),
-                );
-                rows.push((fingerprint, precedence));
+                offsets.insert(partitions.value(row), positions.value(row));
             }
         }
-        Ok(Progress { offsets, states: CurrentStates::from_rows(rows) })
+        Ok(offsets)
     }
 
-    /// Writes the data rows, then the offsets.
-    pub async fn write(&self, batch: &Batch) -> deephaven_client::Result<()> {
-        let (alerts, events) =
-            tokio::join!(self.append(&self.alerts, &batch.alerts), self.append(&self.alert_events, &batch.events));
-        alerts?;
-        events?;
-        if !batch.offsets.is_empty() {
-            self.client.append(&self.offsets, offsets_batch(&self.topic, &batch.offsets)).await?;
+    /// Appends `rows` ([`log_rows`]) to the log, then touches this publisher's flush row: that write makes the
+    /// server run an update cycle before it returns, which applies the log's rows too (a blink append alone would
+    /// wait for the next periodic cycle), so the rows are visible in every derived table when this returns.
+    pub async fn write(&self, rows: RecordBatch) -> deephaven_client::Result<()> {
+        self.client.append(&self.log, rows).await?;
+        self.client.append(&self.flush, self.flush_row.clone()).await
+    }
+}
+
+/// Every table of the set, the log first.
+fn all_tables(names: &TableNames) -> impl Iterator<Item = &str> {
+    [names.log.as_str(), names.flush.as_str()].into_iter().chain(names.derived())
+}
+
+/// Whether every table of the set exists and the log and flush table have the columns this build writes.
+async fn is_intact(client: &Client, names: &TableNames, flush_schema: SchemaRef) -> deephaven_client::Result<bool> {
+    for name in all_tables(names) {
+        if !client.scope_table_exists(name).await? {
+            tracing::info!(table = name, "table missing");
+            return Ok(false);
         }
-        Ok(())
     }
-
-    async fn append(&self, table: &InputTable, rows: &RecordBatch) -> deephaven_client::Result<()> {
-        match rows.num_rows() {
-            0 => Ok(()),
-            _ => self.client.append(table, rows.clone()).await,
+    for (name, schema, kind) in
+        [(&names.log, LOG.schema(), InputTableKind::Blink), (&names.flush, flush_schema, flush_kind())]
+    {
+        match client.ensure_input_table(name, schema, kind).await {
+            Ok(_) => {}
+            Err(Error::SchemaMismatch { table, differences }) => {
+                tracing::warn!(table, ?differences, "the table is not what this build writes; recreating the set");
+                return Ok(false);
+            }
+            Err(err) => return Err(err),
         }
     }
+    Ok(true)
 }
 
-/// The existing table if it matches (a mismatch is an error, never a silent write), or a new empty one.
-async fn input_table(
-    client: &Client,
-    name: &str,
-    schema: SchemaRef,
-    kind: InputTableKind,
-    recreate: bool,
-) -> deephaven_client::Result<InputTable> {
-    if recreate {
-        client.create_input_table(name, schema, kind).await
-    } else {
-        client.ensure_input_table(name, schema, kind).await
+fn flush_kind() -> InputTableKind {
+    InputTableKind::keyed(["Publisher"])
+}
+
+/// This process among the publishers sharing the tables: the host (a pod's name on Kubernetes) and the process id.
+fn publisher_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "publisher".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// The flush table's row of this publisher: its id and when it connected.
+fn flush_row(publisher: &str) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Publisher", DataType::Utf8, false),
+        Field::new("ConnectedAt", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+    ]));
+    let connected = TimestampNanosecondArray::from(vec![Timestamp::now().unix_nanos()]).with_timezone("UTC");
+    RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![publisher])), Arc::new(connected)])
+        .expect("the flush row matches its schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rank_formula_holds_only_our_constants() {
+        assert_eq!(
+            rank_formula(Duration::from_secs(60)),
+            "RankedAt = epochNanos(ReceivedAt) + (Status == `resolved` ? 60000000000L : 0L)"
+        );
     }
-}
 
-fn offsets_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("Topic", DataType::Utf8, false),
-        Field::new("KafkaPartition", DataType::Int32, false),
-        Field::new("KafkaOffset", DataType::Int64, false),
-        Field::new("UpdatedAt", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
-    ]))
-}
-
-fn offsets_batch(topic: &str, offsets: &BTreeMap<i32, i64>) -> RecordBatch {
-    let mut topics = StringBuilder::new();
-    let mut partitions = Int32Builder::new();
-    let mut positions = Int64Builder::new();
-    let mut updated = TimestampNanosecondBuilder::new().with_timezone("UTC");
-    let now = Timestamp::now().unix_nanos();
-    for (partition, offset) in offsets {
-        topics.append_value(topic);
-        partitions.append_value(*partition);
-        positions.append_value(*offset);
-        updated.append_value(now);
+    #[test]
+    fn every_derived_table_is_derived_from_the_set() {
+        let names = TableNames::with_prefix("p_");
+        let derived: Vec<&str> = derivations(&names, Duration::from_secs(1)).iter().map(|(_, name, _)| *name).collect();
+        let mut expected = names.derived().to_vec();
+        let mut found = derived.clone();
+        expected.sort_unstable();
+        found.sort_unstable();
+        assert_eq!(found, expected);
+        for (source, _, operations) in derivations(&names, Duration::from_secs(1)) {
+            assert!(source == names.log || derived.contains(&source), "{source} is part of the set");
+            assert!(!operations.is_empty());
+        }
     }
-    RecordBatch::try_new(
-        offsets_schema(),
-        vec![
-            Arc::new(topics.finish()),
-            Arc::new(partitions.finish()),
-            Arc::new(positions.finish()),
-            Arc::new(updated.finish()),
-        ],
-    )
-    .expect("the offsets columns match their schema")
 }

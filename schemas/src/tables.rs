@@ -6,13 +6,16 @@
 //! the contract: Deephaven matches uploaded batches to an input table by name, type and position.
 //!
 //! Each table is a [`TableSpec`]: a list of [`Column`]s, each knowing its name, type and how to read its value from
-//! a record. Both tables are built from the same column definitions, so a column means the same thing everywhere.
+//! a record. Every table is built from the same column definitions, so a column means the same thing everywhere.
+//!
+//! Only [`LOG`] is written: one row per record read, into an internal input table. [`ALERT_EVENTS`] and [`ALERTS`]
+//! are derived from it by the server and name the columns (and key) those derived tables keep; [`TableNames`]
+//! names them all.
 
 use crate::{AlertRecord, LabelSet};
-use arrow::array::{ArrayRef, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder, UInt32Array};
-use arrow::compute::take;
+use arrow::array::{new_null_array, ArrayRef, Int32Array, Int64Array, Int64Builder, StringBuilder};
+use arrow::array::{Int32Builder, TimestampNanosecondBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use std::borrow::{Borrow, Cow};
 use std::sync::Arc;
@@ -31,12 +34,58 @@ pub struct PositionedRecord {
     pub position: KafkaPosition,
 }
 
+/// The names of one deployment's tables: the configured prefix, then the table's own name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    /// The input table the publisher appends to ([`LOG`]). Internal: users read the tables derived from it.
+    pub log: String,
+    /// A one-row-per-publisher input table whose write makes the server run an update cycle at once, so the
+    /// rows just appended to the log are visible when the write returns.
+    pub flush: String,
+    /// [`ALERTS`]: the current state of every alert.
+    pub alerts: String,
+    /// [`ALERT_EVENTS`]: one row per distinct alert state.
+    pub alert_events: String,
+    /// The rows of `alerts` that are firing.
+    pub alerts_firing: String,
+    /// The highest `KafkaOffset` applied per `KafkaPartition`: where the publisher resumes.
+    pub progress: String,
+}
+
+impl TableNames {
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            log: format!("_{prefix}alert_log"),
+            flush: format!("_{prefix}alert_log_flush"),
+            alerts: format!("{prefix}alerts"),
+            alert_events: format!("{prefix}alert_events"),
+            alerts_firing: format!("{prefix}alerts_firing"),
+            progress: format!("{prefix}publisher_offsets"),
+        }
+    }
+
+    /// The tables users read, all derived by the server from the log.
+    pub fn derived(&self) -> [&str; 4] {
+        [&self.alerts, &self.alert_events, &self.alerts_firing, &self.progress]
+    }
+}
+
 /// One Deephaven table: its columns, in order, and the columns that key it.
 #[derive(Debug)]
 pub struct TableSpec {
-    /// Rows whose key columns match replace each other in a keyed input table.
+    /// The columns that identify a row: the table holds one row per distinct value.
     pub key_columns: &'static [&'static str],
     columns: &'static [Column],
+}
+
+/// Column names the derived tables are computed from.
+pub mod column {
+    pub const EVENT_ID: &str = "EventId";
+    pub const STATUS: &str = "Status";
+    pub const STARTS_AT: &str = "StartsAt";
+    pub const RECEIVED_AT: &str = "ReceivedAt";
+    pub const KAFKA_PARTITION: &str = "KafkaPartition";
+    pub const KAFKA_OFFSET: &str = "KafkaOffset";
 }
 
 /// The current state of every alert ever seen, keyed by fingerprint.
@@ -63,6 +112,11 @@ pub static ALERTS: TableSpec = TableSpec {
         RECEIVED_AT,
     ],
 };
+
+/// What the publisher appends: one row per record read, with its Kafka position. A record that could not be
+/// decoded (sent to the dead-letter topic instead) still gets a row with only its position set, so progress
+/// covers it; such rows have a null `EventId`.
+pub static LOG: TableSpec = TableSpec { key_columns: &[], columns: ALERT_EVENTS.columns };
 
 /// One row per distinct alert state, keyed by event id, so repeats and retries collapse onto one row.
 pub static ALERT_EVENTS: TableSpec = TableSpec {
@@ -111,28 +165,25 @@ impl TableSpec {
         RecordBatch::try_new(self.schema(), arrays).expect("every column builds one value per row of its declared type")
     }
 
-    /// This table's columns of the rows at `rows` (ascending, distinct) of `source`, a batch of a table with every
-    /// column of this one (as [`ALERT_EVENTS`] has every column of [`ALERTS`]). Converting records once and taking
-    /// both tables from the result halves the conversion work; all rows in order are shared without a copy.
-    pub fn select(&self, source: &RecordBatch, rows: &[usize]) -> Result<RecordBatch, ArrowError> {
-        debug_assert!(rows.windows(2).all(|pair| pair[0] < pair[1]), "rows are ascending and distinct");
-        let every_row = rows.len() == source.num_rows();
-        let indices: Option<UInt32Array> = (!every_row)
-            .then(|| rows.iter().map(|&row| u32::try_from(row).expect("a batch has fewer than 2^32 rows")).collect());
-        let arrays = self
+    /// Rows that carry only a Kafka position, every other column null (the log's rows for records that could
+    /// not be decoded).
+    pub fn positions_only(&self, positions: &[KafkaPosition]) -> RecordBatch {
+        let arrays: Vec<ArrayRef> = self
             .columns
             .iter()
-            .map(|column| {
-                let array = source.column_by_name(column.name).ok_or_else(|| {
-                    ArrowError::SchemaError(format!("the source batch has no column {}", column.name))
-                })?;
-                match &indices {
-                    Some(indices) => take(array.as_ref(), indices, None),
-                    None => Ok(Arc::clone(array)),
+            .map(|column| -> ArrayRef {
+                match column.value {
+                    Value::Int32(_) if column.name == column::KAFKA_PARTITION => {
+                        Arc::new(positions.iter().map(|position| position.partition).collect::<Int32Array>())
+                    }
+                    Value::Int64(_) if column.name == column::KAFKA_OFFSET => {
+                        Arc::new(positions.iter().map(|position| position.offset).collect::<Int64Array>())
+                    }
+                    _ => new_null_array(column.field().data_type(), positions.len()),
                 }
             })
-            .collect::<Result<Vec<ArrayRef>, ArrowError>>()?;
-        RecordBatch::try_new(self.schema(), arrays)
+            .collect();
+        RecordBatch::try_new(self.schema(), arrays).expect("only the position columns are not nullable")
     }
 }
 
@@ -157,12 +208,17 @@ enum Value {
 const UTC: &str = "UTC";
 
 impl Column {
+    fn is_position(&self) -> bool {
+        self.name == column::KAFKA_PARTITION || self.name == column::KAFKA_OFFSET
+    }
+
     fn field(&self) -> Field {
         let (data_type, nullable) = match self.value {
             Value::Text(_) | Value::Json(_) => (DataType::Utf8, true),
             Value::Time(_) => (DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into())), true),
-            Value::Int32(_) => (DataType::Int32, false),
-            Value::Int64(_) => (DataType::Int64, false),
+            // Only a record's position is always there (see [`LOG`]).
+            Value::Int32(_) => (DataType::Int32, !self.is_position()),
+            Value::Int64(_) => (DataType::Int64, !self.is_position()),
         };
         Field::new(self.name, data_type, nullable)
     }
@@ -218,10 +274,11 @@ fn annotation<'a>(row: &'a PositionedRecord, name: &str) -> Option<Cow<'a, str>>
     row.record.annotations.get(name).map(Cow::Borrowed)
 }
 
-const EVENT_ID: Column = Column { name: "EventId", value: Value::Text(|row| text(row.record.event_id.as_str())) };
+const EVENT_ID: Column =
+    Column { name: column::EVENT_ID, value: Value::Text(|row| text(row.record.event_id.as_str())) };
 const FINGERPRINT: Column =
     Column { name: "Fingerprint", value: Value::Text(|row| text(row.record.fingerprint.as_str())) };
-const STATUS: Column = Column { name: "Status", value: Value::Text(|row| text(row.record.status.as_str())) };
+const STATUS: Column = Column { name: column::STATUS, value: Value::Text(|row| text(row.record.status.as_str())) };
 const ALERT_NAME: Column = Column { name: "AlertName", value: Value::Text(|row| label(row, "alertname")) };
 const SEVERITY: Column = Column { name: "Severity", value: Value::Text(|row| label(row, "severity")) };
 const INSTANCE: Column = Column { name: "Instance", value: Value::Text(|row| label(row, "instance")) };
@@ -229,7 +286,7 @@ const JOB: Column = Column { name: "Job", value: Value::Text(|row| label(row, "j
 const SUMMARY: Column = Column { name: "Summary", value: Value::Text(|row| annotation(row, "summary")) };
 const DESCRIPTION: Column = Column { name: "Description", value: Value::Text(|row| annotation(row, "description")) };
 const STARTS_AT: Column =
-    Column { name: "StartsAt", value: Value::Time(|row| Some(row.record.starts_at.unix_nanos())) };
+    Column { name: column::STARTS_AT, value: Value::Time(|row| Some(row.record.starts_at.unix_nanos())) };
 const ENDS_AT: Column = Column { name: "EndsAt", value: Value::Time(|row| row.record.ends_at.map(|t| t.unix_nanos())) };
 const LABELS: Column = Column { name: "Labels", value: Value::Json(|row| &row.record.labels) };
 const ANNOTATIONS: Column = Column { name: "Annotations", value: Value::Json(|row| &row.record.annotations) };
@@ -249,6 +306,7 @@ const NOTIFICATION_REASON: Column = Column {
     value: Value::Text(|row| row.record.notification.notification_reason.as_deref().map(Cow::Borrowed)),
 };
 const RECEIVED_AT: Column =
-    Column { name: "ReceivedAt", value: Value::Time(|row| Some(row.record.received_at.unix_nanos())) };
-const KAFKA_PARTITION: Column = Column { name: "KafkaPartition", value: Value::Int32(|row| row.position.partition) };
-const KAFKA_OFFSET: Column = Column { name: "KafkaOffset", value: Value::Int64(|row| row.position.offset) };
+    Column { name: column::RECEIVED_AT, value: Value::Time(|row| Some(row.record.received_at.unix_nanos())) };
+const KAFKA_PARTITION: Column =
+    Column { name: column::KAFKA_PARTITION, value: Value::Int32(|row| row.position.partition) };
+const KAFKA_OFFSET: Column = Column { name: column::KAFKA_OFFSET, value: Value::Int64(|row| row.position.offset) };

@@ -1,6 +1,6 @@
 //! The contract against real Alertmanager 0.25 payloads (captured from Prometheus 2.42, copied into `tests/fixtures/`).
 
-use schemas::tables::{KafkaPosition, PositionedRecord, ALERTS, ALERT_EVENTS};
+use schemas::tables::{KafkaPosition, PositionedRecord, ALERTS, ALERT_EVENTS, LOG};
 use schemas::{parse, AlertRecord, Limits, RecordHeaders, Status, Timestamp};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -136,25 +136,20 @@ fn firing_alerts_have_a_null_end_in_the_tables() {
 }
 
 #[test]
-fn selecting_rows_from_the_events_batch_equals_converting_them_again() {
-    let rows: Vec<PositionedRecord> = fixtures()
-        .iter()
-        .flat_map(|(_, body)| AlertRecord::from_webhook(parse(body, &Limits::default()).unwrap(), received_at()))
-        .enumerate()
-        .map(|(i, record)| PositionedRecord { record, position: KafkaPosition { partition: 1, offset: i as i64 } })
-        .collect();
-    assert!(rows.len() > 4, "the fixtures hold several alerts");
-    let events = ALERT_EVENTS.batch(&rows);
-
-    let every_row: Vec<usize> = (0..rows.len()).collect();
-    assert_eq!(ALERTS.select(&events, &every_row).unwrap(), ALERTS.batch(&rows));
-    assert_eq!(ALERT_EVENTS.select(&events, &every_row).unwrap(), events);
-
-    let some_rows = [0, 2, rows.len() - 1];
-    let picked: Vec<&PositionedRecord> = some_rows.iter().map(|&i| &rows[i]).collect();
-    assert_eq!(ALERTS.select(&events, &some_rows).unwrap(), ALERTS.batch(&picked));
-    assert_eq!(ALERTS.select(&events, &[]).unwrap().num_rows(), 0);
-
-    let missing = ALERT_EVENTS.select(&ALERTS.batch(&rows), &every_row).unwrap_err();
-    assert!(missing.to_string().contains("no column"), "{missing}");
+fn a_log_row_for_an_undecodable_record_holds_its_position_and_nothing_else() {
+    let positions = [KafkaPosition { partition: 2, offset: 7 }, KafkaPosition { partition: 0, offset: 9 }];
+    let batch = LOG.positions_only(&positions);
+    assert_eq!(batch.schema(), LOG.schema());
+    assert_eq!(batch.num_rows(), 2);
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match field.name().as_str() {
+            "KafkaPartition" | "KafkaOffset" => assert_eq!(column.null_count(), 0, "{}", field.name()),
+            other => assert_eq!(column.null_count(), 2, "{other} is null"),
+        }
+    }
+    let text = |column: &str, row| {
+        arrow::util::display::array_value_to_string(batch.column_by_name(column).unwrap(), row).unwrap()
+    };
+    assert_eq!((text("KafkaPartition", 0), text("KafkaOffset", 0)), ("2".to_owned(), "7".to_owned()));
+    assert_eq!((text("KafkaPartition", 1), text("KafkaOffset", 1)), ("0".to_owned(), "9".to_owned()));
 }

@@ -2,10 +2,12 @@
 
 use crate::helpers::*;
 use arrow::array::AsArray;
+use deephaven_client::{InputTable, InputTableKind};
 use e2e::fixtures::{captured_webhooks, synthetic_webhook};
 use e2e::kafka::read_until;
 use publisher::pipeline::Mode;
-use schemas::{parse, AlertRecord, Limits};
+use schemas::tables::TableNames;
+use schemas::{parse, AlertRecord, Limits, Timestamp};
 use std::time::Duration;
 
 fn fixture_records() -> Vec<AlertRecord> {
@@ -94,6 +96,79 @@ async fn an_older_state_arriving_late_leaves_the_alert_unchanged() {
     let tables = wait_for_tables(&setup.deephaven_url, &setup.prefix, &all).await;
     assert_eq!(tables.events.len(), 2, "the repeated resolved state collapsed onto its row");
     assert_eq!(tables.alerts["0eac3fe5ba04b2b9"].0, "resolved");
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refire_after_the_grace_shows_and_a_late_copy_within_it_does_not() {
+    let setup = setup(1).await;
+    let mut settings = setup.settings();
+    let grace = Duration::from_secs(10);
+    settings.deephaven.refire_grace = grace;
+    let captures = captured_webhooks();
+    // 006 fires FlappingMinute, 011 resolves the same occurrence (same StartsAt).
+    let record = |name: &str, seconds: i64| {
+        let capture = captures.iter().find(|c| c.name == name).unwrap();
+        let received = Timestamp::from_unix_nanos(received_at(0).unix_nanos() + seconds * 1_000_000_000);
+        AlertRecord::from_webhook(parse(&capture.body, &Limits::default()).unwrap(), received).remove(0)
+    };
+    let fingerprint = "0eac3fe5ba04b2b9";
+    let publisher = spawn_publisher(settings, Mode::Follow);
+
+    // A lagging HA peer's "firing", received 5 s after "resolved": still resolved.
+    produce(&setup.brokers, &setup.topic, &[record("006", 0), record("011", 1), record("006", 6)]).await;
+    let late_copy = expected_with(&positions(&setup.brokers, &setup.topic, 3).await, grace);
+    assert_eq!(late_copy.alerts[fingerprint].0, "resolved");
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &late_copy).await;
+
+    // Alertmanager notifies the same occurrence firing again, 12 s after resolving it: a re-fire, and it shows.
+    produce(&setup.brokers, &setup.topic, &[record("006", 13)]).await;
+    let refired = expected_with(&positions(&setup.brokers, &setup.topic, 4).await, grace);
+    assert_eq!(refired.alerts[fingerprint].0, "firing");
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &refired).await;
+    let client = client(&setup.deephaven_url).await;
+    let firing: usize =
+        snapshot(&client, &format!("{}alerts_firing", setup.prefix)).await.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(firing, 1, "alerts_firing shows the re-fired alert");
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_published_tables_refuse_every_add_and_delete() {
+    let setup = setup(1).await;
+    let records = synthetic_records(1, 40);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+
+    let client = client(&setup.deephaven_url).await;
+    let names = TableNames::with_prefix(&setup.prefix);
+    for name in names.derived() {
+        let rows = snapshot(&client, name).await.into_iter().find(|batch| batch.num_rows() > 0);
+        let rows = rows.unwrap_or_else(|| panic!("{name} has rows"));
+        let table = InputTable::new(name, rows.schema(), InputTableKind::AppendOnly);
+        let added = client.append(&table, rows.clone()).await;
+        assert!(added.is_err(), "adding to {name} is refused: {added:?}");
+        let deleted = client.delete(&table, rows).await;
+        assert!(deleted.is_err(), "deleting from {name} is refused: {deleted:?}");
+    }
+    assert_eq!(read_tables(&client, &setup.prefix).await, expected, "nothing changed");
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_created_anew_under_a_running_publisher_are_filled_again() {
+    let setup = setup(2).await;
+    let records = synthetic_records(10, 60);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+
+    // Another publisher (or a replay on this prefix) replaces the whole set with empty tables; nothing new arrives.
+    publisher::tables::Sink::open(&setup.settings().deephaven, true).await.expect("the set is created anew");
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
     publisher.stop().await;
 }
 

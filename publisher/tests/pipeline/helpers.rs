@@ -139,26 +139,37 @@ pub struct Tables {
     pub events: BTreeMap<String, (i32, i64)>,
 }
 
-/// The tables a correct publisher produces from `records` (each with its partition and offset).
+/// The tables a correct publisher with the default `refire_grace` produces from `records` (each with its partition
+/// and offset, in the order they were read).
 pub fn expected(records: &[(AlertRecord, i32, i64)]) -> Tables {
+    expected_with(records, Settings::default().deephaven.refire_grace)
+}
+
+/// The oracle, written independently of the server-side derivation: per event its first copy by (ReceivedAt,
+/// offset); per alert the state of greatest (StartsAt, ReceivedAt + `refire_grace` if resolved), the later read
+/// winning ties.
+pub fn expected_with(records: &[(AlertRecord, i32, i64)], refire_grace: Duration) -> Tables {
+    let grace = refire_grace.as_nanos() as i64;
     let mut tables = Tables::default();
-    let mut best: BTreeMap<String, (i64, bool, i64, String)> = BTreeMap::new();
+    let mut first_copy: BTreeMap<String, (i64, i64, i32)> = BTreeMap::new();
+    // Per alert: its rank (StartsAt, ranked-at time) and its row (status, StartsAt, ReceivedAt).
+    type Ranked = ((i64, i64), (String, i64, i64));
+    let mut best: BTreeMap<String, Ranked> = BTreeMap::new();
     for (record, partition, offset) in records {
-        let event = tables.events.entry(record.event_id.to_string()).or_insert((*partition, *offset));
-        *event = (*event).max((*partition, *offset));
-        let rank = (
-            record.starts_at.unix_nanos(),
-            record.status == Status::Resolved,
-            record.received_at.unix_nanos(),
-            record.status.to_string(),
-        );
-        let entry = best.entry(record.fingerprint.to_string()).or_insert(rank.clone());
-        if rank > *entry {
-            *entry = rank;
+        let received = record.received_at.unix_nanos();
+        let copy = (received, *offset, *partition);
+        let first = first_copy.entry(record.event_id.to_string()).or_insert(copy);
+        *first = (*first).min(copy);
+        let resolved = record.status == Status::Resolved;
+        let rank = (record.starts_at.unix_nanos(), received + if resolved { grace } else { 0 });
+        let row = (record.status.to_string(), record.starts_at.unix_nanos(), received);
+        let entry = best.entry(record.fingerprint.to_string()).or_insert((rank, row.clone()));
+        if rank >= entry.0 {
+            *entry = (rank, row);
         }
     }
-    tables.alerts =
-        best.into_iter().map(|(fp, (starts, _, received, status))| (fp, (status, starts, received))).collect();
+    tables.events = first_copy.into_iter().map(|(id, (_, offset, partition))| (id, (partition, offset))).collect();
+    tables.alerts = best.into_iter().map(|(fp, (_, row))| (fp, row)).collect();
     tables
 }
 
