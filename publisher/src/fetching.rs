@@ -7,9 +7,8 @@
 //! broker is back and its metadata lists the topic with partitions. A new assignment starts unpaused, which is
 //! safe: the group can only assign partitions of a topic that exists.
 
-use crate::metrics::Metrics;
-use crate::resume::ResumeContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use crate::health::Health;
+use rdkafka::consumer::{Consumer, ConsumerContext};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ pub struct FetchGate {
 
 impl FetchGate {
     /// Every broker is gone: pause the assigned partitions (once).
-    pub fn close(&self, consumer: &StreamConsumer<ResumeContext>) {
+    pub fn close<C: ConsumerContext>(&self, consumer: &impl Consumer<C>) {
         if self.paused.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -35,8 +34,13 @@ impl FetchGate {
     }
 
     /// Resumes the paused partitions once a broker answers and lists `topic` with partitions.
-    pub fn reopen_if_topic_is_back(&self, consumer: &StreamConsumer<ResumeContext>, topic: &str, metrics: &Metrics) {
-        if !self.paused.load(Ordering::Acquire) || metrics.kafka_brokers_up.get() == 0 {
+    pub fn reopen_if_topic_is_back<C: ConsumerContext>(
+        &self,
+        consumer: &impl Consumer<C>,
+        topic: &str,
+        health: &Health,
+    ) {
+        if !self.paused.load(Ordering::Acquire) || health.kafka_brokers_up() == 0 {
             return;
         }
         let listed = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT));

@@ -11,18 +11,26 @@
 //! # Layout
 //!
 //! - [`configuration`]: layered settings (defaults, file, `PUBLISHER_` environment, flags).
-//! - [`pipeline`]: the loop: consume a batch, write it, commit; reconnect and rewind on any failure.
+//! - [`startup`]: the application built on its ops port and run until stopped.
+//! - [`pipeline`]: the loop: consume a batch, write it, commit; each kind of failure handled by what fixes it.
+//! - [`kafka`]: the Kafka edge: the consumer, commits, moving partitions back.
 //! - [`tables`]: the log, the tables Deephaven derives from it, and reading the progress back.
 //! - [`resume`]: where each assigned partition resumes, and the consumer context that applies it.
 //! - [`fetching`]: fetching paused while every broker is down, resumed once the topic is back.
 //! - [`dead_letters`]: the dead-letter topic for records that cannot be decoded.
+//! - [`backoff`]: capped exponential backoff with jitter, cut short by shutdown.
+//! - [`health`]: what `/readyz` answers, recorded by the parts that find it out.
 //! - [`metrics`] and [`ops`]: Prometheus metrics and the `/healthz`, `/readyz`, `/metrics` endpoint.
 
+pub mod backoff;
 pub mod configuration;
 pub mod dead_letters;
 pub mod fetching;
+pub mod health;
+pub mod kafka;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
 pub mod resume;
+pub mod startup;
 pub mod tables;

@@ -2,16 +2,15 @@
 
 use clap::{Parser, Subcommand};
 use publisher::configuration::{Overrides, Settings, REFERENCE};
-use publisher::metrics::Metrics;
-use publisher::pipeline::{self, Mode};
+use publisher::pipeline::Mode;
+use publisher::startup::Application;
 use service_kit::telemetry;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Consumes alert records from Kafka and keeps the Deephaven tables `alerts`, `alert_events` and `alerts_firing`
-/// up to date, resuming from the progress stored in Deephaven.
+/// Consumes alert records from Kafka and keeps the Deephaven tables `alerts`, `alert_events`, `alerts_firing` and
+/// `publisher_offsets` up to date, resuming from the progress stored in Deephaven.
 #[derive(Parser, Debug)]
 #[command(version, after_help = REFERENCE)]
 struct Cli {
@@ -72,28 +71,24 @@ async fn main() -> ExitCode {
         Some(Command::Replay) => Mode::Replay,
         Some(Command::Run) | None => Mode::Follow,
     };
-    match run(settings, mode).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let application = match Application::build(settings, mode).await {
+        Ok(application) => application,
         Err(err) => {
-            tracing::error!("publisher failed: {err:#}");
-            ExitCode::FAILURE
+            tracing::error!("publisher failed to start: {err:#}");
+            return ExitCode::FAILURE;
         }
-    }
-}
-
-async fn run(settings: Settings, mode: Mode) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::default());
-    let listener = tokio::net::TcpListener::bind((settings.server.host.as_str(), settings.server.port)).await?;
-    tracing::info!(address = %listener.local_addr()?, "ops endpoint listening");
-    let ops = tokio::spawn(publisher::ops::serve(listener, Arc::clone(&metrics)));
-
+    };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         service_kit::shutdown::signal().await;
         tracing::info!("shutting down: writing the batch in hand");
         let _ = stop.send(true);
     });
-    let result = pipeline::run(settings, mode, metrics, stopped).await;
-    ops.abort();
-    result
+    match application.run_until_stopped(stopped).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("publisher failed: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

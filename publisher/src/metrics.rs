@@ -8,6 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::health::Health;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabels {
     pub table: String,
@@ -16,19 +18,6 @@ pub struct TableLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabels {
     pub partition: i32,
-}
-
-/// What `/readyz` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Readiness {
-    pub deephaven: bool,
-    pub kafka: bool,
-}
-
-impl Readiness {
-    pub fn ready(&self) -> bool {
-        self.deephaven && self.kafka
-    }
 }
 
 pub struct Metrics {
@@ -42,10 +31,16 @@ pub struct Metrics {
     pub deephaven_reconnects: Counter,
     pub replays: Counter,
     pub commit_failures: Counter,
-    /// 1 while a Deephaven session with the tables in place is usable (set by every write and idle check).
-    pub deephaven_connected: Gauge,
-    /// How many brokers the consumer is connected to (from librdkafka's statistics); 0 means Kafka is unreachable.
-    pub kafka_brokers_up: Gauge,
+    /// Writes or checks Deephaven failed with an error worth retrying on the same session.
+    pub deephaven_retries: Counter,
+    /// Attempts to send dead letters that failed (the batch waits until they are sent).
+    pub dlq_failures: Counter,
+    /// Observed from [`Health`] when rendered: 1 while Deephaven is usable with the tables in place.
+    deephaven_connected: Gauge,
+    /// Observed from [`Health`]: brokers the consumer is connected to; 0 means Kafka is unreachable.
+    kafka_brokers_up: Gauge,
+    /// Observed from [`Health`]: 1 once the publisher stopped for a failure retrying cannot fix.
+    halted: Gauge,
 }
 
 impl Default for Metrics {
@@ -77,6 +72,16 @@ impl Default for Metrics {
         );
         let kafka_brokers_up = Gauge::default();
         registry.register("kafka_brokers_up", "Brokers the consumer is connected to", kafka_brokers_up.clone());
+        let deephaven_retries = Counter::default();
+        registry.register(
+            "deephaven_retries",
+            "Deephaven calls retried on the same session after a transient error",
+            deephaven_retries.clone(),
+        );
+        let dlq_failures = Counter::default();
+        registry.register("dlq_failures", "Failed attempts to send dead letters", dlq_failures.clone());
+        let halted = Gauge::default();
+        registry.register("halted", "1 once the publisher stopped for a failure retrying cannot fix", halted.clone());
         Self {
             registry,
             records_consumed,
@@ -88,19 +93,21 @@ impl Default for Metrics {
             deephaven_reconnects,
             replays,
             commit_failures,
+            deephaven_retries,
+            dlq_failures,
             deephaven_connected,
             kafka_brokers_up,
+            halted,
         }
     }
 }
 
 impl Metrics {
-    /// Ready means both ends are usable: records can be read from Kafka and written to Deephaven.
-    pub fn readiness(&self) -> Readiness {
-        Readiness { deephaven: self.deephaven_connected.get() == 1, kafka: self.kafka_brokers_up.get() > 0 }
-    }
-
-    pub fn render(&self) -> String {
+    /// The metrics in the OpenMetrics text format, the health gauges as `health` has them now.
+    pub fn render(&self, health: &Health) -> String {
+        self.deephaven_connected.set(i64::from(health.deephaven()));
+        self.kafka_brokers_up.set(health.kafka_brokers_up());
+        self.halted.set(i64::from(health.halted().is_some()));
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text

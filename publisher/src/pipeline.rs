@@ -1,30 +1,44 @@
-//! The publishing loop: consume a batch, write it to Deephaven, record progress, repeat.
+//! The publishing loop: consume a batch, write it to Deephaven, repeat; and what happens when a write fails.
 //!
 //! A batch closes at `batch.max_rows` records, `batch.max_bytes` of record values, or `batch.max_wait` after its
 //! first record, and is written while the next batch is read (one write at a time, in order), so a replay is
-//! bounded by the slower of the two, not their sum. A write is one append of the batch's rows, positions included,
-//! to the log ([`crate::tables`]); then the group's offsets are committed for lag monitoring. Any failure to use
-//! Deephaven — unreachable, the session lost, tables gone after a restart or created anew under a running
-//! publisher — takes the same path: stop consuming, reconnect with capped exponential backoff, re-read the progress
-//! from Deephaven, move every assigned partition back to it, and drop the unwritten batches (their records are read
-//! again). One path for every failure keeps the guarantee simple: what Deephaven holds is at least every record up to
-//! its recorded offsets, and appending a record again changes nothing.
+//! bounded by the slower of the two, not their sum. A write sends the batch's undecodable records to the dead-letter
+//! topic, appends the batch's rows, positions included, to the log ([`crate::tables`]) and commits the group's
+//! offsets for lag monitoring.
+//!
+//! Failures are handled by what can fix them:
+//! - a transient Deephaven error (unreachable, slow, frozen): the same write is retried on the same session after a
+//!   backoff with jitter; appending rows again changes nothing, so a write that may have half-happened is safe;
+//! - a dead-letter send that fails: only the letters not yet delivered are sent again, after a backoff; Deephaven
+//!   is not involved and `/readyz` says the dead letters are the problem;
+//! - the session lost, the tables gone or created anew under the publisher: reconnect (creating the tables if
+//!   missing), re-read the progress, move every assigned partition back to it and drop the unwritten batches
+//!   (their records are read again). A partition that cannot be moved back is retried, never read on from where it
+//!   is;
+//! - a permanent error (refused credentials; a write refused right after a fresh reconnect): the publisher halts,
+//!   with the reason on `/readyz` and the `publisher_halted` gauge, until it is stopped; no endless loop.
+//!
+//! What Deephaven holds is therefore always at least every record up to its recorded offsets.
 
+use crate::backoff::{Backoff, ShutDown};
 use crate::configuration::Settings;
 use crate::dead_letters::{DeadLetter, DeadLetters};
+use crate::health::Health;
+use crate::kafka::{self, AlertConsumer};
 use crate::metrics::{Metrics, TableLabels};
-use crate::resume::{ResumeContext, Shared};
+use crate::resume::Shared;
 use crate::tables::{self, Sink};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use deephaven_client::ErrorClass;
+use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use schemas::tables::{KafkaPosition, PositionedRecord, TableNames};
+use rdkafka::Message;
+use schemas::tables::{KafkaPosition, PositionedRecord};
 use schemas::{AlertRecord, RecordHeaders};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{oneshot, watch};
 
 /// Whether to keep the tables or start them over.
@@ -34,6 +48,31 @@ pub enum Mode {
     Follow,
     /// Replace the tables with empty ones first and rebuild them from the earliest retained record.
     Replay,
+}
+
+/// Runs until `shutdown` turns true, then writes what it holds and returns. Fails if the publisher halted.
+pub async fn run(
+    settings: Settings,
+    mode: Mode,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let shared = Shared::new(Arc::clone(&metrics), Arc::clone(&health));
+    let dead_letters =
+        DeadLetters::new(&settings.kafka.brokers, &settings.kafka.dlq_topic, &settings.kafka.properties)?;
+    let consumer = kafka::consumer(&settings, Arc::clone(&shared))?;
+    let pipeline = Pipeline { settings, shared, consumer, dead_letters, metrics, health };
+    if !pipeline.connect(mode == Mode::Replay, &mut shutdown).await? {
+        return Ok(());
+    }
+    pipeline.consumer.subscribe(&[&pipeline.settings.kafka.topic])?;
+    tracing::info!(topic = %pipeline.settings.kafka.topic, tables = ?pipeline.shared.sink().map(|sink| sink.names().clone()), "publishing");
+    let result = pipeline.publish(shutdown).await;
+    pipeline.health.set_deephaven(false);
+    pipeline.consumer.unsubscribe();
+    tracing::info!("publisher stopped");
+    result
 }
 
 /// Records read since the last write.
@@ -74,270 +113,315 @@ impl Pending {
     }
 }
 
-/// Runs until `shutdown` turns true, then writes what it holds and returns.
-pub async fn run(
+/// Why the loop could not go on as it was.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("shutting down")]
+    ShutDown,
+    #[error("no Deephaven session")]
+    NoSession,
+    #[error(transparent)]
+    Deephaven(#[from] deephaven_client::Error),
+    /// The tables are missing, or were created anew and lack what this publisher wrote.
+    #[error("{0}")]
+    TablesReplaced(String),
+}
+
+impl From<ShutDown> for Failure {
+    fn from(_: ShutDown) -> Self {
+        Self::ShutDown
+    }
+}
+
+impl Failure {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Deephaven(err) if err.class() == ErrorClass::Retryable)
+    }
+
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::Deephaven(err) if err.class() == ErrorClass::Permanent)
+    }
+}
+
+/// The publisher's parts.
+struct Pipeline {
     settings: Settings,
-    mode: Mode,
+    shared: Arc<Shared>,
+    consumer: AlertConsumer,
+    dead_letters: DeadLetters,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let shared = Shared::new(Arc::clone(&metrics));
-    let dead_letters = DeadLetters::new(&settings.kafka.brokers, &settings.kafka.dlq_topic)?;
-    let names = TableNames::with_prefix(&settings.deephaven.table_prefix);
-    let mut last_check = Instant::now();
-    if !connect(&settings, mode == Mode::Replay, &shared, &mut shutdown).await {
-        return Ok(());
-    }
-    metrics.deephaven_connected.set(1);
-    let consumer = consumer(&settings, Arc::clone(&shared))?;
-    consumer.subscribe(&[&settings.kafka.topic])?;
-    tracing::info!(topic = %settings.kafka.topic, tables = ?names, "publishing");
+    health: Arc<Health>,
+}
 
-    // The batch read last is written while the next one is read: Deephaven's time per batch overlaps with
-    // consuming and decoding the next instead of adding to it. Writes stay one at a time and in order.
-    let mut unwritten = Pending::default();
-    loop {
-        let writes = unwritten.len() > 0;
-        let (written, previous_write) = oneshot::channel::<()>();
-        let writing = async {
-            if writes {
-                write(&shared, &dead_letters, &consumer, &settings, &unwritten, &metrics).await?;
-            }
-            let _ = written.send(());
-            Ok(())
-        };
-        let reading = async {
-            let previous_write = async {
-                let _ = previous_write.await;
+impl Pipeline {
+    async fn publish(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        // The batch read last is written while the next one is read: Deephaven's time per batch overlaps with
+        // consuming and decoding the next instead of adding to it. Writes stay one at a time and in order.
+        let mut unwritten = Pending::default();
+        let mut last_check = Instant::now();
+        // Permanent write errors since the last reconnect: the first gets a fresh session, the second halts.
+        let mut refused_since_reconnect = 0;
+        loop {
+            let writes = unwritten.len() > 0;
+            let (written, previous_write) = oneshot::channel::<()>();
+            let write_shutdown = shutdown.clone();
+            let writing = async {
+                if writes {
+                    self.write(&unwritten, write_shutdown).await?;
+                }
+                let _ = written.send(());
+                Ok::<(), Failure>(())
             };
-            Ok(collect(&consumer, &shared, &settings, &metrics, previous_write, &mut shutdown).await)
-        };
-        // A failed write abandons the read in progress at once: everything after Deephaven's progress is read again.
-        let (pending, stopping) = match tokio::try_join!(writing, reading) {
-            Ok(((), read)) => read,
-            Err(err) => {
-                unwritten = Pending::default();
-                match recover(err, &settings, &shared, &consumer, &metrics, &mut shutdown).await {
-                    true => continue,
-                    false => break,
+            let reading = async {
+                let previous_write = async {
+                    let _ = previous_write.await;
+                };
+                Ok(self.collect(previous_write, &mut shutdown).await)
+            };
+            // A failed write abandons the read in progress at once: everything after Deephaven's progress is read
+            // again.
+            let failure = match tokio::try_join!(writing, reading) {
+                Ok(((), (pending, stopping))) => {
+                    if writes {
+                        refused_since_reconnect = 0;
+                    }
+                    if stopping {
+                        self.finish(&pending, shutdown.clone()).await;
+                        return Ok(());
+                    }
+                    let idle = !writes && pending.len() == 0;
+                    let checked = if idle || last_check.elapsed() >= self.settings.deephaven.check_interval {
+                        last_check = Instant::now();
+                        self.check().await
+                    } else {
+                        Ok(())
+                    };
+                    if idle {
+                        self.shared.fetch_gate.reopen_if_topic_is_back(
+                            &self.consumer,
+                            &self.settings.kafka.topic,
+                            &self.health,
+                        );
+                    }
+                    match checked {
+                        Ok(()) => {
+                            unwritten = pending;
+                            continue;
+                        }
+                        Err(failure) if failure.is_transient() => {
+                            // Nothing is lost: the batch read is written next, by a write that retries.
+                            self.health.set_deephaven(false);
+                            self.metrics.deephaven_retries.inc();
+                            tracing::warn!(error = %failure, "checking Deephaven failed; carrying on");
+                            unwritten = pending;
+                            continue;
+                        }
+                        Err(failure) => failure,
+                    }
+                }
+                Err(failure) => failure,
+            };
+            unwritten = Pending::default();
+            match failure {
+                Failure::ShutDown => return Ok(()),
+                failure if failure.is_permanent() && refused_since_reconnect > 0 => {
+                    return Err(self
+                        .halt(format!("Deephaven refused a write again after a reconnect: {failure}"), &mut shutdown)
+                        .await);
+                }
+                failure => {
+                    refused_since_reconnect += usize::from(failure.is_permanent());
+                    if !self.recover(&failure, &mut shutdown).await? {
+                        return Ok(());
+                    }
                 }
             }
-        };
-        if stopping {
-            finish(&shared, &dead_letters, &consumer, &settings, &pending, &metrics).await;
-            break;
         }
-        let idle = !writes && pending.len() == 0;
-        if idle || last_check.elapsed() >= settings.deephaven.check_interval {
-            last_check = Instant::now();
-            if let Err(err) = check(&shared).await {
-                if !recover(err, &settings, &shared, &consumer, &metrics, &mut shutdown).await {
-                    break;
-                }
-                continue;
+    }
+
+    /// Reconnects, then moves every partition back to the progress Deephaven holds. False when shutdown came first.
+    async fn recover(&self, failure: &Failure, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<bool> {
+        self.health.set_deephaven(false);
+        tracing::warn!(error = %failure, "Deephaven is not usable as it was; reconnecting");
+        if !self.connect(false, shutdown).await? {
+            return Ok(false);
+        }
+        self.metrics.deephaven_reconnects.inc();
+        let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
+        while let Err(err) = kafka::rewind(&self.consumer, &self.settings.kafka.topic, &self.shared) {
+            // Reading on would skip the records of the dropped batches: keep trying, not ready meanwhile.
+            self.health.set_deephaven(false);
+            tracing::error!(error = %err, "could not move a partition back to Deephaven's progress; retrying");
+            if backoff.wait(shutdown).await.is_err() {
+                return Ok(false);
             }
         }
-        if idle {
-            shared.fetch_gate.reopen_if_topic_is_back(&consumer, &settings.kafka.topic, &metrics);
+        self.health.set_deephaven(true);
+        Ok(true)
+    }
+
+    /// Connects to Deephaven (retrying transient failures with capped backoff) and installs the session. False if
+    /// shut down first; an error once halted for a permanent failure.
+    async fn connect(&self, recreate: bool, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<bool> {
+        let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
+        loop {
+            let attempt = async {
+                let sink = Sink::open(&self.settings.deephaven, recreate).await?;
+                self.shared.install(sink).await
+            };
+            match attempt.await {
+                Ok(()) => {
+                    self.health.set_deephaven(true);
+                    return Ok(true);
+                }
+                Err(err) if err.class() == ErrorClass::Permanent => {
+                    return Err(self.halt(format!("Deephaven cannot be used: {err}"), shutdown).await);
+                }
+                Err(err) => tracing::warn!(error = %err, "Deephaven is not usable yet"),
+            }
+            if backoff.wait(shutdown).await.is_err() {
+                return Ok(false);
+            }
         }
-        metrics.deephaven_connected.set(1);
-        unwritten = pending;
     }
-    metrics.deephaven_connected.set(0);
-    consumer.unsubscribe();
-    tracing::info!("publisher stopped");
-    Ok(())
-}
 
-/// The one path after any failure to use Deephaven: reconnect, then move every partition back to the progress
-/// Deephaven holds. False when shutdown came first.
-async fn recover(
-    err: anyhow::Error,
-    settings: &Settings,
-    shared: &Shared,
-    consumer: &StreamConsumer<ResumeContext>,
-    metrics: &Metrics,
-    shutdown: &mut watch::Receiver<bool>,
-) -> bool {
-    metrics.deephaven_connected.set(0);
-    tracing::warn!(error = %err, "Deephaven is not usable; reconnecting");
-    if !connect(settings, false, shared, shutdown).await {
-        return false;
+    /// Stops for good: says why on `/readyz` and in the log, waits to be shut down, and returns the reason.
+    async fn halt(&self, reason: String, shutdown: &mut watch::Receiver<bool>) -> anyhow::Error {
+        tracing::error!(reason, "halted: retrying cannot fix this; fix it and restart the publisher");
+        self.health.set_deephaven(false);
+        self.health.halt(reason.clone());
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        anyhow::anyhow!(reason)
     }
-    metrics.deephaven_reconnects.inc();
-    metrics.deephaven_connected.set(1);
-    rewind(consumer, &settings.kafka.topic, shared);
-    true
-}
 
-/// Connects to Deephaven (retrying with capped backoff) and installs the session; false if shut down first.
-async fn connect(settings: &Settings, recreate: bool, shared: &Shared, shutdown: &mut watch::Receiver<bool>) -> bool {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let attempt = async {
-            let sink = Sink::open(&settings.deephaven, recreate).await?;
-            shared.install(sink).await
-        };
-        match attempt.await {
-            Ok(()) => return true,
-            Err(err) => tracing::warn!(error = %err, retry_in = ?backoff, "Deephaven is not usable yet"),
+    /// Reads one batch: waits for a first record, then takes more until the batch is full, or `max_wait` has passed
+    /// and `previous_write` is done (a batch that cannot be written yet keeps filling, so batches grow while
+    /// Deephaven is the bottleneck and stay small and quick when it is not). Returns early, with what it has, when
+    /// shutdown is asked for (then true), and empty after `check_interval` without records (so an idle publisher
+    /// still notices a lost Deephaven).
+    async fn collect(
+        &self,
+        previous_write: impl Future<Output = ()>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> (Pending, bool) {
+        let settings = &self.settings;
+        let mut pending = Pending::default();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        tokio::pin!(previous_write);
+        let mut previous_written = false;
+        while !pending.is_full(settings) {
+            let timeout = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => tokio::time::sleep(settings.deephaven.check_interval).await,
+                }
+            };
+            tokio::select! {
+                received = self.consumer.recv() => match received {
+                    Ok(message) => {
+                        pending.push(&message, &self.metrics);
+                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch.max_wait);
+                    }
+                    Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)) => {
+                        self.shared.fetch_gate.close(&self.consumer);
+                    }
+                    Err(err) => tracing::warn!(error = %err, "consuming failed"),
+                },
+                () = &mut previous_write, if !previous_written => previous_written = true,
+                _ = timeout, if previous_written || deadline.is_none() => break,
+                _ = shutdown.wait_for(|stop| *stop) => return (pending, true),
+            }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return false,
-        }
-        backoff = (backoff * 2).min(settings.deephaven.max_backoff);
+        (pending, false)
     }
-}
 
-fn consumer(settings: &Settings, shared: Arc<Shared>) -> anyhow::Result<StreamConsumer<ResumeContext>> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("group.id", &settings.kafka.group_id)
-        .set("client.id", "alerthaven-publisher")
-        // Progress is read from Deephaven; the group's offsets are committed explicitly, for lag monitoring only.
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", settings.kafka.session_timeout.as_millis().to_string())
-        .set("partition.assignment.strategy", "range,roundrobin")
-        .set("fetch.wait.max.ms", "50")
-        // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression: 16 MB of
-        // lz4-compressed JSON held 65 MB of records (heaptrack), so 4 MB still holds more than a full batch.
-        .set("queued.max.messages.kbytes", "4096")
-        .set("statistics.interval.ms", "5000")
-        // A subscribed topic that is missing (re-created after a broker restart, say) is found within this time
-        // rather than librdkafka's default five minutes.
-        .set("topic.metadata.refresh.interval.ms", "10000");
-    for (name, value) in &settings.kafka.properties {
-        config.set(name, value);
-    }
-    let topic = settings.kafka.topic.clone();
-    Ok(config.create_with_context(ResumeContext { shared, topic })?)
-}
-
-/// Reads one batch: waits for a first record, then takes more until the batch is full, or `max_wait` has passed
-/// and `previous_write` is done (a batch that cannot be written yet keeps filling, so batches grow while Deephaven
-/// is the bottleneck and stay small and quick when it is not). Returns early, with what it has, when shutdown is
-/// asked for, and empty after `check_interval` without records (so an idle publisher still notices a lost
-/// Deephaven).
-async fn collect(
-    consumer: &StreamConsumer<ResumeContext>,
-    shared: &Shared,
-    settings: &Settings,
-    metrics: &Metrics,
-    previous_write: impl Future<Output = ()>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> (Pending, bool) {
-    let mut pending = Pending::default();
-    let mut deadline: Option<tokio::time::Instant> = None;
-    tokio::pin!(previous_write);
-    let mut previous_written = false;
-    while !pending.is_full(settings) {
-        let timeout = async {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => tokio::time::sleep(settings.deephaven.check_interval).await,
+    /// Dead letters first (so they are not lost when the offsets move past them), then the rows, then the group's
+    /// offsets are committed. Transient failures are retried here; what it returns needs a reconnect, or is shutdown.
+    async fn write(&self, pending: &Pending, mut shutdown: watch::Receiver<bool>) -> Result<(), Failure> {
+        self.send_dead_letters(&pending.dead_letters, &mut shutdown).await?;
+        let set_aside: Vec<KafkaPosition> = pending.dead_letters.iter().map(DeadLetter::position).collect();
+        let rows = tables::log_rows(&pending.records, &set_aside);
+        let row_count = rows.num_rows() as u64;
+        let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
+        let sink = loop {
+            let sink = self.shared.sink().ok_or(Failure::NoSession)?;
+            let started = Instant::now();
+            match sink.write(rows.clone()).await {
+                Ok(()) => {
+                    self.metrics.write_seconds.observe(started.elapsed().as_secs_f64());
+                    break sink;
+                }
+                Err(err) if err.class() == ErrorClass::Retryable => {
+                    self.health.set_deephaven(false);
+                    self.metrics.deephaven_retries.inc();
+                    tracing::warn!(error = %err, "writing to Deephaven failed; retrying on the same session");
+                    backoff.wait(&mut shutdown).await?;
+                }
+                Err(err) => return Err(err.into()),
             }
         };
-        tokio::select! {
-            received = consumer.recv() => match received {
-                Ok(message) => {
-                    pending.push(&message, metrics);
-                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch.max_wait);
+        self.health.set_deephaven(true);
+        self.metrics.batch_records.observe(pending.len() as f64);
+        self.metrics.rows_written.get_or_create(&TableLabels { table: sink.names().log.clone() }).inc_by(row_count);
+        self.shared.wrote(&pending.offsets);
+        kafka::commit(&self.consumer, &self.settings.kafka.topic, &pending.offsets);
+        Ok(())
+    }
+
+    /// Sends `letters`, retrying what was not delivered after a backoff until all are, or shutdown.
+    async fn send_dead_letters(
+        &self,
+        letters: &[DeadLetter],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), ShutDown> {
+        let mut delivered = 0;
+        let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
+        while delivered < letters.len() {
+            match self.dead_letters.send(&letters[delivered..]).await {
+                Ok(()) => {
+                    self.metrics.dlq_records.inc_by((letters.len() - delivered) as u64);
+                    delivered = letters.len();
                 }
-                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)) => shared.fetch_gate.close(consumer),
-                Err(err) => tracing::warn!(error = %err, "consuming failed"),
-            },
-            () = &mut previous_write, if !previous_written => previous_written = true,
-            _ = timeout, if previous_written || deadline.is_none() => break,
-            _ = shutdown.wait_for(|stop| *stop) => return (pending, true),
+                Err(undelivered) => {
+                    self.metrics.dlq_records.inc_by(undelivered.delivered as u64);
+                    delivered += undelivered.delivered;
+                    self.health.set_dead_letters(false);
+                    self.metrics.dlq_failures.inc();
+                    tracing::warn!(error = %undelivered, topic = %self.settings.kafka.dlq_topic, "the dead-letter topic refused; retrying");
+                    backoff.wait(shutdown).await?;
+                }
+            }
+        }
+        self.health.set_dead_letters(true);
+        Ok(())
+    }
+
+    /// On shutdown: writes what was read last, once. A failure loses nothing (Deephaven's progress does not cover
+    /// these records, so the next start reads them again), and there is no reconnecting on the way out.
+    async fn finish(&self, pending: &Pending, shutdown: watch::Receiver<bool>) {
+        if pending.len() == 0 {
+            return;
+        }
+        if let Err(err) = self.write(pending, shutdown).await {
+            tracing::warn!(error = %err, "the last batch was not written; it is read again on the next start");
         }
     }
-    (pending, false)
-}
 
-/// Dead letters first (so they are not lost when the offsets move past them), then the rows, then the group's
-/// offsets are committed.
-async fn write(
-    shared: &Shared,
-    dead_letters: &DeadLetters,
-    consumer: &StreamConsumer<ResumeContext>,
-    settings: &Settings,
-    pending: &Pending,
-    metrics: &Metrics,
-) -> anyhow::Result<()> {
-    let sink = shared.sink().ok_or_else(|| anyhow::anyhow!("no Deephaven session"))?;
-    if !pending.dead_letters.is_empty() {
-        dead_letters.send(&pending.dead_letters).await?;
-        metrics.dlq_records.inc_by(pending.dead_letters.len() as u64);
-    }
-    let set_aside: Vec<KafkaPosition> = pending.dead_letters.iter().map(DeadLetter::position).collect();
-    let rows = tables::log_rows(&pending.records, &set_aside);
-    let row_count = rows.num_rows() as u64;
-
-    let started = Instant::now();
-    sink.write(rows).await?;
-    metrics.write_seconds.observe(started.elapsed().as_secs_f64());
-    metrics.batch_records.observe(pending.len() as f64);
-    metrics.rows_written.get_or_create(&TableLabels { table: sink.names().log.clone() }).inc_by(row_count);
-    shared.wrote(&pending.offsets);
-    commit(consumer, settings, pending);
-    Ok(())
-}
-
-/// On shutdown: writes what was read last. A failure loses nothing (Deephaven's progress does not cover these
-/// records, so the next start reads them again), and there is no reconnecting on the way out.
-async fn finish(
-    shared: &Shared,
-    dead_letters: &DeadLetters,
-    consumer: &StreamConsumer<ResumeContext>,
-    settings: &Settings,
-    pending: &Pending,
-    metrics: &Metrics,
-) {
-    if pending.len() == 0 {
-        return;
-    }
-    if let Err(err) = write(shared, dead_letters, consumer, settings, pending, metrics).await {
-        tracing::warn!(error = %err, "the last batch was not written; it is read again on the next start");
-    }
-}
-
-/// A look at Deephaven, when idle and every `check_interval` while busy: the session answers, the tables are
-/// still there (a restarted server has neither), and they hold what this publisher wrote (tables created anew by
-/// another publisher or a replay do not).
-async fn check(shared: &Shared) -> anyhow::Result<()> {
-    let sink = shared.sink().ok_or_else(|| anyhow::anyhow!("no Deephaven session"))?;
-    sink.check().await?;
-    let applied = sink.progress().await?;
-    if let Some(partition) = shared.behind(&applied) {
-        anyhow::bail!("Deephaven's progress on partition {partition} is behind what this publisher wrote: the tables were created anew");
-    }
-    Ok(())
-}
-
-/// Commits the group's offsets (for lag monitoring; resuming does not depend on them). Refusals arrive in
-/// [`ResumeContext`]'s commit callback.
-fn commit(consumer: &StreamConsumer<ResumeContext>, settings: &Settings, pending: &Pending) {
-    let mut list = TopicPartitionList::new();
-    for (partition, offset) in &pending.offsets {
-        list.add_partition_offset(&settings.kafka.topic, *partition, Offset::Offset(offset + 1))
-            .expect("an absolute offset is always valid");
-    }
-    if let Err(err) = consumer.commit(&list, CommitMode::Async) {
-        tracing::warn!(error = %err, "committing the group's offsets failed");
-    }
-}
-
-/// Moves every assigned partition back to the progress Deephaven holds.
-fn rewind(consumer: &StreamConsumer<ResumeContext>, topic: &str, shared: &Shared) {
-    for partition in shared.assigned() {
-        let offset = shared.resume_offset(partition);
-        tracing::info!(partition, ?offset, "resuming from Deephaven's progress");
-        if let Err(err) = consumer.seek(topic, partition, offset, Duration::from_secs(10)) {
-            tracing::error!(partition, error = %err, "could not move the partition back");
+    /// A look at Deephaven, when idle and every `check_interval` while busy: the session answers, the tables are
+    /// still there (a restarted server has neither), and they hold what this publisher wrote (tables created anew
+    /// by another publisher or a replay do not).
+    async fn check(&self) -> Result<(), Failure> {
+        let sink = self.shared.sink().ok_or(Failure::NoSession)?;
+        if let Some(table) = sink.missing_table().await? {
+            return Err(Failure::TablesReplaced(format!("table {table} is gone from Deephaven")));
         }
+        let applied = sink.progress().await?;
+        if let Some(partition) = self.shared.behind(&applied) {
+            return Err(Failure::TablesReplaced(format!(
+                "Deephaven's progress on partition {partition} is behind what this publisher wrote: the tables were created anew"
+            )));
+        }
+        self.health.set_deephaven(true);
+        Ok(())
     }
 }

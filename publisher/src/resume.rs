@@ -8,6 +8,7 @@
 //! be appended again, which changes none of the derived tables.
 
 use crate::fetching::FetchGate;
+use crate::health::Health;
 use crate::metrics::{Metrics, PartitionLabels};
 use crate::tables::Sink;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -32,18 +33,20 @@ pub struct Shared {
     progress: Mutex<BTreeMap<i32, i64>>,
     assigned: Mutex<BTreeSet<i32>>,
     metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
     runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
     /// Must be called within a multi-threaded Tokio runtime: the rebalance callback blocks in place on it.
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(metrics: Arc<Metrics>, health: Arc<Health>) -> Arc<Self> {
         Arc::new(Self {
             sink: Mutex::new(None),
             fetch_gate: FetchGate::default(),
             progress: Mutex::new(BTreeMap::new()),
             assigned: Mutex::new(BTreeSet::new()),
             metrics,
+            health,
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -126,7 +129,7 @@ impl ClientContext for ResumeContext {
         // Logical brokers (the group coordinator) ride on a real broker's connection: count real ones only.
         let up =
             statistics.brokers.values().filter(|broker| broker.source != "logical" && broker.state == "UP").count();
-        self.shared.metrics.kafka_brokers_up.set(up as i64);
+        self.shared.health.set_kafka_brokers_up(up as i64);
         let Some(topic) = statistics.topics.get(&self.topic) else { return };
         for (partition, stats) in &topic.partitions {
             if *partition >= 0 && stats.consumer_lag >= 0 {
@@ -142,7 +145,7 @@ impl ClientContext for ResumeContext {
     /// Losing every broker is reported here at once; the next statistics tell when one is back.
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.shared.metrics.kafka_brokers_up.set(0);
+            self.shared.health.set_kafka_brokers_up(0);
         }
         tracing::warn!(error = %error, reason, "Kafka client error");
     }

@@ -136,14 +136,15 @@ impl Sink {
         &self.names
     }
 
-    /// Fails when the session is gone or any of the tables has left the query scope (a restarted server).
-    pub async fn check(&self) -> anyhow::Result<()> {
+    /// A table of the set that has left the query scope (deleted by hand; a restarted server loses the session
+    /// too), if any. Fails when the session is gone.
+    pub async fn missing_table(&self) -> deephaven_client::Result<Option<&str>> {
         for name in all_tables(&self.names) {
             if !self.client.scope_table_exists(name).await? {
-                anyhow::bail!("table {name} is gone from Deephaven");
+                return Ok(Some(name));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The highest offset applied per partition, as the derived progress table holds it.

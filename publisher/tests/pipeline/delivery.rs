@@ -39,7 +39,7 @@ async fn captured_alerts_become_the_expected_rows_and_a_replay_rebuilds_them() {
     assert_eq!(expected.alerts.len(), 6);
     assert_eq!(expected.alerts["1f8e20c41f9bb813"].0, "resolved", "fired then resolved");
 
-    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
 
     // Values, not just keys: the promoted columns and the live view.
@@ -70,7 +70,7 @@ async fn captured_alerts_become_the_expected_rows_and_a_replay_rebuilds_them() {
     let mut replay = setup.settings();
     replay.deephaven.table_prefix = format!("{}replay_", setup.prefix);
     replay.kafka.group_id = format!("{}-replay", setup.group_id);
-    let replayer = spawn_publisher(replay.clone(), Mode::Replay);
+    let replayer = spawn_publisher(replay.clone(), Mode::Replay).await;
     wait_for_tables(&setup.deephaven_url, &replay.deephaven.table_prefix, &expected).await;
     replayer.stop().await;
 }
@@ -84,7 +84,7 @@ async fn an_older_state_arriving_late_leaves_the_alert_unchanged() {
         AlertRecord::from_webhook(parse(&capture.body, &Limits::default()).unwrap(), received_at(index)).remove(0)
     };
     let resolved = record("011", 1);
-    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     produce(&setup.brokers, &setup.topic, std::slice::from_ref(&resolved)).await;
     let first = expected(&positions(&setup.brokers, &setup.topic, 1).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &first).await;
@@ -113,7 +113,7 @@ async fn a_refire_after_the_grace_shows_and_a_late_copy_within_it_does_not() {
         AlertRecord::from_webhook(parse(&capture.body, &Limits::default()).unwrap(), received).remove(0)
     };
     let fingerprint = "0eac3fe5ba04b2b9";
-    let publisher = spawn_publisher(settings, Mode::Follow);
+    let publisher = spawn_publisher(settings, Mode::Follow).await;
 
     // A lagging HA peer's "firing", received 5 s after "resolved": still resolved.
     produce(&setup.brokers, &setup.topic, &[record("006", 0), record("011", 1), record("006", 6)]).await;
@@ -137,7 +137,7 @@ async fn a_refire_after_the_grace_shows_and_a_late_copy_within_it_does_not() {
 async fn the_published_tables_refuse_every_add_and_delete() {
     let setup = setup(1).await;
     let records = synthetic_records(1, 40);
-    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     produce(&setup.brokers, &setup.topic, &records).await;
     let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
@@ -161,7 +161,7 @@ async fn the_published_tables_refuse_every_add_and_delete() {
 async fn tables_created_anew_under_a_running_publisher_are_filled_again() {
     let setup = setup(2).await;
     let records = synthetic_records(10, 60);
-    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     produce(&setup.brokers, &setup.topic, &records).await;
     let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
@@ -199,7 +199,7 @@ async fn undecodable_records_go_to_the_dead_letter_topic_and_stall_nothing() {
     );
     assert_eq!(expected.events.len(), good.len());
 
-    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
     let letters = read_until(&setup.brokers, &setup.dlq_topic, Duration::from_secs(30), |read| read.len() >= 3).await;
     assert_eq!(letters.len(), 3);
@@ -216,11 +216,62 @@ async fn undecodable_records_go_to_the_dead_letter_topic_and_stall_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_too_large_once_its_headers_are_added_goes_without_its_value() {
+    let setup = setup(1).await;
+    let good = synthetic_records(1, 75);
+    // Within librdkafka's default message.max.bytes (1,000,000) alone, above it with the dead-letter headers.
+    let huge = vec![b'x'; 999_900];
+    let mut raw: Vec<(Vec<u8>, Option<&str>, Vec<u8>)> =
+        good.iter().map(|record| (record.key().to_vec(), Some("1"), record.encode())).collect();
+    raw.insert(5, (b"huge".to_vec(), Some("1"), huge));
+    produce_raw(&setup.brokers, &setup.topic, &raw).await;
+    let consumed = read_until(&setup.brokers, &setup.topic, Duration::from_secs(30), {
+        let count = raw.len();
+        move |read| read.len() >= count
+    })
+    .await;
+    let expected = expected(
+        &consumed.iter().filter_map(|c| c.decode().ok().map(|r| (r, c.partition, c.offset))).collect::<Vec<_>>(),
+    );
+    assert_eq!(expected.events.len(), good.len());
+
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    let letters = read_until(&setup.brokers, &setup.dlq_topic, Duration::from_secs(30), |read| !read.is_empty()).await;
+    assert_eq!(letters.len(), 1);
+    let source = consumed.iter().find(|c| c.key.as_deref() == Some(b"huge".as_slice())).unwrap();
+    assert_eq!(letters[0].header("alerthaven-dlq-value-omitted"), Some(b"too large".as_slice()));
+    assert_eq!(letters[0].header("alerthaven-dlq-source-offset"), Some(source.offset.to_string().as_bytes()));
+    assert!(letters[0].value.as_ref().is_none_or(Vec::is_empty), "the value stays in the source topic");
+    assert!(publisher.health.readiness().ready, "{:?}", publisher.health.readiness());
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_close_at_max_bytes_whatever_their_record_count() {
+    let setup = setup(1).await;
+    let records = synthetic_records(3, 80);
+    produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    let mut settings = setup.settings();
+    // Full once it holds two records' worth: three records at the most, far below max_rows.
+    let largest = records.iter().map(|record| record.encode().len()).max().unwrap();
+    settings.batch.max_bytes = 2 * largest;
+    let publisher = spawn_publisher(settings, Mode::Follow).await;
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    let text = publisher.metrics_text();
+    let batches = sample(&text, "publisher_batch_records_count");
+    assert!(batches >= (records.len() / 3) as f64, "{batches} batches for {} records", records.len());
+    assert_eq!(sample(&text, r#"publisher_batch_records_bucket{le="4.0"}"#), batches, "no batch over 4 records");
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn two_publishers_in_one_group_complete_the_tables_without_duplicates() {
     let setup = setup(6).await;
     let records = synthetic_records(40, 100);
-    let first = spawn_publisher(setup.settings(), Mode::Follow);
-    let second = spawn_publisher(setup.settings(), Mode::Follow);
+    let first = spawn_publisher(setup.settings(), Mode::Follow).await;
+    let second = spawn_publisher(setup.settings(), Mode::Follow).await;
     produce(&setup.brokers, &setup.topic, &records).await;
     let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;

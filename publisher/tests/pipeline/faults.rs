@@ -5,6 +5,8 @@ use crate::helpers::*;
 use e2e::stack::PrivateDeephaven;
 use e2e::wait;
 use publisher::pipeline::Mode;
+use schemas::{AlertRecord, EventId, Status, Timestamp};
+use secrecy::SecretString;
 use std::time::Duration;
 
 /// Small batches, so a kill lands between many writes.
@@ -75,7 +77,7 @@ async fn deephaven_restarted_empty_is_rebuilt_by_replay_without_help() {
     let setup = setup_with(3, &deephaven.url()).await;
     let first = synthetic_records(10, 1_000);
     produce(&setup.brokers, &setup.topic, &first).await;
-    let publisher = spawn_publisher(setup.settings(), Mode::Follow);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     let expected_first = expected(&positions(&setup.brokers, &setup.topic, first.len()).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected_first).await;
 
@@ -83,7 +85,7 @@ async fn deephaven_restarted_empty_is_rebuilt_by_replay_without_help() {
     // without waiting for a new record.
     deephaven.stop();
     wait::until("the publisher to report Deephaven unusable", TABLES_DEADLINE, || async {
-        let readiness = publisher.metrics.readiness();
+        let readiness = publisher.health.readiness();
         if readiness.deephaven {
             Err(readiness)
         } else {
@@ -93,7 +95,7 @@ async fn deephaven_restarted_empty_is_rebuilt_by_replay_without_help() {
     .await;
     deephaven.restart();
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected_first).await;
-    assert!(publisher.metrics.readiness().deephaven, "ready again once the tables are rebuilt");
+    assert!(publisher.health.readiness().deephaven, "ready again once the tables are rebuilt");
 
     // Then the records that arrive later land too.
     let second = synthetic_records(10, 2_000);
@@ -102,4 +104,87 @@ async fn deephaven_restarted_empty_is_rebuilt_by_replay_without_help() {
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected_all).await;
     assert!(publisher.metrics.deephaven_reconnects.get() >= 1);
     publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_credentials_halt_the_publisher_with_the_reason_on_readyz() {
+    let deephaven = PrivateDeephaven::start(Some("the-right-key"), None);
+    let setup = setup_with(1, &deephaven.url()).await;
+    let mut settings = setup.settings();
+    settings.deephaven.psk = Some(SecretString::from("a-wrong-key"));
+    let publisher = spawn_publisher(settings, Mode::Follow).await;
+    let reason = wait::until("the publisher to halt", TABLES_DEADLINE, || async {
+        publisher.health.readiness().halted.ok_or("not halted")
+    })
+    .await;
+    assert!(reason.contains("login refused"), "{reason}");
+    assert!(!publisher.health.readiness().ready);
+    assert_eq!(sample(&publisher.metrics_text(), "publisher_halted"), 1.0);
+    assert!(!reason.contains("a-wrong-key"), "the key never shows: {reason}");
+    assert!(publisher.stopped().await.is_err(), "a halted publisher ends with its reason");
+}
+
+/// `alerts` alerts going through `rounds` states: firing, resolved, firing again (a later occurrence), ...
+fn state_changes(alerts: u64, rounds: u64) -> Vec<Vec<AlertRecord>> {
+    let base = synthetic_records(alerts / 10, 5_000);
+    let minute = 60_000_000_000;
+    (0..rounds)
+        .map(|round| {
+            base.iter()
+                .enumerate()
+                .map(|(index, record)| {
+                    let mut record = record.clone();
+                    let starts_at =
+                        Timestamp::from_unix_nanos(record.starts_at.unix_nanos() + (round / 2) as i64 * minute);
+                    let (status, ends_at) = match round % 2 {
+                        0 => (Status::Firing, None),
+                        _ => (Status::Resolved, Some(Timestamp::from_unix_nanos(starts_at.unix_nanos() + 1))),
+                    };
+                    record.status = status;
+                    record.starts_at = starts_at;
+                    record.ends_at = ends_at;
+                    record.event_id = EventId::of(&record.fingerprint, status, starts_at, ends_at);
+                    record.received_at = received_at((round as usize) * base.len() + index);
+                    record
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_publishers_under_load_through_rebalances_and_a_kill_end_exact() {
+    let setup = setup(6).await;
+    let rounds = state_changes(200, 6);
+    let mut first = Some(spawn_binary(&setup, SMALL_BATCHES));
+    let second = spawn_binary(&setup, SMALL_BATCHES);
+    let client = client(&setup.deephaven_url).await;
+    let mut produced = 0;
+    let mut third = None;
+    for (round, records) in rounds.iter().enumerate() {
+        produce(&setup.brokers, &setup.topic, records).await;
+        produced += records.len();
+        // The group changes while the round just produced is being written.
+        match round {
+            1 => third = Some(spawn_binary(&setup, SMALL_BATCHES)),
+            3 => third.take().expect("the third member").kill(),
+            4 => first.take().expect("the first member").kill(),
+            _ => {}
+        }
+        let (client, prefix, events_so_far) = (&client, &setup.prefix, (round + 1) * records.len() / 2);
+        wait::until("the tables to take in part of the round", TABLES_DEADLINE, || async move {
+            let events = read_tables(client, prefix).await.events.len();
+            if events >= events_so_far {
+                Ok(())
+            } else {
+                Err(events)
+            }
+        })
+        .await;
+    }
+    let expected = expected(&positions(&setup.brokers, &setup.topic, produced).await);
+    assert_eq!(expected.events.len(), produced, "every state is distinct");
+    assert!(expected.alerts.values().all(|(status, _, _)| status == "resolved"), "each ends resolved");
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    second.kill();
 }

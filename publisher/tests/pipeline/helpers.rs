@@ -8,8 +8,10 @@ pub use e2e::process::Service;
 use e2e::stack::Stack;
 use e2e::wait;
 use publisher::configuration::Settings;
+use publisher::health::Health;
 use publisher::metrics::Metrics;
-use publisher::pipeline::{self, Mode};
+use publisher::pipeline::Mode;
+use publisher::startup::Application;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig as KafkaConfig;
@@ -96,20 +98,43 @@ pub struct RunningPublisher {
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
 }
 
-pub fn spawn_publisher(settings: Settings, mode: Mode) -> RunningPublisher {
-    let metrics = Arc::new(Metrics::default());
+pub async fn spawn_publisher(mut settings: Settings, mode: Mode) -> RunningPublisher {
+    settings.server.port = 0;
+    let application = Application::build(settings, mode).await.expect("the publisher builds");
+    let (metrics, health) = (application.metrics(), application.health());
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(pipeline::run(settings, mode, Arc::clone(&metrics), stopped));
-    RunningPublisher { stop, task, metrics }
+    let task = tokio::spawn(application.run_until_stopped(stopped));
+    RunningPublisher { stop, task, metrics, health }
 }
 
 impl RunningPublisher {
     pub async fn stop(self) {
-        self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the publisher stops").unwrap().unwrap();
+        self.stopped().await.expect("the publisher ran without failing");
     }
+
+    /// Stops the publisher and returns what it returned.
+    pub async fn stopped(self) -> anyhow::Result<()> {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the publisher stops").unwrap()
+    }
+
+    /// `/metrics` as the publisher renders it.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&self.health)
+    }
+}
+
+/// The value of the sample `name` (with its labels, if any) in a metrics text.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+        .trim()
+        .parse()
+        .expect("a number")
 }
 
 /// Produces records as ingest does: key = fingerprint, the format headers, the encoded value.
@@ -121,7 +146,9 @@ pub async fn produce(brokers: &str, topic: &str, records: &[AlertRecord]) {
 
 /// Produces (key, format header value, value) triples, in order.
 pub async fn produce_raw(brokers: &str, topic: &str, records: &[(Vec<u8>, Option<&str>, Vec<u8>)]) {
-    let producer: FutureProducer = KafkaConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    // Larger than librdkafka's default, so that a test can produce records near the broker's limit.
+    let producer: FutureProducer =
+        KafkaConfig::new().set("bootstrap.servers", brokers).set("message.max.bytes", "4000000").create().unwrap();
     for (key, format, value) in records {
         let mut headers = OwnedHeaders::new();
         if let Some(format) = format {

@@ -50,8 +50,12 @@ async fn readiness_follows_the_broker_and_progress_is_reported_to_kafka() {
     // The private broker's own topics, created by scripts/broker.sh.
     (setup.brokers, setup.topic, setup.dlq_topic) = (broker.brokers(), "alerts".to_owned(), "alerts.dlq".to_owned());
     let mut publisher = spawn_binary(&setup, &[]);
-    wait_for_readiness(&mut publisher, 200, serde_json::json!({ "ready": true, "kafka": true, "deephaven": true }))
-        .await;
+    wait_for_readiness(
+        &mut publisher,
+        200,
+        serde_json::json!({ "ready": true, "kafka": true, "deephaven": true, "dead_letters": true }),
+    )
+    .await;
 
     let records = synthetic_records(4, 3_000);
     produce(&setup.brokers, &setup.topic, &records).await;
@@ -77,11 +81,19 @@ async fn readiness_follows_the_broker_and_progress_is_reported_to_kafka() {
     .await;
 
     broker.stop();
-    wait_for_readiness(&mut publisher, 503, serde_json::json!({ "ready": false, "kafka": false, "deephaven": true }))
-        .await;
+    wait_for_readiness(
+        &mut publisher,
+        503,
+        serde_json::json!({ "ready": false, "kafka": false, "deephaven": true, "dead_letters": true }),
+    )
+    .await;
     broker.restart();
-    wait_for_readiness(&mut publisher, 200, serde_json::json!({ "ready": true, "kafka": true, "deephaven": true }))
-        .await;
+    wait_for_readiness(
+        &mut publisher,
+        200,
+        serde_json::json!({ "ready": true, "kafka": true, "deephaven": true, "dead_letters": true }),
+    )
+    .await;
 
     publisher.kill();
 }
