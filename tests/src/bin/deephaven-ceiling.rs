@@ -2,12 +2,16 @@
 //!
 //! Builds every batch before the clock starts (the same synthetic alerts `loadgen` posts, converted by the
 //! publisher's own table specs), then appends them one after the other (DoPut + AddTableToInputTable, what the
-//! Python client's reference figure measures) into fresh keyed input tables. Two runs, one JSON line each:
-//! `alert_events` alone, and both data tables per batch written concurrently, as the publisher writes them.
+//! Python client's reference figure measures). Three runs, one JSON line each, into fresh tables:
+//! - the publisher's layout: its own [`Sink`] (the blink log with every derived table, each write flushed);
+//! - the blink log alone, nothing derived (what the derived tables cost);
+//! - the layout before it: two keyed input tables per batch (`alert_events`, `alerts`), written concurrently.
 
 use arrow::record_batch::RecordBatch;
 use deephaven_client::{Client, ClientConfig, InputTableKind};
 use e2e::bench::{synthetic_records, Flags};
+use publisher::configuration::DeephavenSettings;
+use publisher::tables::{log_rows, Sink};
 use schemas::tables::{KafkaPosition, PositionedRecord, TableSpec, ALERTS, ALERT_EVENTS};
 use std::time::Instant;
 
@@ -33,21 +37,31 @@ async fn main() {
     let batches =
         |spec: &TableSpec| -> Vec<RecordBatch> { records.chunks(batch_rows).map(|c| spec.batch(c)).collect() };
     let (events, alerts) = (batches(&ALERT_EVENTS), batches(&ALERTS));
+    let log: Vec<RecordBatch> = records.chunks(batch_rows).map(|chunk| log_rows(chunk, &[])).collect();
     let bytes_per_row = events.iter().map(RecordBatch::get_array_memory_size).sum::<usize>() / records.len();
 
+    let settings = DeephavenSettings { url: url.clone(), table_prefix: format!("{prefix}log_"), ..Default::default() };
+    let sink = Sink::open(&settings, true).await.expect("the publisher's tables are created");
+    let started = Instant::now();
+    for batch in &log {
+        sink.write(batch.clone()).await.expect("the batch is written");
+    }
+    report("log + derived tables", records.len(), records.len(), batch_rows, bytes_per_row, started);
+
     let client = Client::connect(ClientConfig::new(url)).await.expect("Deephaven is reachable");
+    let blink = format!("{prefix}blink_only");
+    let blink = client.create_input_table(&blink, log[0].schema(), InputTableKind::Blink).await.expect("created");
+    let started = Instant::now();
+    for batch in &log {
+        client.append(&blink, batch.clone()).await.expect("the batch is appended");
+    }
+    report("blink log alone", records.len(), records.len(), batch_rows, bytes_per_row, started);
+
     let table = |name: &str, spec: &'static TableSpec| {
         let (client, name) = (&client, format!("{prefix}{name}"));
         let kind = InputTableKind::keyed(spec.key_columns.iter().copied());
         async move { client.create_input_table(&name, spec.schema(), kind).await.expect("the table is created") }
     };
-
-    let events_table = table("events_only", &ALERT_EVENTS).await;
-    let started = Instant::now();
-    for batch in &events {
-        client.append(&events_table, batch.clone()).await.expect("the batch is appended");
-    }
-    report("alert_events only", records.len(), records.len(), batch_rows, bytes_per_row, started);
 
     let (events_table, alerts_table) = (table("alert_events", &ALERT_EVENTS).await, table("alerts", &ALERTS).await);
     let started = Instant::now();
@@ -56,7 +70,7 @@ async fn main() {
             tokio::join!(client.append(&events_table, events.clone()), client.append(&alerts_table, alerts.clone()));
         a.and(b).expect("the batches are appended");
     }
-    report("alerts + alert_events", records.len(), 2 * records.len(), batch_rows, bytes_per_row, started);
+    report("before: keyed alerts + alert_events", records.len(), 2 * records.len(), batch_rows, bytes_per_row, started);
 }
 
 fn report(tables: &str, records: usize, rows: usize, batch_rows: usize, bytes_per_row: usize, started: Instant) {
