@@ -74,6 +74,14 @@ impl Client {
         Ok(())
     }
 
+    /// Ends the current session on the server, which releases everything it still holds, instead of leaving it to
+    /// expire. Tables published to the query scope stay. Later calls fail with
+    /// [`Error::SessionLost`](crate::Error::SessionLost) until [`reconnect`](Self::reconnect).
+    pub async fn close(&self) -> Result<()> {
+        let session = self.session();
+        self.within("close session", session.close()).await
+    }
+
     /// Watches the session: `Active` after each login, `Lost` when the server
     /// refuses its token (noticed by a call or by the keep-alive).
     pub fn session_status(&self) -> watch::Receiver<SessionStatus> {

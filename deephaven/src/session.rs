@@ -27,7 +27,7 @@ use crate::proto::backplane::session_service_client::SessionServiceClient;
 use crate::proto::backplane::table_service_client::TableServiceClient;
 use crate::proto::backplane::{
     config_value, ConfigurationConstantsRequest, ConfigurationConstantsResponse, ExportNotificationRequest,
-    ExportedTableCreationResponse, PublishRequest, ReleaseRequest, Ticket,
+    ExportedTableCreationResponse, HandshakeRequest, PublishRequest, ReleaseRequest, Ticket,
 };
 use crate::ticket::{export_ticket, scope_ticket, ExportId, ExportIds};
 
@@ -233,6 +233,18 @@ impl Session {
         .await;
         export.release().await;
         result
+    }
+
+    /// Ends the session on the server (which releases whatever it still holds) and stops its keep-alive. Later calls
+    /// fail with [`Error::SessionLost`].
+    pub(crate) async fn close(&self) -> Result<()> {
+        self.keepalive.abort();
+        if self.liveness.is_lost() {
+            return Ok(());
+        }
+        let closed = self.sessions().close_session(HandshakeRequest {}).await;
+        self.liveness.mark_lost("closed by the client");
+        closed.map(drop).map_err(|status| Error::from_status("close session", &status, true))
     }
 
     /// Publishes `source` to the query scope as `name` (replacing any previous value).

@@ -517,3 +517,15 @@ async fn basic_auth_admits_the_right_password_only() {
     assert_eq!(rows(&client.snapshot(&name).await.expect("snapshot")), vec![Row::sample("basic", 1)]);
     assert_eq!(client.server_exports().await.expect("server exports"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_session_is_gone_on_the_server_and_its_tables_stay() {
+    let client = connect().await;
+    let name = unique_name("Closed");
+    client.ensure_input_table(&name, row_schema(), keyed()).await.expect("create");
+    client.close().await.expect("the session closes");
+    let after = client.scope_table_exists(&name).await;
+    assert!(matches!(after, Err(Error::SessionLost { .. })), "the old session is refused: {after:?}");
+    client.reconnect().await.expect("a new session");
+    assert!(client.scope_table_exists(&name).await.expect("answers"), "the published table outlived the session");
+}

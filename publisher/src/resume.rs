@@ -56,8 +56,12 @@ impl Shared {
         let sink = Arc::new(sink);
         let progress = sink.progress().await?;
         tracing::info!(?progress, "progress read from Deephaven");
-        *lock(&self.sink) = Some(sink);
+        let replaced = lock(&self.sink).replace(sink);
         *lock(&self.progress) = progress;
+        if let Some(old) = replaced {
+            // Ended on the server rather than left to expire; whatever it still held goes with it.
+            tokio::spawn(async move { old.close().await });
+        }
         Ok(())
     }
 

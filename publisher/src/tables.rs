@@ -136,6 +136,13 @@ impl Sink {
         &self.names
     }
 
+    /// Ends the session (a replaced or final one); a failure only means the server ends it when it expires.
+    pub async fn close(&self) {
+        if let Err(err) = self.client.close().await {
+            tracing::debug!(error = %err, "closing the Deephaven session failed; it expires on its own");
+        }
+    }
+
     /// A table of the set that has left the query scope (deleted by hand; a restarted server loses the session
     /// too), if any. Fails when the session is gone.
     pub async fn missing_table(&self) -> deephaven_client::Result<Option<&str>> {
