@@ -28,6 +28,7 @@ use crate::kafka::{self, AlertConsumer};
 use crate::metrics::{Metrics, TableLabels};
 use crate::resume::Shared;
 use crate::tables::{self, Sink};
+use arrow::array::RecordBatch;
 use deephaven_client::ErrorClass;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -71,6 +72,9 @@ pub async fn run(
     let result = pipeline.publish(shutdown).await;
     pipeline.health.set_deephaven(false);
     pipeline.consumer.unsubscribe();
+    if let Some(sink) = pipeline.shared.sink() {
+        sink.close().await;
+    }
     tracing::info!("publisher stopped");
     result
 }
@@ -110,6 +114,26 @@ impl Pending {
             }
         }
         self.offsets.insert(position.partition, position.offset);
+    }
+}
+
+/// A batch read and converted to the log's rows, ready to be written. Converting at the end of reading overlaps
+/// it with the previous write, and the decoded records are dropped before the batch waits for its turn.
+struct Batch {
+    rows: RecordBatch,
+    dead_letters: Vec<DeadLetter>,
+    /// The last offset read per partition.
+    offsets: BTreeMap<i32, i64>,
+    /// Records read, undecodable ones included.
+    records: usize,
+}
+
+impl From<Pending> for Batch {
+    fn from(pending: Pending) -> Self {
+        let records = pending.len();
+        let set_aside: Vec<KafkaPosition> = pending.dead_letters.iter().map(DeadLetter::position).collect();
+        let rows = tables::log_rows(&pending.records, &set_aside);
+        Self { rows, dead_letters: pending.dead_letters, offsets: pending.offsets, records }
     }
 }
 
@@ -157,17 +181,17 @@ impl Pipeline {
     async fn publish(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         // The batch read last is written while the next one is read: Deephaven's time per batch overlaps with
         // consuming and decoding the next instead of adding to it. Writes stay one at a time and in order.
-        let mut unwritten = Pending::default();
+        let mut unwritten: Option<Batch> = None;
         let mut last_check = Instant::now();
         // Permanent write errors since the last reconnect: the first gets a fresh session, the second halts.
         let mut refused_since_reconnect = 0;
         loop {
-            let writes = unwritten.len() > 0;
+            let writes = unwritten.is_some();
             let (written, previous_write) = oneshot::channel::<()>();
             let write_shutdown = shutdown.clone();
             let writing = async {
-                if writes {
-                    self.write(&unwritten, write_shutdown).await?;
+                if let Some(batch) = &unwritten {
+                    self.write(batch, write_shutdown).await?;
                 }
                 let _ = written.send(());
                 Ok::<(), Failure>(())
@@ -176,20 +200,22 @@ impl Pipeline {
                 let previous_write = async {
                     let _ = previous_write.await;
                 };
-                Ok(self.collect(previous_write, &mut shutdown).await)
+                let (pending, stopping) = self.collect(previous_write, &mut shutdown).await;
+                let batch = (pending.len() > 0).then(|| Batch::from(pending));
+                Ok((batch, stopping))
             };
             // A failed write abandons the read in progress at once: everything after Deephaven's progress is read
             // again.
             let failure = match tokio::try_join!(writing, reading) {
-                Ok(((), (pending, stopping))) => {
+                Ok(((), (read, stopping))) => {
                     if writes {
                         refused_since_reconnect = 0;
                     }
                     if stopping {
-                        self.finish(&pending, shutdown.clone()).await;
+                        self.finish(read, shutdown.clone()).await;
                         return Ok(());
                     }
-                    let idle = !writes && pending.len() == 0;
+                    let idle = !writes && read.is_none();
                     let checked = if idle || last_check.elapsed() >= self.settings.deephaven.check_interval {
                         last_check = Instant::now();
                         self.check().await
@@ -205,7 +231,7 @@ impl Pipeline {
                     }
                     match checked {
                         Ok(()) => {
-                            unwritten = pending;
+                            unwritten = read;
                             continue;
                         }
                         Err(failure) if failure.is_transient() => {
@@ -213,7 +239,7 @@ impl Pipeline {
                             self.health.set_deephaven(false);
                             self.metrics.deephaven_retries.inc();
                             tracing::warn!(error = %failure, "checking Deephaven failed; carrying on");
-                            unwritten = pending;
+                            unwritten = read;
                             continue;
                         }
                         Err(failure) => failure,
@@ -221,7 +247,7 @@ impl Pipeline {
                 }
                 Err(failure) => failure,
             };
-            unwritten = Pending::default();
+            unwritten = None;
             match failure {
                 Failure::ShutDown => return Ok(()),
                 failure if failure.is_permanent() && refused_since_reconnect > 0 => {
@@ -337,16 +363,14 @@ impl Pipeline {
 
     /// Dead letters first (so they are not lost when the offsets move past them), then the rows, then the group's
     /// offsets are committed. Transient failures are retried here; what it returns needs a reconnect, or is shutdown.
-    async fn write(&self, pending: &Pending, mut shutdown: watch::Receiver<bool>) -> Result<(), Failure> {
-        self.send_dead_letters(&pending.dead_letters, &mut shutdown).await?;
-        let set_aside: Vec<KafkaPosition> = pending.dead_letters.iter().map(DeadLetter::position).collect();
-        let rows = tables::log_rows(&pending.records, &set_aside);
-        let row_count = rows.num_rows() as u64;
+    async fn write(&self, batch: &Batch, mut shutdown: watch::Receiver<bool>) -> Result<(), Failure> {
+        self.send_dead_letters(&batch.dead_letters, &mut shutdown).await?;
+        let row_count = batch.rows.num_rows() as u64;
         let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
         let sink = loop {
             let sink = self.shared.sink().ok_or(Failure::NoSession)?;
             let started = Instant::now();
-            match sink.write(rows.clone()).await {
+            match sink.write(batch.rows.clone()).await {
                 Ok(()) => {
                     self.metrics.write_seconds.observe(started.elapsed().as_secs_f64());
                     break sink;
@@ -361,10 +385,10 @@ impl Pipeline {
             }
         };
         self.health.set_deephaven(true);
-        self.metrics.batch_records.observe(pending.len() as f64);
+        self.metrics.batch_records.observe(batch.records as f64);
         self.metrics.rows_written.get_or_create(&TableLabels { table: sink.names().log.clone() }).inc_by(row_count);
-        self.shared.wrote(&pending.offsets);
-        kafka::commit(&self.consumer, &self.settings.kafka.topic, &pending.offsets);
+        self.shared.wrote(&batch.offsets);
+        kafka::commit(&self.consumer, &self.settings.kafka.topic, &batch.offsets);
         Ok(())
     }
 
@@ -398,11 +422,9 @@ impl Pipeline {
 
     /// On shutdown: writes what was read last, once. A failure loses nothing (Deephaven's progress does not cover
     /// these records, so the next start reads them again), and there is no reconnecting on the way out.
-    async fn finish(&self, pending: &Pending, shutdown: watch::Receiver<bool>) {
-        if pending.len() == 0 {
-            return;
-        }
-        if let Err(err) = self.write(pending, shutdown).await {
+    async fn finish(&self, read: Option<Batch>, shutdown: watch::Receiver<bool>) {
+        let Some(batch) = read else { return };
+        if let Err(err) = self.write(&batch, shutdown).await {
             tracing::warn!(error = %err, "the last batch was not written; it is read again on the next start");
         }
     }
