@@ -6,15 +6,19 @@
 #   1. broker ceiling: `produce-ceiling` produces 1M distinct alert records (ingest's format and producer
 #      settings) straight to the broker; the topic is left holding exactly these for step 2.
 #   2. publisher: a release `publisher replay` of those 1M records into a fresh Deephaven, timed from its start
-#      until `publisher_batch_records_sum` reaches 1M; peak RSS and the CPU seconds each process spent.
-#   3. Deephaven ceiling: `deephaven-ceiling` appends the same rows, converted before the clock starts, in
-#      10,000-row batches into a fresh Deephaven (DoPut + AddTableToInputTable), one and both data tables. The
-#      Python client's reference (deephaven-grpc notes: 105–126k rows/s at 10k-row batches, ~297 B rows) is printed
-#      beside it.
-#   4. ingest, on a fresh broker: `loadgen` saturation at 1, 10 and 100 alerts per body, then fixed request rates
+#      until `publisher_batch_records_sum` reaches 1M; peak RSS, the CPU seconds each process spent, and
+#      Deephaven's RSS before and after (what keeping the derived tables costs it).
+#   3. peer: Deephaven's own Kafka consumer (scripts/bench/kafka_peer.py, run inside a fresh server) consuming the
+#      same topic into an append table with a last-by view, timed from its start until `table-progress` sees
+#      every record in it.
+#   4. Deephaven ceiling: `deephaven-ceiling` appends the same rows, converted before the clock starts, in
+#      10,000-row batches into a fresh Deephaven (DoPut + AddTableToInputTable): the publisher's own layout (log +
+#      derived tables), the blink log alone, and the keyed layout before it. The Python client's reference
+#      (deephaven-grpc notes: 105–126k rows/s at 10k-row batches, ~297 B rows) is printed beside it.
+#   5. ingest, on a fresh broker: `loadgen` saturation at 1, 10 and 100 alerts per body, then fixed request rates
 #      (open loop); the same load against `http-ceiling` (actix-web reading the body and answering 200, no parsing,
 #      no Kafka); ingest's peak RSS.
-#   5. end to end, on a fresh broker and Deephaven: ingest and a following publisher; after a 10 s warm-up,
+#   6. end to end, on a fresh broker and Deephaven: ingest and a following publisher; after a 10 s warm-up,
 #      `latency` posts 100 and 1,000 alerts/s and measures from each 200 to the row's `SeenAt = now()` in
 #      Deephaven; peak RSS of both.
 #
@@ -85,6 +89,10 @@ peak_rss_mb() { # process name
   awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$(pid_by_name "$1")/status"
 }
 
+rss_mb() { # process name: resident now
+  awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$(pid_by_name "$1")/status"
+}
+
 cpu_seconds() { # pid: user + system CPU seconds so far
   awk '{ printf "%.1f", ($14 + $15) / 100 }' "/proc/$1/stat"
 }
@@ -95,9 +103,10 @@ metric_sum() { # url metric-name: the sum of the metric's samples
 
 # Replays the pre-filled topic into a fresh Deephaven and times it until every record is written.
 bench_publisher_replay() { # records to expect
-  local expected=$1 written=0 started elapsed publisher deephaven broker
+  local expected=$1 written=0 started elapsed publisher deephaven broker deephaven_rss_before
   local -a cpu_before
   deephaven=$(pid_by_name deephaven) broker=$(pid_by_name broker)
+  deephaven_rss_before=$(rss_mb deephaven)
   cpu_before=("$(cpu_seconds "$deephaven")" "$(cpu_seconds "$broker")")
   started=$(date +%s.%N)
   start_publisher replay
@@ -108,14 +117,31 @@ bench_publisher_replay() { # records to expect
   done
   elapsed=$(awk -v start="$started" -v end="$(date +%s.%N)" 'BEGIN { printf "%.2f", end - start }')
   publisher=$(pid_by_name publisher-bench)
-  printf '{"bench":"publisher replay","records":%d,"seconds":%s,"records_per_s":%.0f,"rows_per_s":%.0f,' \
-    "$written" "$elapsed" "$(awk -v n="$written" -v s="$elapsed" 'BEGIN { print n / s }')" \
-    "$(awk -v n="$written" -v s="$elapsed" 'BEGIN { print 2 * n / s }')"
+  printf '{"bench":"publisher replay","records":%d,"seconds":%s,"records_per_s":%.0f,' \
+    "$written" "$elapsed" "$(awk -v n="$written" -v s="$elapsed" 'BEGIN { print n / s }')"
+  printf '"deephaven_rss_mb":{"before":%s,"after":%s},' "$deephaven_rss_before" "$(rss_mb deephaven)"
   printf '"peak_rss_mb":%s,"cpu_s":{"publisher":%s,"deephaven":%s,"broker":%s}}\n' "$(peak_rss_mb publisher-bench)" \
     "$(cpu_seconds "$publisher")" \
     "$(awk -v a="$(cpu_seconds "$deephaven")" -v b="${cpu_before[0]}" 'BEGIN { printf "%.1f", a - b }')" \
     "$(awk -v a="$(cpu_seconds "$broker")" -v b="${cpu_before[1]}" 'BEGIN { printf "%.1f", a - b }')"
   stop_process publisher-bench 15
+}
+
+# Deephaven's own Kafka consumer on the same topic, in a fresh server: from the moment it starts consuming until
+# every record is in its table.
+bench_kafka_peer() { # records to expect
+  local expected=$1 started finished deephaven cpu_before
+  bash "$SCRIPTS_DIR/deephaven.sh" stop
+  DEEPHAVEN_SCRIPT="$SCRIPTS_DIR/bench/kafka_peer.py" BENCH_PEER_BROKERS="127.0.0.1:$BROKER_PORT" \
+    BENCH_PEER_TOPIC="$ALERTS_TOPIC" bash "$SCRIPTS_DIR/deephaven.sh" start
+  deephaven=$(pid_by_name deephaven)
+  cpu_before=$(cpu_seconds "$deephaven")
+  finished=$("$BIN/table-progress" --url "$DEEPHAVEN_URL" --table peer_alert_log --records "$expected" |
+    sed -n 's/.*"finished_at":\([0-9.]*\).*/\1/p')
+  started=$(sed -n 's/^kafka-peer-started \([0-9.]*\)$/\1/p' "$(log_file deephaven)" | tail -n 1)
+  [[ -n "$started" && -n "$finished" ]] || die "the Kafka peer did not report its start or end"
+  awk -v n="$expected" -v a="$started" -v b="$finished" -v c0="$cpu_before" -v c1="$(cpu_seconds "$deephaven")" \
+    'BEGIN { printf "{\"bench\":\"Deephaven Kafka consumer (peer)\",\"records\":%d,\"seconds\":%.2f,\"records_per_s\":%.0f,\"cpu_s\":{\"deephaven\":%.1f}}\n", n, b - a, n / (b - a), c1 - c0 }'
 }
 
 bench_ingest() {
@@ -157,7 +183,7 @@ main() {
   bash "$SCRIPTS_DIR/install-broker.sh"
   bash "$SCRIPTS_DIR/install-deephaven.sh"
   (cd "$REPO_ROOT" && cargo build --release --locked --bin ingest --bin publisher --bin loadgen \
-    --bin produce-ceiling --bin deephaven-ceiling --bin http-ceiling --bin latency)
+    --bin produce-ceiling --bin deephaven-ceiling --bin http-ceiling --bin latency --bin table-progress)
   trap cleanup EXIT
 
   fresh_broker
@@ -166,6 +192,8 @@ main() {
   "$BIN/produce-ceiling" --brokers "127.0.0.1:$BROKER_PORT" --topic "$ALERTS_TOPIC" --records "$RECORDS"
   log "publisher: replaying the $RECORDS records into a fresh Deephaven"
   bench_publisher_replay "$RECORDS"
+  log "peer: Deephaven's own Kafka consumer on the same topic"
+  bench_kafka_peer "$RECORDS"
 
   fresh_deephaven
   log "Deephaven ceiling: prepared 10,000-row batches into a fresh Deephaven"

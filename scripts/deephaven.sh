@@ -9,6 +9,7 @@
 #      DEEPHAVEN_BASIC_USER + DEEPHAVEN_BASIC_PASSWORD (set: HTTP basic auth
 #        accepting this one user; its handler is compiled on first use),
 #      DEEPHAVEN_SESSION_DURATION_MS (unset: server default 300000),
+#      DEEPHAVEN_SCRIPT (a Python file run in the server once it serves; bench.sh),
 #      DEEPHAVEN_READY_DEADLINE_S (120), DEEPHAVEN_JAVA_HOME (Debian's Java 17).
 set -euo pipefail
 # shellcheck source=lib.sh

@@ -55,6 +55,11 @@ def parse_args(argv):
     )
     parser.add_argument("--psk", default=os.environ.get("DEEPHAVEN_PSK") or None)
     parser.add_argument(
+        "--script",
+        default=os.environ.get("DEEPHAVEN_SCRIPT") or None,
+        help="a Python file run in the server's session once it serves (its globals are the query scope)",
+    )
+    parser.add_argument(
         "--session-duration-ms",
         type=int,
         default=int(os.environ["DEEPHAVEN_SESSION_DURATION_MS"])
@@ -154,6 +159,10 @@ def main(argv):
     )
     server.start()
     print(f"deephaven_server.py: serving on http://{args.host}:{args.port}/ide/", flush=True)
+    if args.script:
+        with open(args.script, encoding="utf-8") as source:
+            code = compile(source.read(), args.script, "exec")
+        exec(code, sys.modules["__main__"].__dict__)  # noqa: S102 - the operator's own file, by design
     # Block for good: the JVM's own signal handler ends the process.
     forever = threading.Event()
     while not forever.wait(3600):
