@@ -235,16 +235,15 @@ impl Session {
         result
     }
 
-    /// Ends the session on the server (which releases whatever it still holds) and stops its keep-alive. Later calls
-    /// fail with [`Error::SessionLost`].
+    /// Ends the session on the server (which releases whatever it still holds) and stops its keep-alive. The server
+    /// refuses the token from then on, so later calls fail with [`Error::SessionLost`].
     pub(crate) async fn close(&self) -> Result<()> {
         self.keepalive.abort();
         if self.liveness.is_lost() {
             return Ok(());
         }
         let closed = self.sessions().close_session(HandshakeRequest {}).await;
-        self.liveness.mark_lost("closed by the client");
-        closed.map(drop).map_err(|status| Error::from_status("close session", &status, true))
+        closed.map(drop).map_err(|status| self.status_error("close session", &status))
     }
 
     /// Publishes `source` to the query scope as `name` (replacing any previous value).

@@ -524,8 +524,9 @@ async fn a_closed_session_is_gone_on_the_server_and_its_tables_stay() {
     let name = unique_name("Closed");
     client.ensure_input_table(&name, row_schema(), keyed()).await.expect("create");
     client.close().await.expect("the session closes");
+    // Asked with the closed session's token, the server itself refuses it.
     let after = client.scope_table_exists(&name).await;
-    assert!(matches!(after, Err(Error::SessionLost { .. })), "the old session is refused: {after:?}");
+    assert!(matches!(after, Err(Error::SessionLost { .. })), "the server refuses the closed session: {after:?}");
     client.reconnect().await.expect("a new session");
     assert!(client.scope_table_exists(&name).await.expect("answers"), "the published table outlived the session");
 }
