@@ -117,9 +117,9 @@ impl Client {
         self.within("export notifications", self.session().server_exports()).await
     }
 
-    /// Bounds a whole operation, response streams included, by [`ClientConfig::request_timeout`]. The channel's
-    /// own timeout ends when a response's headers arrive, so a server frozen in the middle of a stream (seen:
-    /// DoPut acknowledgements never coming after a SIGSTOP) would otherwise be waited for forever.
+    /// Bounds an operation made of several calls (an upload beside the call that applies it, a download after the
+    /// call that computes it) by one [`ClientConfig::request_timeout`] overall; each call alone is already bounded
+    /// by it (`deadline`).
     pub(crate) async fn within<T>(&self, operation: &'static str, work: impl Future<Output = Result<T>>) -> Result<T> {
         let timeout = self.inner.config.request_timeout;
         tokio::time::timeout(timeout, work).await.map_err(|_| Error::Unavailable {

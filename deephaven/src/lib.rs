@@ -29,6 +29,7 @@
 //! - [`client`]: [`Client`], connect / reconnect / session status.
 //! - `session`: login, keep-alive, lost-session detection, export tickets.
 //! - `bearer`: the tower service that sends and adopts Bearer tokens.
+//! - `deadline`: the deadline on every call as a whole (headers and body).
 //! - `ticket`: export and scope tickets, export id allocation.
 //! - `schema`: Arrow ↔ Deephaven types, schema IPC bytes, schema comparison.
 //! - [`input_table`]: create / check / append to input tables.
@@ -43,6 +44,7 @@ pub mod auth;
 mod bearer;
 pub mod client;
 pub mod config;
+mod deadline;
 pub mod error;
 mod flight;
 pub mod input_table;

@@ -19,6 +19,7 @@ use tonic::Status;
 
 use crate::bearer::{BearerService, TokenState};
 use crate::config::ClientConfig;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::proto::backplane::config_service_client::ConfigServiceClient;
 use crate::proto::backplane::export_notification::State as ExportState;
@@ -32,7 +33,7 @@ use crate::proto::backplane::{
 use crate::ticket::{export_ticket, scope_ticket, ExportId, ExportIds};
 
 /// The table service as this client calls it: every request carries the session's bearer token.
-pub(crate) type TableService = TableServiceClient<BearerService>;
+pub(crate) type TableService = TableServiceClient<Deadline>;
 
 /// Server setting: how long a session lives after its last token rotation.
 const DURATION_KEY: &str = "http.session.durationMs";
@@ -95,7 +96,7 @@ impl Liveness {
 /// A logged-in session and the clients that carry its token.
 #[derive(Debug)]
 pub(crate) struct Session {
-    service: BearerService,
+    service: Deadline,
     token: Arc<TokenState>,
     exports: ExportIds,
     duration: Duration,
@@ -112,7 +113,7 @@ impl Session {
         status: watch::Sender<SessionStatus>,
     ) -> Result<Arc<Self>> {
         let token = Arc::new(TokenState::new(config.auth.login_header()?));
-        let service = BearerService::new(channel, Arc::clone(&token));
+        let service = Deadline::new(BearerService::new(channel, Arc::clone(&token)), config.request_timeout);
         let constants = ConfigServiceClient::new(service.clone())
             .get_configuration_constants(ConfigurationConstantsRequest {})
             .await
@@ -184,17 +185,17 @@ impl Session {
         TableServiceClient::new(self.service.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    pub(crate) fn input_tables(&self) -> InputTableServiceClient<BearerService> {
+    pub(crate) fn input_tables(&self) -> InputTableServiceClient<Deadline> {
         InputTableServiceClient::new(self.service.clone())
     }
 
-    pub(crate) fn flight(&self) -> FlightServiceClient<BearerService> {
+    pub(crate) fn flight(&self) -> FlightServiceClient<Deadline> {
         FlightServiceClient::new(self.service.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    fn sessions(&self) -> SessionServiceClient<BearerService> {
+    fn sessions(&self) -> SessionServiceClient<Deadline> {
         SessionServiceClient::new(self.service.clone())
     }
 
@@ -402,7 +403,7 @@ fn refresh_period(duration: Duration, configured: Option<Duration>) -> Duration 
 /// Refreshes the session until it is lost or the session is dropped (which
 /// aborts this task). While the server is unreachable it retries sooner,
 /// doubling the wait up to `period`, and warns once per outage.
-async fn keep_alive(mut config: ConfigServiceClient<BearerService>, liveness: Arc<Liveness>, period: Duration) {
+async fn keep_alive(mut config: ConfigServiceClient<Deadline>, liveness: Arc<Liveness>, period: Duration) {
     let first_retry = (period / 4).max(Duration::from_millis(250));
     let mut wait = period;
     let mut failures = 0_u32;

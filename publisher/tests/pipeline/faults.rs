@@ -188,3 +188,52 @@ async fn two_publishers_under_load_through_rebalances_and_a_kill_end_exact() {
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
     second.kill();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_deephaven_makes_the_publisher_unready_and_it_catches_up_after() {
+    let deephaven = PrivateDeephaven::start(None, None);
+    let setup = setup_with(3, &deephaven.url()).await;
+    let mut settings = setup.settings();
+    settings.deephaven.request_timeout = Duration::from_secs(3);
+    let publisher = spawn_publisher(settings, Mode::Follow).await;
+    let mut produced = 0;
+    // Freezes while records keep arriving and while none do: a write and an idle check must both notice.
+    for (cycle, busy) in [true, false, true, false, true, false].into_iter().enumerate() {
+        let records = synthetic_records(20, 10_000 + 100 * cycle as u64);
+        produce(&setup.brokers, &setup.topic, &records[..records.len() / 2]).await;
+        deephaven.pause();
+        if busy {
+            produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await;
+        }
+        wait::until(
+            &format!("cycle {cycle}: the publisher to report a frozen Deephaven unusable"),
+            TABLES_DEADLINE,
+            || async {
+                let readiness = publisher.health.readiness();
+                if readiness.deephaven {
+                    Err(readiness)
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        deephaven.resume();
+        if !busy {
+            produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await;
+        }
+        produced += records.len();
+        let expected = expected(&positions(&setup.brokers, &setup.topic, produced).await);
+        wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+        wait::until(&format!("cycle {cycle}: ready again"), TABLES_DEADLINE, || async {
+            let readiness = publisher.health.readiness();
+            if readiness.deephaven {
+                Ok(())
+            } else {
+                Err(readiness)
+            }
+        })
+        .await;
+    }
+    publisher.stop().await;
+}
