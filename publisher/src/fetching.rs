@@ -9,6 +9,7 @@
 
 use crate::health::Health;
 use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::TopicPartitionList;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -59,8 +60,13 @@ impl FetchGate {
         }
     }
 
-    /// A new assignment is unpaused.
-    pub fn assignment_changed(&self) {
+    /// A new assignment is unpaused. librdkafka keeps a partition's pause across an unassign and a new assign
+    /// (seen: a broker restarted empty revoked and re-assigned the paused partitions, which then fetched nothing),
+    /// so the assignment is resumed explicitly.
+    pub fn assignment_changed<C: ConsumerContext>(&self, consumer: &impl Consumer<C>, assignment: &TopicPartitionList) {
+        if let Err(err) = consumer.resume(assignment) {
+            tracing::warn!(error = %err, "could not resume the new assignment");
+        }
         self.paused.store(false, Ordering::Release);
     }
 }
