@@ -22,14 +22,9 @@ pub const VALUE_OMITTED_HEADER: &str = "alerthaven-dlq-value-omitted";
 /// A record that could not be decoded, and why.
 pub struct DeadLetter {
     pub message: OwnedMessage,
+    /// Where it was read from, the topic's incarnation included (which the message alone does not tell).
+    pub position: KafkaPosition,
     pub reason: String,
-}
-
-impl DeadLetter {
-    /// Where the record was read from.
-    pub fn position(&self) -> KafkaPosition {
-        KafkaPosition { partition: self.message.partition(), offset: self.message.offset() }
-    }
 }
 
 pub struct DeadLetters {

@@ -6,6 +6,7 @@ use crate::resume::{ResumeContext, Shared};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use schemas::tables::Applied;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use std::time::Duration;
 /// The consumer of the alerts topic, resuming each assigned partition from Deephaven's progress.
 pub type AlertConsumer = StreamConsumer<ResumeContext>;
 
-/// How long moving one partition may take.
-const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long moving one partition, or asking where it ends, may take.
+pub const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertConsumer> {
     let mut config = ClientConfig::new();
@@ -45,10 +46,10 @@ pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertCo
 
 /// Commits the group's offsets (for lag monitoring; resuming does not depend on them). Refusals arrive in
 /// [`ResumeContext`]'s commit callback.
-pub fn commit(consumer: &AlertConsumer, topic: &str, offsets: &BTreeMap<i32, i64>) {
+pub fn commit(consumer: &AlertConsumer, topic: &str, offsets: &BTreeMap<i32, Applied>) {
     let mut list = TopicPartitionList::new();
-    for (partition, offset) in offsets {
-        list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+    for (partition, applied) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(applied.offset + 1))
             .expect("an absolute offset is always valid");
     }
     if let Err(err) = consumer.commit(&list, CommitMode::Async) {

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub dlq_records: Counter,
     pub deephaven_reconnects: Counter,
     pub replays: Counter,
+    /// Times the topic was found created anew (a partition ending below what was applied to it).
+    pub topic_incarnations: Counter,
     pub commit_failures: Counter,
     /// Writes or checks Deephaven failed with an error worth retrying on the same session.
     pub deephaven_retries: Counter,
@@ -62,6 +64,12 @@ impl Default for Metrics {
         registry.register("deephaven_reconnects", "Deephaven sessions re-established", deephaven_reconnects.clone());
         let replays = Counter::default();
         registry.register("replays", "Partitions started over from the earliest offset", replays.clone());
+        let topic_incarnations = Counter::default();
+        registry.register(
+            "topic_incarnations",
+            "Times the topic was found created anew and read again from its start",
+            topic_incarnations.clone(),
+        );
         let commit_failures = Counter::default();
         registry.register("commit_failures", "Group offset commits the broker refused", commit_failures.clone());
         let deephaven_connected = Gauge::default();
@@ -92,6 +100,7 @@ impl Default for Metrics {
             dlq_records,
             deephaven_reconnects,
             replays,
+            topic_incarnations,
             commit_failures,
             deephaven_retries,
             dlq_failures,

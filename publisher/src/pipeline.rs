@@ -26,7 +26,7 @@ use crate::dead_letters::{DeadLetter, DeadLetters};
 use crate::health::Health;
 use crate::kafka::{self, AlertConsumer};
 use crate::metrics::{Metrics, TableLabels};
-use crate::resume::Shared;
+use crate::resume::{self, Shared};
 use crate::tables::{self, Sink};
 use arrow::array::RecordBatch;
 use deephaven_client::ErrorClass;
@@ -34,7 +34,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::Message;
-use schemas::tables::{KafkaPosition, PositionedRecord};
+use schemas::tables::{Applied, KafkaPosition, PositionedRecord};
 use schemas::{AlertRecord, RecordHeaders};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -84,8 +84,8 @@ pub async fn run(
 struct Pending {
     records: Vec<PositionedRecord>,
     dead_letters: Vec<DeadLetter>,
-    /// The last offset read per partition.
-    offsets: BTreeMap<i32, i64>,
+    /// The last position read per partition.
+    offsets: BTreeMap<i32, Applied>,
     /// The size of the record values read, which bounds the batch's memory and its Arrow columns.
     bytes: usize,
 }
@@ -99,10 +99,11 @@ impl Pending {
         self.len() >= settings.batch.max_rows || self.bytes >= settings.batch.max_bytes
     }
 
-    fn push(&mut self, message: &BorrowedMessage<'_>, metrics: &Metrics) {
+    /// Adds a record read from `incarnation` of the topic.
+    fn push(&mut self, message: &BorrowedMessage<'_>, incarnation: i32, metrics: &Metrics) {
         metrics.records_consumed.inc();
         self.bytes += message.payload_len();
-        let position = KafkaPosition { partition: message.partition(), offset: message.offset() };
+        let position = KafkaPosition { incarnation, partition: message.partition(), offset: message.offset() };
         let format = message.headers().and_then(|headers| {
             headers.iter().find(|header| header.key == RecordHeaders::FORMAT).and_then(|header| header.value)
         });
@@ -110,10 +111,12 @@ impl Pending {
             Ok(record) => self.records.push(PositionedRecord { record, position }),
             Err(err) => {
                 tracing::warn!(partition = position.partition, offset = position.offset, error = %err, "undecodable record: to the dead-letter topic");
-                self.dead_letters.push(DeadLetter { message: message.detach(), reason: err.to_string() });
+                self.dead_letters.push(DeadLetter { message: message.detach(), position, reason: err.to_string() });
             }
         }
-        self.offsets.insert(position.partition, position.offset);
+        let read = Applied { incarnation, offset: position.offset };
+        let last = self.offsets.entry(position.partition).or_insert(read);
+        *last = (*last).max(read);
     }
 }
 
@@ -122,8 +125,8 @@ impl Pending {
 struct Batch {
     rows: RecordBatch,
     dead_letters: Vec<DeadLetter>,
-    /// The last offset read per partition.
-    offsets: BTreeMap<i32, i64>,
+    /// The last position read per partition.
+    offsets: BTreeMap<i32, Applied>,
     /// Records read, undecodable ones included.
     records: usize,
 }
@@ -131,7 +134,7 @@ struct Batch {
 impl From<Pending> for Batch {
     fn from(pending: Pending) -> Self {
         let records = pending.len();
-        let set_aside: Vec<KafkaPosition> = pending.dead_letters.iter().map(DeadLetter::position).collect();
+        let set_aside: Vec<KafkaPosition> = pending.dead_letters.iter().map(|letter| letter.position).collect();
         let rows = tables::log_rows(&pending.records, &set_aside);
         Self { rows, dead_letters: pending.dead_letters, offsets: pending.offsets, records }
     }
@@ -228,6 +231,9 @@ impl Pipeline {
                             &self.settings.kafka.topic,
                             &self.health,
                         );
+                        if let Err(err) = self.follow_a_new_incarnation() {
+                            tracing::warn!(error = %err, "could not move the partitions to the new incarnation's start");
+                        }
                     }
                     match checked {
                         Ok(()) => {
@@ -262,6 +268,23 @@ impl Pipeline {
                     }
                 }
             }
+        }
+    }
+
+    /// When idle (nothing read, nothing being written): if the topic was created anew, reads every assigned
+    /// partition from its start.
+    fn follow_a_new_incarnation(&self) -> rdkafka::error::KafkaResult<()> {
+        let topic = &self.settings.kafka.topic;
+        let end = |partition| {
+            tokio::task::block_in_place(|| self.consumer.fetch_watermarks(topic, partition, kafka::SEEK_TIMEOUT))
+                .map(|(_, high)| high)
+        };
+        match self.shared.find_new_incarnation(self.shared.assigned(), end) {
+            Some(found) => {
+                resume::report_new_incarnation(&self.shared, found);
+                kafka::rewind(&self.consumer, topic, &self.shared)
+            }
+            None => Ok(()),
         }
     }
 
@@ -345,7 +368,7 @@ impl Pipeline {
             tokio::select! {
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
-                        pending.push(&message, &self.metrics);
+                        pending.push(&message, self.shared.incarnation(), &self.metrics);
                         deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch.max_wait);
                     }
                     Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)) => {

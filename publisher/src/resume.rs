@@ -6,6 +6,15 @@
 //! none. Re-reading at every assignment means a partition that moves between publishers resumes where its previous
 //! owner stopped writing; reading stale progress (a timed-out read, an old owner still writing) only makes records
 //! be appended again, which changes none of the derived tables.
+//!
+//! Offsets alone do not name a record for good: a topic deleted and created again, or a broker without durable
+//! storage restarted, numbers its records from 0 again, below the offsets Deephaven holds, and resuming after those
+//! would wait for ever. So every position carries the topic's incarnation ([`schemas::tables::KafkaPosition`]), and
+//! a partition whose end lies at or below the offset applied to it means the topic was created anew: the publisher
+//! counts one incarnation more and reads every partition from its start. Several publishers agree without talking:
+//! each follows the highest incarnation Deephaven's progress names. (A re-created topic that already holds more
+//! records than were applied before cannot be told apart by offsets; Kafka's topic ids would, but librdkafka does
+//! not expose them to its consumers.)
 
 use crate::fetching::FetchGate;
 use crate::health::Health;
@@ -16,7 +25,9 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use schemas::tables::Applied;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,13 +35,20 @@ use std::time::Duration;
 /// (safe: appending records again changes no derived table, it only costs time).
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The highest incarnation `progress` names (0 when it is empty).
+fn latest_incarnation(progress: &BTreeMap<i32, Applied>) -> i32 {
+    progress.values().map(|applied| applied.incarnation).max().unwrap_or(0)
+}
+
 /// State shared by the pipeline and the consumer's rebalance callback.
 pub struct Shared {
     sink: Mutex<Option<Arc<Sink>>>,
     pub fetch_gate: FetchGate,
-    /// The last offset applied per partition as far as this publisher knows: read from Deephaven, raised by its
+    /// The last position applied per partition as far as this publisher knows: read from Deephaven, raised by its
     /// own writes.
-    progress: Mutex<BTreeMap<i32, i64>>,
+    progress: Mutex<BTreeMap<i32, Applied>>,
+    /// The incarnation of the topic the records read now belong to (stamped on each as it is read).
+    incarnation: AtomicI32,
     assigned: Mutex<BTreeSet<i32>>,
     metrics: Arc<Metrics>,
     pub health: Arc<Health>,
@@ -44,6 +62,7 @@ impl Shared {
             sink: Mutex::new(None),
             fetch_gate: FetchGate::default(),
             progress: Mutex::new(BTreeMap::new()),
+            incarnation: AtomicI32::new(0),
             assigned: Mutex::new(BTreeSet::new()),
             metrics,
             health,
@@ -57,7 +76,7 @@ impl Shared {
         let progress = sink.progress().await?;
         tracing::info!(?progress, "progress read from Deephaven");
         let replaced = lock(&self.sink).replace(sink);
-        *lock(&self.progress) = progress;
+        self.adopt(progress);
         if let Some(old) = replaced {
             // Ended on the server rather than left to expire; whatever it still held goes with it.
             tokio::spawn(async move { old.close().await });
@@ -69,8 +88,52 @@ impl Shared {
         lock(&self.sink).clone()
     }
 
-    /// Records that the batch ending at these offsets (per partition) was written.
-    pub fn wrote(&self, offsets: &BTreeMap<i32, i64>) {
+    /// Takes Deephaven's progress as the known one, and follows the latest incarnation it names.
+    fn adopt(&self, progress: BTreeMap<i32, Applied>) {
+        let mut known = lock(&self.progress);
+        self.incarnation.store(latest_incarnation(&progress), Ordering::Release);
+        *known = progress;
+    }
+
+    /// The incarnation of the topic that records read now belong to.
+    pub fn incarnation(&self) -> i32 {
+        self.incarnation.load(Ordering::Acquire)
+    }
+
+    /// Looks for a sign that the topic was created anew: one of `partitions`, applied up to some offset in the
+    /// current incarnation, now ends (`end`: its high watermark, the offset the next record will get) at or below
+    /// that offset. Then counts one incarnation more, so every partition resumes from its start, and returns that
+    /// partition with what was applied and where it ends now.
+    pub fn find_new_incarnation(
+        &self,
+        partitions: impl IntoIterator<Item = i32>,
+        mut end: impl FnMut(i32) -> KafkaResult<i64>,
+    ) -> Option<(i32, Applied, i64)> {
+        let current = self.incarnation();
+        let applied: Vec<(i32, Applied)> = {
+            let progress = lock(&self.progress);
+            partitions
+                .into_iter()
+                .filter_map(|partition| progress.get(&partition).map(|applied| (partition, *applied)))
+                .filter(|(_, applied)| applied.incarnation == current)
+                .collect()
+        };
+        for (partition, applied) in applied {
+            match end(partition) {
+                Ok(end) if end <= applied.offset => {
+                    let _ =
+                        self.incarnation.compare_exchange(current, current + 1, Ordering::AcqRel, Ordering::Acquire);
+                    return Some((partition, applied, end));
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(partition, error = %err, "could not read where the partition ends"),
+            }
+        }
+        None
+    }
+
+    /// Records that the batch ending at these positions (per partition) was written.
+    pub fn wrote(&self, offsets: &BTreeMap<i32, Applied>) {
         let mut progress = lock(&self.progress);
         for (partition, offset) in offsets {
             let known = progress.entry(*partition).or_insert(*offset);
@@ -81,7 +144,7 @@ impl Shared {
     /// An assigned partition whose progress in Deephaven (`applied`) is behind what this publisher wrote to it:
     /// only possible when the tables were created anew under it (another publisher found one missing, or a replay
     /// on the same prefix), so what it wrote before is not in them.
-    pub fn behind(&self, applied: &BTreeMap<i32, i64>) -> Option<i32> {
+    pub fn behind(&self, applied: &BTreeMap<i32, Applied>) -> Option<i32> {
         let progress = lock(&self.progress);
         self.assigned().into_iter().find(|partition| match progress.get(partition) {
             Some(written) => applied.get(partition).is_none_or(|applied| applied < written),
@@ -93,10 +156,12 @@ impl Shared {
         lock(&self.assigned).clone()
     }
 
-    /// Where `partition` resumes: after its last applied offset, or at the earliest retained record.
+    /// Where `partition` resumes: after its last offset applied in the current incarnation, or at the earliest
+    /// retained record.
     pub fn resume_offset(&self, partition: i32) -> Offset {
-        match lock(&self.progress).get(&partition) {
-            Some(offset) => Offset::Offset(offset + 1),
+        let incarnation = self.incarnation();
+        match lock(&self.progress).get(&partition).filter(|applied| applied.incarnation == incarnation) {
+            Some(applied) => Offset::Offset(applied.offset + 1),
             None => {
                 self.metrics.replays.inc();
                 Offset::Beginning
@@ -110,7 +175,7 @@ impl Shared {
             self.runtime.block_on(tokio::time::timeout(PROGRESS_TIMEOUT, sink.progress()))
         });
         match read {
-            Ok(Ok(progress)) => *lock(&self.progress) = progress,
+            Ok(Ok(progress)) => self.adopt(progress),
             Ok(Err(err)) => tracing::warn!(error = %err, "could not re-read progress; resuming from the last known"),
             Err(_) => tracing::warn!("re-reading progress timed out; resuming from the last known"),
         }
@@ -170,6 +235,12 @@ impl ConsumerContext for ResumeContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.shared.refresh_blocking();
                 let partitions: Vec<i32> = assignment.elements().iter().map(|element| element.partition()).collect();
+                let end = |partition| {
+                    consumer.fetch_watermarks(&self.topic, partition, PROGRESS_TIMEOUT).map(|(_, high)| high)
+                };
+                if let Some(found) = self.shared.find_new_incarnation(partitions.iter().copied(), end) {
+                    report_new_incarnation(&self.shared, found);
+                }
                 for partition in &partitions {
                     let offset = self.shared.resume_offset(*partition);
                     if let Err(err) = assignment.set_partition_offset(&self.topic, *partition, offset) {
@@ -181,7 +252,7 @@ impl ConsumerContext for ResumeContext {
                     tracing::error!(error = %err, "could not take the assignment");
                 }
                 *lock(&self.shared.assigned) = partitions.into_iter().collect();
-                self.shared.fetch_gate.assignment_changed();
+                self.shared.fetch_gate.assignment_changed(consumer, assignment);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!("partitions revoked");
@@ -192,5 +263,63 @@ impl ConsumerContext for ResumeContext {
             }
             other => tracing::error!(error = ?other, "rebalance failed"),
         }
+    }
+}
+
+/// Says that the topic was found created anew, and what made it clear.
+pub fn report_new_incarnation(shared: &Shared, (partition, applied, end): (i32, Applied, i64)) {
+    shared.metrics.topic_incarnations.inc();
+    tracing::warn!(
+        partition,
+        applied = applied.offset,
+        end,
+        incarnation = shared.incarnation(),
+        "the partition ends below what was applied: the topic was created anew; reading it from its start"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(incarnation: i32, offset: i64) -> Applied {
+        Applied { incarnation, offset }
+    }
+
+    fn shared_with(progress: BTreeMap<i32, Applied>) -> Arc<Shared> {
+        let shared = Shared::new(Arc::default(), Arc::default());
+        shared.adopt(progress);
+        *lock(&shared.assigned) = [0, 1].into();
+        shared
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_partition_ending_at_or_below_its_applied_offset_starts_a_new_incarnation() {
+        let shared = shared_with([(0, applied(2, 100)), (1, applied(2, 50))].into());
+        assert_eq!(shared.incarnation(), 2, "the latest incarnation Deephaven names");
+        assert_eq!(shared.resume_offset(0), Offset::Offset(101));
+
+        assert_eq!(
+            shared.find_new_incarnation([0, 1], |_| Ok(101)),
+            None,
+            "partition 1 ends beyond 50, 0 just after 100"
+        );
+        assert_eq!(shared.incarnation(), 2);
+
+        let found = shared.find_new_incarnation([0, 1], |partition| Ok(if partition == 0 { 100 } else { 200 }));
+        assert_eq!(found, Some((0, applied(2, 100), 100)), "record 100 was applied, so the partition ends after it");
+        assert_eq!(shared.incarnation(), 3);
+        assert_eq!(shared.resume_offset(0), Offset::Beginning, "nothing applied yet in the new incarnation");
+        assert_eq!(shared.resume_offset(1), Offset::Beginning, "the whole topic was created anew");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn progress_of_an_older_incarnation_is_not_a_sign_and_not_where_to_resume() {
+        let shared = shared_with([(0, applied(1, 100)), (1, applied(0, 900))].into());
+        assert_eq!(shared.find_new_incarnation([1], |_| Ok(3)), None, "partition 1 has nothing in incarnation 1");
+        assert_eq!(shared.resume_offset(1), Offset::Beginning);
+        shared.wrote(&[(1, applied(1, 2))].into());
+        assert_eq!(shared.resume_offset(1), Offset::Offset(3));
+        assert_eq!(shared.behind(&[(0, applied(1, 100)), (1, applied(0, 900))].into()), Some(1), "(0, 900) < (1, 2)");
     }
 }

@@ -8,7 +8,8 @@
 //! - `alert_events`: per `EventId`, its first copy (by `ReceivedAt`, then `KafkaOffset`);
 //! - `alerts`: per `Fingerprint`, the state of highest precedence ([`rank_formula`]);
 //! - `alerts_firing`: the rows of `alerts` that are firing;
-//! - `publisher_offsets`: the highest `KafkaOffset` per `KafkaPartition`: the applied progress.
+//! - `publisher_offsets`: per `KafkaPartition`, the furthest position applied (by `TopicIncarnation`, then
+//!   `KafkaOffset`): the progress.
 //!
 //! Every derived table is an order-independent function of the set of rows ever appended (first/last by explicit
 //! sort columns, max), so rows appended twice, late, or out of order by several publishers change nothing, and the
@@ -22,7 +23,7 @@ use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use deephaven_client::{Aggregate, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation};
-use schemas::tables::{column, KafkaPosition, PositionedRecord, TableNames, ALERTS, ALERT_EVENTS, LOG};
+use schemas::tables::{column, Applied, KafkaPosition, PositionedRecord, TableNames, ALERTS, ALERT_EVENTS, LOG};
 use schemas::{Status, Timestamp};
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
@@ -72,11 +73,13 @@ fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<
         ),
         Operation::view(ALERT_EVENTS.column_names()),
     ];
-    let progress = vec![Operation::Aggregate {
-        aggregate: Aggregate::Max,
-        columns: vec![column::KAFKA_OFFSET.to_owned()],
-        group_by: vec![column::KAFKA_PARTITION.to_owned()],
-    }];
+    let progress = vec![
+        Operation::aggregate_all(
+            Aggregate::sorted_last([column::TOPIC_INCARNATION, column::KAFKA_OFFSET]),
+            vec![column::KAFKA_PARTITION.to_owned()],
+        ),
+        Operation::view([column::KAFKA_PARTITION, column::TOPIC_INCARNATION, column::KAFKA_OFFSET]),
+    ];
     let firing = vec![Operation::Filter(Filter::equals(column::STATUS, Status::Firing.as_str()))];
     [
         (&names.log, &names.alerts, alerts),
@@ -154,24 +157,26 @@ impl Sink {
         Ok(None)
     }
 
-    /// The highest offset applied per partition, as the derived progress table holds it.
-    pub async fn progress(&self) -> deephaven_client::Result<BTreeMap<i32, i64>> {
-        let mut offsets = BTreeMap::new();
+    /// The furthest position applied per partition, as the derived progress table holds it.
+    pub async fn progress(&self) -> deephaven_client::Result<BTreeMap<i32, Applied>> {
+        let mut progress = BTreeMap::new();
         for batch in self.client.snapshot(&self.names.progress).await? {
-            let partitions =
-                batch.column_by_name(column::KAFKA_PARTITION).and_then(|c| c.as_primitive_opt::<Int32Type>());
-            let positions = batch.column_by_name(column::KAFKA_OFFSET).and_then(|c| c.as_primitive_opt::<Int64Type>());
-            let (Some(partitions), Some(positions)) = (partitions, positions) else {
+            let int32 = |name| batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int32Type>());
+            let offsets = batch.column_by_name(column::KAFKA_OFFSET).and_then(|c| c.as_primitive_opt::<Int64Type>());
+            let (Some(partitions), Some(incarnations), Some(offsets)) =
+                (int32(column::KAFKA_PARTITION), int32(column::TOPIC_INCARNATION), offsets)
+            else {
                 return Err(Error::Protocol {
                     operation: "read progress",
-                    message: format!("{} lacks its partition or offset column", self.names.progress),
+                    message: format!("{} lacks its partition, incarnation or offset column", self.names.progress),
                 });
             };
             for row in 0..batch.num_rows() {
-                offsets.insert(partitions.value(row), positions.value(row));
+                let applied = Applied { incarnation: incarnations.value(row), offset: offsets.value(row) };
+                progress.insert(partitions.value(row), applied);
             }
         }
-        Ok(offsets)
+        Ok(progress)
     }
 
     /// Appends `rows` ([`log_rows`]) to the log, then touches this publisher's flush row: that write makes the

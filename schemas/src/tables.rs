@@ -23,7 +23,19 @@ use std::sync::Arc;
 /// Where a record was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KafkaPosition {
+    /// Which life of the topic the offset belongs to: offsets start again at 0 when a topic is deleted and created
+    /// again (or a broker without durable storage restarts), so an offset alone does not say which record it was.
+    /// 0 at first; the publisher counts one more each time it finds a partition ending below the offsets applied.
+    pub incarnation: i32,
     pub partition: i32,
+    pub offset: i64,
+}
+
+/// How far a partition is applied, as the progress table holds it: its last offset, in which incarnation of the
+/// topic. Ordered by incarnation first, so anything of a later incarnation is further on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Applied {
+    pub incarnation: i32,
     pub offset: i64,
 }
 
@@ -84,6 +96,7 @@ pub mod column {
     pub const STATUS: &str = "Status";
     pub const STARTS_AT: &str = "StartsAt";
     pub const RECEIVED_AT: &str = "ReceivedAt";
+    pub const TOPIC_INCARNATION: &str = "TopicIncarnation";
     pub const KAFKA_PARTITION: &str = "KafkaPartition";
     pub const KAFKA_OFFSET: &str = "KafkaOffset";
 }
@@ -142,6 +155,7 @@ pub static ALERT_EVENTS: TableSpec = TableSpec {
         TRUNCATED_ALERTS,
         NOTIFICATION_REASON,
         RECEIVED_AT,
+        TOPIC_INCARNATION,
         KAFKA_PARTITION,
         KAFKA_OFFSET,
     ],
@@ -173,6 +187,9 @@ impl TableSpec {
             .iter()
             .map(|column| -> ArrayRef {
                 match column.value {
+                    Value::Int32(_) if column.name == column::TOPIC_INCARNATION => {
+                        Arc::new(positions.iter().map(|position| position.incarnation).collect::<Int32Array>())
+                    }
                     Value::Int32(_) if column.name == column::KAFKA_PARTITION => {
                         Arc::new(positions.iter().map(|position| position.partition).collect::<Int32Array>())
                     }
@@ -209,7 +226,7 @@ const UTC: &str = "UTC";
 
 impl Column {
     fn is_position(&self) -> bool {
-        self.name == column::KAFKA_PARTITION || self.name == column::KAFKA_OFFSET
+        [column::TOPIC_INCARNATION, column::KAFKA_PARTITION, column::KAFKA_OFFSET].contains(&self.name)
     }
 
     fn field(&self) -> Field {
@@ -307,6 +324,8 @@ const NOTIFICATION_REASON: Column = Column {
 };
 const RECEIVED_AT: Column =
     Column { name: column::RECEIVED_AT, value: Value::Time(|row| Some(row.record.received_at.unix_nanos())) };
+const TOPIC_INCARNATION: Column =
+    Column { name: column::TOPIC_INCARNATION, value: Value::Int32(|row| row.position.incarnation) };
 const KAFKA_PARTITION: Column =
     Column { name: column::KAFKA_PARTITION, value: Value::Int32(|row| row.position.partition) };
 const KAFKA_OFFSET: Column = Column { name: column::KAFKA_OFFSET, value: Value::Int64(|row| row.position.offset) };

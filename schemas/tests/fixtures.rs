@@ -95,7 +95,10 @@ fn tables_get_one_row_per_alert_with_promoted_columns() {
     let rows: Vec<PositionedRecord> = AlertRecord::from_webhook(webhook, received_at())
         .into_iter()
         .enumerate()
-        .map(|(i, record)| PositionedRecord { record, position: KafkaPosition { partition: 3, offset: 40 + i as i64 } })
+        .map(|(i, record)| PositionedRecord {
+            record,
+            position: KafkaPosition { incarnation: 0, partition: 3, offset: 40 + i as i64 },
+        })
         .collect();
 
     let events = ALERT_EVENTS.batch(&rows);
@@ -128,7 +131,7 @@ fn firing_alerts_have_a_null_end_in_the_tables() {
     let webhook = parse(body, &Limits::default()).unwrap();
     let rows: Vec<PositionedRecord> = AlertRecord::from_webhook(webhook, received_at())
         .into_iter()
-        .map(|record| PositionedRecord { record, position: KafkaPosition { partition: 0, offset: 0 } })
+        .map(|record| PositionedRecord { record, position: KafkaPosition { incarnation: 0, partition: 0, offset: 0 } })
         .collect();
     let batch = ALERTS.batch(&rows);
     assert_eq!(batch.column_by_name("EndsAt").unwrap().null_count(), 2);
@@ -137,19 +140,25 @@ fn firing_alerts_have_a_null_end_in_the_tables() {
 
 #[test]
 fn a_log_row_for_an_undecodable_record_holds_its_position_and_nothing_else() {
-    let positions = [KafkaPosition { partition: 2, offset: 7 }, KafkaPosition { partition: 0, offset: 9 }];
+    let positions = [
+        KafkaPosition { incarnation: 1, partition: 2, offset: 7 },
+        KafkaPosition { incarnation: 0, partition: 0, offset: 9 },
+    ];
     let batch = LOG.positions_only(&positions);
     assert_eq!(batch.schema(), LOG.schema());
     assert_eq!(batch.num_rows(), 2);
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
         match field.name().as_str() {
-            "KafkaPartition" | "KafkaOffset" => assert_eq!(column.null_count(), 0, "{}", field.name()),
+            "TopicIncarnation" | "KafkaPartition" | "KafkaOffset" => {
+                assert_eq!(column.null_count(), 0, "{}", field.name())
+            }
             other => assert_eq!(column.null_count(), 2, "{other} is null"),
         }
     }
     let text = |column: &str, row| {
         arrow::util::display::array_value_to_string(batch.column_by_name(column).unwrap(), row).unwrap()
     };
-    assert_eq!((text("KafkaPartition", 0), text("KafkaOffset", 0)), ("2".to_owned(), "7".to_owned()));
-    assert_eq!((text("KafkaPartition", 1), text("KafkaOffset", 1)), ("0".to_owned(), "9".to_owned()));
+    let position = |row| (text("TopicIncarnation", row), text("KafkaPartition", row), text("KafkaOffset", row));
+    assert_eq!(position(0), ("1".to_owned(), "2".to_owned(), "7".to_owned()));
+    assert_eq!(position(1), ("0".to_owned(), "0".to_owned(), "9".to_owned()));
 }

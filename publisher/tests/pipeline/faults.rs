@@ -2,7 +2,7 @@
 
 use crate::delivery::synthetic_records;
 use crate::helpers::*;
-use e2e::stack::PrivateDeephaven;
+use e2e::stack::{PrivateBroker, PrivateDeephaven};
 use e2e::wait;
 use publisher::pipeline::Mode;
 use schemas::{AlertRecord, EventId, Status, Timestamp};
@@ -235,5 +235,38 @@ async fn a_frozen_deephaven_makes_the_publisher_unready_and_it_catches_up_after(
         })
         .await;
     }
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_of_a_broker_restarted_empty_are_applied_though_their_offsets_start_again() {
+    let broker = PrivateBroker::start(3);
+    let setup =
+        Setup { brokers: broker.brokers(), topic: "alerts".into(), dlq_topic: "alerts.dlq".into(), ..setup(3).await };
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    let first = synthetic_records(20, 30_000);
+    produce(&setup.brokers, &setup.topic, &first).await;
+    let first = positions(&setup.brokers, &setup.topic, first.len()).await;
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected(&first)).await;
+
+    // The memory broker forgets everything: the topic comes back empty, numbering from 0, below what was applied.
+    broker.stop();
+    broker.restart();
+    let second = synthetic_records(5, 31_000);
+    produce(&setup.brokers, &setup.topic, &second).await;
+    let second = positions(&setup.brokers, &setup.topic, second.len()).await;
+    let both: Vec<_> = first.iter().chain(&second).cloned().collect();
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected(&both)).await;
+    assert_eq!(publisher.metrics.topic_incarnations.get(), 1, "one new incarnation found");
+
+    // A publisher started now resumes in the new incarnation: the records produced next land too.
+    publisher.stop().await;
+    let third = synthetic_records(5, 32_000);
+    produce(&setup.brokers, &setup.topic, &third).await;
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    let later = positions(&setup.brokers, &setup.topic, second.len() + third.len()).await;
+    let all: Vec<_> = first.iter().chain(&later).cloned().collect();
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected(&all)).await;
+    assert_eq!(publisher.metrics.topic_incarnations.get(), 0, "it follows the incarnation Deephaven names");
     publisher.stop().await;
 }

@@ -31,7 +31,7 @@ async fn main() {
         .enumerate()
         .map(|(offset, record)| PositionedRecord {
             record,
-            position: KafkaPosition { partition: 0, offset: offset as i64 },
+            position: KafkaPosition { incarnation: 0, partition: 0, offset: offset as i64 },
         })
         .collect();
     let batches =
