@@ -81,11 +81,14 @@ pub struct TlsSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// Accepted `Authorization: Bearer` tokens.
+    /// Accepted `Authorization: Bearer` tokens. In the environment, one token, verbatim (a token may contain
+    /// commas); more come from a TOML list or files.
+    #[serde(deserialize_with = "one_or_many_secrets")]
     pub bearer_tokens: Vec<SecretString>,
     /// Files each holding one bearer token (surrounding whitespace ignored), e.g. mounted secrets.
     pub bearer_token_files: Vec<PathBuf>,
-    /// Accepted basic-auth credentials, each `user:password`.
+    /// Accepted basic-auth credentials, each `user:password`; in the environment one, verbatim, as above.
+    #[serde(deserialize_with = "one_or_many_secrets")]
     pub basic_credentials: Vec<SecretString>,
     /// Files each holding one `user:password`.
     pub basic_credential_files: Vec<PathBuf>,
@@ -138,9 +141,23 @@ pub struct Overrides {
     pub log_format: Option<String>,
 }
 
-/// Settings keys whose environment values are comma-separated lists.
-const LIST_KEYS: [&str; 4] =
-    ["auth.bearer_tokens", "auth.bearer_token_files", "auth.basic_credentials", "auth.basic_credential_files"];
+/// Settings keys whose environment values are comma-separated lists. Secrets are not among them: a secret is
+/// taken verbatim, never split.
+const LIST_KEYS: [&str; 2] = ["auth.bearer_token_files", "auth.basic_credential_files"];
+
+/// One secret, as an environment variable gives it, or a list of them, as TOML does. Errors never show a value.
+fn one_or_many_secrets<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(secret) => vec![secret.into()],
+        OneOrMany::Many(secrets) => secrets.into_iter().map(Into::into).collect(),
+    })
+}
 
 impl Settings {
     /// Loads the layers and checks the result.
@@ -206,10 +223,10 @@ SETTINGS (TOML file key / environment variable, default)
   server.retry_after            INGEST_SERVER__RETRY_AFTER            1s (Retry-After on 503)
   server.tls.cert_file          INGEST_SERVER__TLS__CERT_FILE         none (plain HTTP)
   server.tls.key_file           INGEST_SERVER__TLS__KEY_FILE          none
-  auth.bearer_tokens            INGEST_AUTH__BEARER_TOKENS            none (comma-separated)
-  auth.bearer_token_files       INGEST_AUTH__BEARER_TOKEN_FILES       none (one token per file)
-  auth.basic_credentials        INGEST_AUTH__BASIC_CREDENTIALS        none (user:password, comma-separated)
-  auth.basic_credential_files   INGEST_AUTH__BASIC_CREDENTIAL_FILES   none (one user:password per file)
+  auth.bearer_tokens            INGEST_AUTH__BEARER_TOKENS            none (env: one token, verbatim)
+  auth.bearer_token_files       INGEST_AUTH__BEARER_TOKEN_FILES       none (one token per file; env: comma-separated)
+  auth.basic_credentials        INGEST_AUTH__BASIC_CREDENTIALS        none (env: one user:password, verbatim)
+  auth.basic_credential_files   INGEST_AUTH__BASIC_CREDENTIAL_FILES   none (one user:password per file; env: comma-separated)
   kafka.brokers                 INGEST_KAFKA__BROKERS                 127.0.0.1:9092
   kafka.topic                   INGEST_KAFKA__TOPIC                   alerts
   kafka.acks                    INGEST_KAFKA__ACKS                    all

@@ -39,7 +39,9 @@ pub fn load<T: DeserializeOwned>(layers: Layers<'_>) -> anyhow::Result<T> {
             environment = environment.with_list_parse_key(key);
         }
     }
-    builder = builder.add_source(environment.try_parsing(true));
+    // Values stay strings until the settings type asks for a number or a flag: guessing types here turned an
+    // all-digit token into an integer and "007123" into 7123.
+    builder = builder.add_source(environment.try_parsing(false));
     for (key, value) in layers.overrides {
         builder = builder.set_override_option(key, value)?;
     }

@@ -1,7 +1,9 @@
 //! Credentials as Alertmanager's `http_config` sends them, rotation included.
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, IngestProcess, TestApp};
 use e2e::fixtures::captured_webhooks;
+use e2e::kafka::create_topic;
+use e2e::stack::Stack;
 use reqwest::StatusCode;
 
 /// The token and basic credentials the captured receivers were configured with.
@@ -76,4 +78,41 @@ async fn missing_or_wrong_credentials_get_401_with_a_challenge() {
     }
     // Health, readiness and metrics stay open for probes and scrapers.
     assert_eq!(app.readyz().await, StatusCode::OK);
+}
+
+/// Posts a captured body to a running binary.
+async fn post_to(process: &IngestProcess, authorization: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(process.alerts_url())
+        .header("Content-Type", "application/json")
+        .header("Authorization", authorization)
+        .body(captured_webhooks()[1].body.clone())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_from_the_environment_are_taken_verbatim() {
+    use base64::Engine;
+    let brokers = Stack::from_env().kafka_brokers;
+    let topic = create_topic(&brokers, "ingest-secrets", 1).await;
+    let basic = |pair: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+    // Leading zeros, more digits than any integer holds, a comma: each a whole token, as Alertmanager sends it.
+    for token in ["007123", "123456789012345678901234567890", "abc,def"] {
+        let process = IngestProcess::spawn(
+            &brokers,
+            &topic,
+            &[("INGEST_AUTH__BEARER_TOKENS", token), ("INGEST_AUTH__BASIC_CREDENTIALS", "alice:0042,x")],
+        )
+        .await;
+        assert_eq!(post_to(&process, &format!("Bearer {token}")).await, StatusCode::OK, "{token}");
+        for part in ["7123", "abc", "def"] {
+            assert_eq!(post_to(&process, &format!("Bearer {part}")).await, StatusCode::UNAUTHORIZED, "{token}: {part}");
+        }
+        assert_eq!(post_to(&process, &basic("alice:0042,x")).await, StatusCode::OK);
+        assert_eq!(post_to(&process, &basic("alice:42")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(post_to(&process, &basic("alice:0042")).await, StatusCode::UNAUTHORIZED);
+    }
 }
