@@ -1,21 +1,26 @@
-//! The Kafka edge: the consumer and its settings, committing the group's offsets, and moving partitions back to
-//! the progress Deephaven holds.
+//! The Kafka edge: the consumer and its settings, committing the group's offsets, moving partitions back to the
+//! progress Deephaven holds, and looking for single records (is the last one applied still there?).
 
 use crate::configuration::Settings;
 use crate::resume::{ResumeContext, Shared};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use schemas::tables::Applied;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The consumer of the alerts topic, resuming each assigned partition from Deephaven's progress.
 pub type AlertConsumer = StreamConsumer<ResumeContext>;
 
 /// How long moving one partition, or asking where it ends, may take.
-pub const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
+const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`RecordProbe::is_gone`] waits for a record that should be there.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertConsumer> {
     let mut config = ClientConfig::new();
@@ -41,7 +46,65 @@ pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertCo
         config.set(name, value);
     }
     let topic = settings.kafka.topic.clone();
-    config.create_with_context(ResumeContext { shared, topic })
+    let probe = RecordProbe::new(settings);
+    config.create_with_context(ResumeContext { shared, topic, probe })
+}
+
+/// Looks for single records of the alerts topic, outside the group.
+pub struct RecordProbe {
+    config: ClientConfig,
+    topic: String,
+}
+
+impl RecordProbe {
+    fn new(settings: &Settings) -> Self {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &settings.kafka.brokers)
+            .set("group.id", format!("{}-probe", settings.kafka.group_id))
+            .set("client.id", "alerthaven-publisher-probe")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "error")
+            .set("fetch.wait.max.ms", "50");
+        for (name, value) in &settings.kafka.properties {
+            config.set(name, value);
+        }
+        Self { config, topic: settings.kafka.topic.clone() }
+    }
+
+    /// Whether the record at `offset` is gone from `partition`, as when the topic was created anew: the partition
+    /// ends (`consumer` says) at or below it, and reading there brings nothing. The end alone does not tell: the
+    /// local broker (Tansu) reports an end short of the last record after a batched produce. Blocking.
+    pub fn is_gone<C: ConsumerContext>(
+        &self,
+        consumer: &impl Consumer<C>,
+        partition: i32,
+        offset: i64,
+    ) -> KafkaResult<bool> {
+        let (_, end) = consumer.fetch_watermarks(&self.topic, partition, SEEK_TIMEOUT)?;
+        if end > offset {
+            return Ok(false);
+        }
+        // A consumer for this one look: one kept around would refresh its metadata through a broker restart, and
+        // librdkafka 2.12 crashes on the local broker's answers for a missing topic (see `fetching`).
+        let reader: BaseConsumer = self.config.create()?;
+        let mut at = TopicPartitionList::new();
+        at.add_partition_offset(&self.topic, partition, Offset::Offset(offset))?;
+        reader.assign(&at)?;
+        let deadline = Instant::now() + PROBE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(true);
+            }
+            match reader.poll(left) {
+                Some(Ok(_)) => return Ok(false),
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange))) => return Ok(true),
+                Some(Err(err)) => return Err(err),
+                None => {}
+            }
+        }
+    }
 }
 
 /// Commits the group's offsets (for lag monitoring; resuming does not depend on them). Refusals arrive in

@@ -274,15 +274,12 @@ impl Pipeline {
     /// When idle (nothing read, nothing being written): if the topic was created anew, reads every assigned
     /// partition from its start.
     fn follow_a_new_incarnation(&self) -> rdkafka::error::KafkaResult<()> {
-        let topic = &self.settings.kafka.topic;
-        let end = |partition| {
-            tokio::task::block_in_place(|| self.consumer.fetch_watermarks(topic, partition, kafka::SEEK_TIMEOUT))
-                .map(|(_, high)| high)
-        };
-        match self.shared.find_new_incarnation(self.shared.assigned(), end) {
+        let probe = &self.consumer.context().probe;
+        let gone = |partition, offset| tokio::task::block_in_place(|| probe.is_gone(&self.consumer, partition, offset));
+        match self.shared.find_new_incarnation(self.shared.assigned(), gone) {
             Some(found) => {
                 resume::report_new_incarnation(&self.shared, found);
-                kafka::rewind(&self.consumer, topic, &self.shared)
+                kafka::rewind(&self.consumer, &self.settings.kafka.topic, &self.shared)
             }
             None => Ok(()),
         }

@@ -10,7 +10,7 @@
 //! Offsets alone do not name a record for good: a topic deleted and created again, or a broker without durable
 //! storage restarted, numbers its records from 0 again, below the offsets Deephaven holds, and resuming after those
 //! would wait for ever. So every position carries the topic's incarnation ([`schemas::tables::KafkaPosition`]), and
-//! a partition whose end lies at or below the offset applied to it means the topic was created anew: the publisher
+//! a partition that no longer holds the last record applied to it means the topic was created anew: the publisher
 //! counts one incarnation more and reads every partition from its start. Several publishers agree without talking:
 //! each follows the highest incarnation Deephaven's progress names. (A re-created topic that already holds more
 //! records than were applied before cannot be told apart by offsets; Kafka's topic ids would, but librdkafka does
@@ -18,6 +18,7 @@
 
 use crate::fetching::FetchGate;
 use crate::health::Health;
+use crate::kafka::RecordProbe;
 use crate::metrics::{Metrics, PartitionLabels};
 use crate::tables::Sink;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -88,10 +89,11 @@ impl Shared {
         lock(&self.sink).clone()
     }
 
-    /// Takes Deephaven's progress as the known one, and follows the latest incarnation it names.
+    /// Takes Deephaven's progress as the known one, and follows the latest incarnation it names. Never goes back
+    /// to an earlier one: right after a new incarnation is found, Deephaven holds no row of it yet.
     fn adopt(&self, progress: BTreeMap<i32, Applied>) {
         let mut known = lock(&self.progress);
-        self.incarnation.store(latest_incarnation(&progress), Ordering::Release);
+        self.incarnation.fetch_max(latest_incarnation(&progress), Ordering::AcqRel);
         *known = progress;
     }
 
@@ -101,14 +103,13 @@ impl Shared {
     }
 
     /// Looks for a sign that the topic was created anew: one of `partitions`, applied up to some offset in the
-    /// current incarnation, now ends (`end`: its high watermark, the offset the next record will get) at or below
-    /// that offset. Then counts one incarnation more, so every partition resumes from its start, and returns that
-    /// partition with what was applied and where it ends now.
+    /// current incarnation, no longer holds the record at that offset (`gone`). Then counts one incarnation more,
+    /// so every partition resumes from its start, and returns that partition with what was applied to it.
     pub fn find_new_incarnation(
         &self,
         partitions: impl IntoIterator<Item = i32>,
-        mut end: impl FnMut(i32) -> KafkaResult<i64>,
-    ) -> Option<(i32, Applied, i64)> {
+        mut gone: impl FnMut(i32, i64) -> KafkaResult<bool>,
+    ) -> Option<(i32, Applied)> {
         let current = self.incarnation();
         let applied: Vec<(i32, Applied)> = {
             let progress = lock(&self.progress);
@@ -119,14 +120,14 @@ impl Shared {
                 .collect()
         };
         for (partition, applied) in applied {
-            match end(partition) {
-                Ok(end) if end <= applied.offset => {
+            match gone(partition, applied.offset) {
+                Ok(true) => {
                     let _ =
                         self.incarnation.compare_exchange(current, current + 1, Ordering::AcqRel, Ordering::Acquire);
-                    return Some((partition, applied, end));
+                    return Some((partition, applied));
                 }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(partition, error = %err, "could not read where the partition ends"),
+                Ok(false) => {}
+                Err(err) => tracing::warn!(partition, error = %err, "could not look for the last record applied"),
             }
         }
         None
@@ -191,6 +192,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct ResumeContext {
     pub shared: Arc<Shared>,
     pub topic: String,
+    /// Confirms that a topic was created anew before its partitions are read again from the start.
+    pub probe: RecordProbe,
 }
 
 impl ClientContext for ResumeContext {
@@ -235,10 +238,8 @@ impl ConsumerContext for ResumeContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.shared.refresh_blocking();
                 let partitions: Vec<i32> = assignment.elements().iter().map(|element| element.partition()).collect();
-                let end = |partition| {
-                    consumer.fetch_watermarks(&self.topic, partition, PROGRESS_TIMEOUT).map(|(_, high)| high)
-                };
-                if let Some(found) = self.shared.find_new_incarnation(partitions.iter().copied(), end) {
+                let gone = |partition, offset| self.probe.is_gone(consumer, partition, offset);
+                if let Some(found) = self.shared.find_new_incarnation(partitions.iter().copied(), gone) {
                     report_new_incarnation(&self.shared, found);
                 }
                 for partition in &partitions {
@@ -267,14 +268,13 @@ impl ConsumerContext for ResumeContext {
 }
 
 /// Says that the topic was found created anew, and what made it clear.
-pub fn report_new_incarnation(shared: &Shared, (partition, applied, end): (i32, Applied, i64)) {
+pub fn report_new_incarnation(shared: &Shared, (partition, applied): (i32, Applied)) {
     shared.metrics.topic_incarnations.inc();
     tracing::warn!(
         partition,
         applied = applied.offset,
-        end,
         incarnation = shared.incarnation(),
-        "the partition ends below what was applied: the topic was created anew; reading it from its start"
+        "the last record applied to the partition is gone: the topic was created anew; reading it from its start"
     );
 }
 
@@ -294,29 +294,34 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn a_partition_ending_at_or_below_its_applied_offset_starts_a_new_incarnation() {
+    async fn a_last_applied_record_gone_starts_a_new_incarnation_that_a_progress_reread_keeps() {
         let shared = shared_with([(0, applied(2, 100)), (1, applied(2, 50))].into());
         assert_eq!(shared.incarnation(), 2, "the latest incarnation Deephaven names");
         assert_eq!(shared.resume_offset(0), Offset::Offset(101));
 
-        assert_eq!(
-            shared.find_new_incarnation([0, 1], |_| Ok(101)),
-            None,
-            "partition 1 ends beyond 50, 0 just after 100"
-        );
+        assert_eq!(shared.find_new_incarnation([0, 1], |_, _| Ok(false)), None, "every last applied record is there");
         assert_eq!(shared.incarnation(), 2);
 
-        let found = shared.find_new_incarnation([0, 1], |partition| Ok(if partition == 0 { 100 } else { 200 }));
-        assert_eq!(found, Some((0, applied(2, 100), 100)), "record 100 was applied, so the partition ends after it");
+        let mut asked = Vec::new();
+        let found = shared.find_new_incarnation([0, 1], |partition, offset| {
+            asked.push((partition, offset));
+            Ok(partition == 0)
+        });
+        assert_eq!(asked, [(0, 100)], "it looks for the last record applied, and stops at the first one gone");
+        assert_eq!(found, Some((0, applied(2, 100))));
         assert_eq!(shared.incarnation(), 3);
         assert_eq!(shared.resume_offset(0), Offset::Beginning, "nothing applied yet in the new incarnation");
         assert_eq!(shared.resume_offset(1), Offset::Beginning, "the whole topic was created anew");
+
+        shared.adopt([(0, applied(2, 100)), (1, applied(2, 50))].into());
+        assert_eq!(shared.incarnation(), 3, "progress re-read before anything of incarnation 3 was written");
+        assert_eq!(shared.resume_offset(0), Offset::Beginning);
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn progress_of_an_older_incarnation_is_not_a_sign_and_not_where_to_resume() {
         let shared = shared_with([(0, applied(1, 100)), (1, applied(0, 900))].into());
-        assert_eq!(shared.find_new_incarnation([1], |_| Ok(3)), None, "partition 1 has nothing in incarnation 1");
+        assert_eq!(shared.find_new_incarnation([1], |_, _| Ok(true)), None, "partition 1 has nothing in incarnation 1");
         assert_eq!(shared.resume_offset(1), Offset::Beginning);
         shared.wrote(&[(1, applied(1, 2))].into());
         assert_eq!(shared.resume_offset(1), Offset::Offset(3));
