@@ -200,7 +200,35 @@ impl Settings {
         if self.kafka.brokers.trim().is_empty() || self.kafka.topic.trim().is_empty() {
             bail!("kafka.brokers and kafka.topic must not be empty");
         }
+        let message_max_bytes = self.kafka.message_max_bytes()?;
+        if self.limits.max_record_bytes + RECORD_OVERHEAD_BYTES > message_max_bytes {
+            bail!(
+                "limits.max_record_bytes ({}) leaves no room under the producer's message.max.bytes ({message_max_bytes}) \
+                 for the record's key, headers and framing ({RECORD_OVERHEAD_BYTES} bytes): a record the limits \
+                 allow would be refused by Kafka; lower the limit or raise message.max.bytes (and the broker's)",
+                self.limits.max_record_bytes
+            );
+        }
         Ok(())
+    }
+}
+
+/// What a record costs in a Kafka message beyond its value: the key (a fingerprint), the format headers, and the
+/// record and batch framing; rounded up generously.
+const RECORD_OVERHEAD_BYTES: usize = 1024;
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+impl KafkaSettings {
+    /// The largest message the producer sends, as `kafka.properties` sets it (or librdkafka's default).
+    fn message_max_bytes(&self) -> anyhow::Result<usize> {
+        match self.properties.get("message.max.bytes") {
+            None => Ok(DEFAULT_MESSAGE_MAX_BYTES),
+            Some(value) => value
+                .parse()
+                .map_err(|_| anyhow::anyhow!("kafka.properties.message.max.bytes must be a number, got {value:?}")),
+        }
     }
 }
 
@@ -238,6 +266,7 @@ SETTINGS (TOML file key / environment variable, default)
   limits.max_alerts_per_body    INGEST_LIMITS__MAX_ALERTS_PER_BODY    1000
   limits.max_labels_per_alert   INGEST_LIMITS__MAX_LABELS_PER_ALERT   64
   limits.max_value_bytes        INGEST_LIMITS__MAX_VALUE_BYTES        16384
+  limits.max_record_bytes       INGEST_LIMITS__MAX_RECORD_BYTES       921600 (one alert's record; under message.max.bytes)
   log.format                    INGEST_LOG__FORMAT                    text (or json)
   log.filter                    INGEST_LOG__FILTER                    info (RUST_LOG wins)
 No credentials configured means no authentication. Durations take units: 500ms, 5s, 1m.
@@ -288,5 +317,17 @@ mod tests {
             assert!(Settings::load(Some(&file), Overrides::default()).is_err(), "{name} was accepted");
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_record_limit_that_kafka_would_refuse_is_a_configuration_error() {
+        let mut settings = Settings::default();
+        settings.kafka.properties.insert("message.max.bytes".to_owned(), "500000".to_owned());
+        let error = settings.validate().expect_err("the default record limit does not fit 500000 bytes").to_string();
+        assert!(error.contains("limits.max_record_bytes"), "{error}");
+        settings.limits.max_record_bytes = 400_000;
+        settings.validate().expect("a record limit under message.max.bytes");
+        settings.kafka.properties.insert("message.max.bytes".to_owned(), "lots".to_owned());
+        assert!(settings.validate().is_err(), "message.max.bytes must be a number");
     }
 }

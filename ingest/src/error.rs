@@ -1,7 +1,10 @@
 //! Every way a webhook request can fail, and the answer each one gets.
 //!
 //! Alertmanager retries 5xx and never retries 4xx, so the mapping is the contract: 4xx only for a request that can
-//! never succeed as sent, 503 for anything that may succeed later. A 4xx answer means nothing was written to Kafka.
+//! never succeed as sent, 503 for anything that may succeed later. A 4xx answer means nothing was written to Kafka,
+//! with one exception: a record the broker refuses for its size though it is within `limits.max_record_bytes` (the
+//! broker's own limit is lower than the producer's) is found only while producing, so alerts before it in the body
+//! may have been written; it is still a 413, since sending the body again cannot succeed.
 
 use crate::auth::Rejection;
 use crate::sink::SendError;
@@ -28,6 +31,10 @@ pub enum IngestError {
     Overloaded { retry_after: Duration },
     #[error("Kafka is not reachable; retry later")]
     BrokerUnavailable { retry_after: Duration },
+    /// Kafka refused a record for its size though it was within `limits.max_record_bytes` (the broker's or the
+    /// topic's own limit is lower): sending it again cannot help.
+    #[error("Kafka refused an alert's record: {0}; lower limits.max_record_bytes to the broker's message size limit")]
+    RecordRefused(SendError),
     #[error("Kafka did not acknowledge every alert: {source}")]
     NotAcknowledged { source: SendError, retry_after: Duration },
     #[error("the request took longer than {timeout:?}")]
@@ -51,6 +58,7 @@ impl IngestError {
             },
             IngestError::Overloaded { .. } => "overloaded",
             IngestError::BrokerUnavailable { .. } => "broker_unavailable",
+            IngestError::RecordRefused(_) => "limit_exceeded",
             IngestError::NotAcknowledged { .. } => "not_acknowledged",
             IngestError::DeadlineExceeded { .. } => "deadline_exceeded",
             IngestError::ShuttingDown { .. } => "shutting_down",
@@ -88,6 +96,7 @@ impl ResponseError for IngestError {
             IngestError::UnreadableBody(_) => StatusCode::BAD_REQUEST,
             IngestError::Schema(err) if err.kind == SchemaErrorKind::LimitExceeded => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Schema(_) => StatusCode::BAD_REQUEST,
+            IngestError::RecordRefused(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Overloaded { .. }
             | IngestError::BrokerUnavailable { .. }
             | IngestError::NotAcknowledged { .. }

@@ -38,6 +38,20 @@ pub enum SendError {
     Canceled,
 }
 
+impl SendError {
+    /// The record itself is at fault (larger than the producer or the broker takes): sending it again can never
+    /// succeed, and it says nothing about the producer's health.
+    pub fn is_caused_by_the_record(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode::{MessageBatchTooLarge, MessageSizeTooLarge};
+        match self {
+            SendError::Enqueue(error) | SendError::Delivery(error) => {
+                matches!(error.rdkafka_error_code(), Some(MessageSizeTooLarge | MessageBatchTooLarge))
+            }
+            SendError::Canceled => false,
+        }
+    }
+}
+
 /// The producer for the alerts topic, shared by all HTTP workers.
 pub struct AlertSink {
     /// Replaced wholesale when librdkafka reports a fatal error; senders take a cheap clone.
@@ -94,16 +108,17 @@ impl AlertSink {
         self.producer.read().expect("producer lock poisoned").clone()
     }
 
-    /// Produces every record and waits until Kafka acknowledged all of them.
-    pub async fn send_all(&self, records: &[AlertRecord]) -> Result<(), SendError> {
+    /// Produces every record (`values` are their encodings, [`AlertRecord::encode_all`]) and waits until Kafka
+    /// acknowledged all of them.
+    pub async fn send_all(&self, records: &[AlertRecord], values: &[Vec<u8>]) -> Result<(), SendError> {
+        debug_assert_eq!(records.len(), values.len(), "one value per record");
         let producer = self.producer();
         let headers = RecordHeaders::current()
             .into_iter()
             .fold(OwnedHeaders::new(), |headers, (key, value)| headers.insert(Header { key, value: Some(value) }));
         let mut deliveries = Vec::with_capacity(records.len());
-        for record in records {
-            let payload = record.encode();
-            let message = FutureRecord::to(&self.topic).key(record.key()).payload(&payload).headers(headers.clone());
+        for (record, value) in records.iter().zip(values) {
+            let message = FutureRecord::to(&self.topic).key(record.key()).payload(value).headers(headers.clone());
             match producer.send_result(message) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((error, _)) => return Err(self.count(SendError::Enqueue(error))),
@@ -132,7 +147,9 @@ impl AlertSink {
             SendError::Canceled => "Canceled".to_owned(),
         };
         self.metrics.kafka_errors.get_or_create(&KafkaErrorLabels { code }).inc();
-        self.report_unacknowledged();
+        if !error.is_caused_by_the_record() {
+            self.report_unacknowledged();
+        }
         error
     }
 
@@ -196,5 +213,21 @@ impl AlertSink {
                 tokio::time::sleep(interval).await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn only_size_refusals_are_the_records_fault() {
+        let produce = |code| KafkaError::MessageProduction(code);
+        assert!(SendError::Enqueue(produce(RDKafkaErrorCode::MessageSizeTooLarge)).is_caused_by_the_record());
+        assert!(SendError::Delivery(produce(RDKafkaErrorCode::MessageBatchTooLarge)).is_caused_by_the_record());
+        assert!(!SendError::Delivery(produce(RDKafkaErrorCode::MessageTimedOut)).is_caused_by_the_record());
+        assert!(!SendError::Enqueue(produce(RDKafkaErrorCode::QueueFull)).is_caused_by_the_record());
+        assert!(!SendError::Canceled.is_caused_by_the_record());
     }
 }

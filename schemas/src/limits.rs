@@ -6,7 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Limits enforced by [`crate::parse`]. Exceeding one is a [`crate::SchemaErrorKind::LimitExceeded`] error.
+/// Limits enforced by [`crate::parse`] and, for the size of each record, [`AlertRecord::encode_all`]. Exceeding one
+/// is a [`crate::SchemaErrorKind::LimitExceeded`] error.
+///
+/// [`AlertRecord::encode_all`]: crate::AlertRecord::encode_all
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
@@ -16,10 +19,19 @@ pub struct Limits {
     pub max_labels_per_alert: usize,
     /// Bytes in one label or annotation name or value.
     pub max_value_bytes: usize,
+    /// Bytes of one encoded record (the Kafka value). An alert whose record is larger could never be produced (the
+    /// broker refuses messages above its size limit), so it is refused with the whole body, before anything is
+    /// written. Ingest checks at start-up that such a record fits the producer's `message.max.bytes`.
+    pub max_record_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_alerts_per_body: 1_000, max_labels_per_alert: 64, max_value_bytes: 16 * 1024 }
+        Self {
+            max_alerts_per_body: 1_000,
+            max_labels_per_alert: 64,
+            max_value_bytes: 16 * 1024,
+            max_record_bytes: 900 * 1024,
+        }
     }
 }

@@ -9,7 +9,7 @@
 //! collapse them.
 
 use crate::json::{self, PathedError};
-use crate::{Fingerprint, LabelSet, Status, Timestamp, Webhook};
+use crate::{Fingerprint, LabelSet, Limits, SchemaError, SchemaErrorKind, Status, Timestamp, Webhook};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -139,6 +139,30 @@ impl AlertRecord {
     /// The Kafka value, to be sent with [`RecordHeaders::current`].
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an alert record always serializes")
+    }
+
+    /// Encodes every record of a body, refusing the body if any record is larger than `limits.max_record_bytes`
+    /// (the error names the alert, `alerts[i]`: records are in body order).
+    pub fn encode_all(records: &[AlertRecord], limits: &Limits) -> Result<Vec<Vec<u8>>, SchemaError> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(index, record)| {
+                let value = record.encode();
+                if value.len() > limits.max_record_bytes {
+                    return Err(SchemaError {
+                        kind: SchemaErrorKind::LimitExceeded,
+                        path: format!("alerts[{index}]"),
+                        message: format!(
+                            "the alert's record has {} bytes, more than limits.max_record_bytes ({})",
+                            value.len(),
+                            limits.max_record_bytes
+                        ),
+                    });
+                }
+                Ok(value)
+            })
+            .collect()
     }
 
     /// Reads a record value given the value of its [`RecordHeaders::FORMAT`] header.

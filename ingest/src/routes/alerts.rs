@@ -55,6 +55,7 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
     let webhook = schemas::parse(&body, &state.limits)?;
     state.metrics.alerts_per_body.observe(webhook.alerts.len() as f64);
     let records = AlertRecord::from_webhook(webhook, received_at);
+    let values = AlertRecord::encode_all(&records, &state.limits)?;
 
     if !state.sink.is_ready() {
         return Err(IngestError::BrokerUnavailable { retry_after: state.retry_after });
@@ -62,13 +63,19 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
     let _admitted =
         state.admission.try_admit(records.len()).ok_or(IngestError::Overloaded { retry_after: state.retry_after })?;
     let started = Instant::now();
-    timeout_at(deadline.into(), state.sink.send_all(&records))
+    timeout_at(deadline.into(), state.sink.send_all(&records, &values))
         .await
         .map_err(|_| {
             state.sink.report_unacknowledged();
             deadline_exceeded()
         })?
-        .map_err(|source| IngestError::NotAcknowledged { source, retry_after: state.retry_after })?;
+        .map_err(|source| {
+            if source.is_caused_by_the_record() {
+                IngestError::RecordRefused(source)
+            } else {
+                IngestError::NotAcknowledged { source, retry_after: state.retry_after }
+            }
+        })?;
     state.metrics.produce_seconds.observe(started.elapsed().as_secs_f64());
 
     for record in &records {

@@ -101,3 +101,41 @@ async fn bad_bodies_get_a_4xx_naming_the_problem_and_write_nothing() {
     let metrics = app.metrics().await;
     assert!(metrics.contains("ingest_rejections_total{reason=\"invalid_webhook\"} 5"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_whose_record_kafka_would_refuse_gets_413_and_nothing_of_its_body_is_written() {
+    // One partition: the sentinel, posted last, is read last; whatever was written before it is read before it.
+    let app = spawn_app(1, |_| {}).await;
+    let valid: Value = serde_json::from_slice(&captured_webhooks()[1].body).unwrap();
+    let mut small = valid["alerts"][0].clone();
+    small["fingerprint"] = json!("0000000000000001");
+    let mut large = valid["alerts"][0].clone();
+    large["fingerprint"] = json!("0000000000000002");
+    // Every value within limits.max_value_bytes and the labels within their count, yet the record is larger than
+    // the producer's message.max.bytes (librdkafka's default, 1,000,000): Kafka could never take it.
+    for index in 0..60 {
+        large["annotations"][format!("note{index}")] = json!("x".repeat(16_000));
+        if index < 30 {
+            large["labels"][format!("label{index}")] = json!("y".repeat(16_000));
+        }
+    }
+    let mut body = valid.clone();
+    body["alerts"] = json!([small, large]);
+    let response = app.post_json(serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(response.status().as_u16(), 413);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"], "limit_exceeded", "{answer}");
+    assert_eq!(answer["path"], "alerts[1]", "{answer}");
+
+    let sentinel = captured_webhooks()[1].body.clone();
+    assert_eq!(app.post_json(sentinel).await.status(), 200);
+    let is_sentinel = |record: &e2e::kafka::Consumed| {
+        record.decode().is_ok_and(|record| record.fingerprint.as_str() == "323e3447bd012736")
+    };
+    let consumed =
+        read_until(&app.brokers, &app.topic, Duration::from_secs(20), move |read| read.iter().any(is_sentinel)).await;
+    assert!(consumed.iter().any(is_sentinel), "the sentinel arrived");
+    assert_eq!(consumed.len(), 1, "nothing of the refused body was written before the sentinel");
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("ingest_rejections_total{reason=\"limit_exceeded\"} 1"), "{metrics}");
+}
