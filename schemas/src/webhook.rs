@@ -178,10 +178,36 @@ fn check_set(path: &dyn fmt::Display, set: &LabelSet, limits: &Limits) -> Result
     }
     let strings = StringLimit(limits.max_value_bytes);
     for (name, value) in set.iter() {
-        strings.check(format_args!("{path}.{name}"), name)?;
-        strings.check(format_args!("{path}.{name}"), value)?;
+        let at = EntryPath { set: path, name };
+        if name.is_empty() {
+            return Err(SchemaError::new(SchemaErrorKind::Invalid, at.to_string(), "expected a non-empty name"));
+        }
+        strings.check(&at, name)?;
+        strings.check(&at, value)?;
     }
     Ok(())
+}
+
+/// Where an entry of a label set is: `alerts[0].labels.severity`, or, for a name that is not a plain identifier
+/// (Prometheus 3 allows any UTF-8), `alerts[0].labels["a name"]` with the name JSON-escaped, so that no name can
+/// break or forge a line where the path is logged.
+struct EntryPath<'a> {
+    set: &'a dyn fmt::Display,
+    name: &'a str,
+}
+
+impl fmt::Display for EntryPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut chars = self.name.chars();
+        let plain = chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if plain {
+            write!(f, "{}.{}", self.set, self.name)
+        } else {
+            let quoted = serde_json::to_string(self.name).expect("a string always serializes");
+            write!(f, "{}[{quoted}]", self.set)
+        }
+    }
 }
 
 /// The per-string byte limit, applied to every name and value in a body.

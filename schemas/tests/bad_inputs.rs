@@ -194,3 +194,25 @@ fn fields_of_newer_alertmanagers_are_accepted() {
     assert_eq!(webhook.notification_reason.as_deref(), Some("new_alerts"));
     assert_eq!(webhook.route_labels.unwrap().get("team"), Some("storage"));
 }
+
+#[test]
+fn an_empty_label_name_is_refused_naming_its_set() {
+    for (mutate, path) in [
+        (&(|b: &mut Value| b["alerts"][0]["labels"][""] = json!("v")) as &dyn Fn(&mut Value), "alerts[0].labels[\"\"]"),
+        (&|b: &mut Value| b["alerts"][0]["annotations"][""] = json!("v"), "alerts[0].annotations[\"\"]"),
+        (&|b: &mut Value| b["groupLabels"][""] = json!("v"), "groupLabels[\"\"]"),
+    ] {
+        assert_rejected(&with(mutate), SchemaErrorKind::Invalid, path, "non-empty name");
+    }
+}
+
+#[test]
+fn a_name_that_is_not_an_identifier_is_quoted_in_the_path_so_it_cannot_forge_a_log_line() {
+    let utf8 = "température du disque";
+    parse(&with(|b| b["alerts"][0]["labels"][utf8] = json!("v")), &Limits::default()).expect("UTF-8 names are valid");
+    let forged = "x\nlevel=error msg=forged";
+    let body = with(|b| b["alerts"][0]["labels"][forged] = json!("v".repeat(Limits::default().max_value_bytes + 1)));
+    let err = rejected(&body);
+    assert_eq!(err.path, r#"alerts[0].labels["x\nlevel=error msg=forged"]"#);
+    assert!(!err.to_string().contains('\n'), "{err}");
+}
