@@ -197,6 +197,27 @@ impl Settings {
         if server.workers == Some(0) {
             bail!("server.workers must be at least 1");
         }
+        if server.shutdown_timeout < server.request_timeout {
+            bail!(
+                "server.shutdown_timeout ({:?}) is shorter than server.request_timeout ({:?}): requests in flight at \
+                 SIGTERM could be cut off before Kafka answers them",
+                server.shutdown_timeout,
+                server.request_timeout
+            );
+        }
+        if server.shutdown_timeout.subsec_nanos() != 0 {
+            bail!("server.shutdown_timeout must be whole seconds (the HTTP server counts it in seconds)");
+        }
+        if self.kafka.linger >= server.request_timeout {
+            bail!(
+                "kafka.linger ({:?}) must be shorter than server.request_timeout ({:?}): every request would time out",
+                self.kafka.linger,
+                server.request_timeout
+            );
+        }
+        if self.kafka.probe_interval.is_zero() {
+            bail!("kafka.probe_interval must be positive");
+        }
         if self.kafka.brokers.trim().is_empty() || self.kafka.topic.trim().is_empty() {
             bail!("kafka.brokers and kafka.topic must not be empty");
         }
@@ -210,6 +231,33 @@ impl Settings {
             );
         }
         Ok(())
+    }
+}
+
+/// A setting that weakens what a 200 answer promises: allowed, since an operator may choose it, but said at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weakened {
+    pub setting: &'static str,
+    pub consequence: &'static str,
+}
+
+impl Settings {
+    /// The settings that weaken the guarantee that an acknowledged alert survives a broker's loss, once each.
+    pub fn weakened_guarantees(&self) -> Vec<Weakened> {
+        let mut weakened = Vec::new();
+        if !matches!(self.kafka.acks.trim(), "all" | "-1") {
+            weakened.push(Weakened {
+                setting: "kafka.acks",
+                consequence: "acks is not `all`: an alert answered 200 can be lost with the broker that took it",
+            });
+        }
+        if !self.kafka.enable_idempotence {
+            weakened.push(Weakened {
+                setting: "kafka.enable_idempotence",
+                consequence: "idempotence is off: producer retries can duplicate or reorder an alert's states",
+            });
+        }
+        weakened
     }
 }
 
@@ -317,6 +365,31 @@ mod tests {
             assert!(Settings::load(Some(&file), Overrides::default()).is_err(), "{name} was accepted");
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn timings_that_void_the_contract_are_refused() {
+        let refused = |change: &dyn Fn(&mut Settings)| {
+            let mut settings = Settings::default();
+            change(&mut settings);
+            settings.validate().expect_err("refused").to_string()
+        };
+        assert!(refused(&|s| s.server.shutdown_timeout = Duration::from_secs(2)).contains("shutdown_timeout"));
+        assert!(refused(&|s| s.server.shutdown_timeout = Duration::from_millis(15_500)).contains("whole seconds"));
+        assert!(refused(&|s| s.kafka.linger = Duration::from_secs(5)).contains("kafka.linger"));
+        assert!(refused(&|s| s.kafka.probe_interval = Duration::ZERO).contains("probe_interval"));
+    }
+
+    #[test]
+    fn settings_that_weaken_the_guarantee_are_named() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.weakened_guarantees(), []);
+        settings.kafka.acks = "1".to_owned();
+        settings.kafka.enable_idempotence = false;
+        let named: Vec<_> = settings.weakened_guarantees().iter().map(|weakened| weakened.setting).collect();
+        assert_eq!(named, ["kafka.acks", "kafka.enable_idempotence"]);
+        settings.kafka.acks = "-1".to_owned();
+        assert_eq!(settings.weakened_guarantees().len(), 1, "-1 is all");
     }
 
     #[test]

@@ -50,6 +50,9 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings.log);
+    for warning in settings.weakened_guarantees() {
+        tracing::warn!(setting = warning.setting, "{}", warning.consequence);
+    }
     match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
