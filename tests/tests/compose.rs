@@ -403,6 +403,29 @@ fn ingest_is_replicated_and_reached_only_through_the_load_balancer() {
     }
 }
 
+#[test]
+fn alertmanager_never_sends_more_alerts_per_body_than_ingest_takes() {
+    // One template serves both stacks (scripts/render-config.sh), so this holds for the local stack too.
+    let rendered = render_for_compose(&Compose::load());
+    let alertmanager: Value = serde_yaml_ng::from_str(&rendered.read("alertmanager.yml")).unwrap();
+    let limit = schemas::Limits::default().max_alerts_per_body;
+    let receivers = alertmanager["receivers"].as_sequence().expect("alertmanager.yml has receivers");
+    let webhooks: Vec<&Value> = receivers
+        .iter()
+        .filter_map(|receiver| receiver.get("webhook_configs").and_then(Value::as_sequence))
+        .flatten()
+        .collect();
+    assert!(!webhooks.is_empty(), "alertmanager.yml has no webhook");
+    for webhook in webhooks {
+        // 0 means no limit: a group larger than ingest's limit would get 413 at every flush, and never arrive.
+        let max_alerts = webhook.get("max_alerts").and_then(Value::as_u64).unwrap_or(0);
+        assert!(
+            (1..=limit as u64).contains(&max_alerts),
+            "max_alerts {max_alerts} must be between 1 and ingest's limits.max_alerts_per_body ({limit})"
+        );
+    }
+}
+
 fn webhook_urls(receiver: &Value) -> Vec<String> {
     receiver
         .get("webhook_configs")
