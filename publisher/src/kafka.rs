@@ -46,7 +46,7 @@ pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertCo
         config.set(name, value);
     }
     let topic = settings.kafka.topic.clone();
-    let probe = RecordProbe::new(settings);
+    let probe = RecordProbe::new(config.clone(), settings);
     config.create_with_context(ResumeContext { shared, topic, probe })
 }
 
@@ -57,18 +57,13 @@ pub struct RecordProbe {
 }
 
 impl RecordProbe {
-    fn new(settings: &Settings) -> Self {
-        let mut config = ClientConfig::new();
+    /// Reads with the consumer's settings (brokers, security, the user's properties), outside its group, and
+    /// reports a missing offset instead of moving to another.
+    fn new(mut config: ClientConfig, settings: &Settings) -> Self {
         config
-            .set("bootstrap.servers", &settings.kafka.brokers)
             .set("group.id", format!("{}-probe", settings.kafka.group_id))
             .set("client.id", "alerthaven-publisher-probe")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "error")
-            .set("fetch.wait.max.ms", "50");
-        for (name, value) in &settings.kafka.properties {
-            config.set(name, value);
-        }
+            .set("auto.offset.reset", "error");
         Self { config, topic: settings.kafka.topic.clone() }
     }
 

@@ -5,7 +5,6 @@ use arrow::array::AsArray;
 use deephaven_client::{InputTable, InputTableKind};
 use e2e::fixtures::{captured_webhooks, synthetic_webhook};
 use e2e::kafka::{read_until, Consumed};
-use e2e::wait;
 use publisher::pipeline::Mode;
 use schemas::tables::TableNames;
 use schemas::{parse, AlertRecord, Limits, Timestamp};
@@ -241,15 +240,7 @@ async fn a_dead_letter_too_large_once_its_headers_are_added_goes_without_its_val
     assert_eq!(letters[0].header("alerthaven-dlq-source-offset"), Some(source.offset.to_string().as_bytes()));
     assert!(letters[0].value.as_ref().is_none_or(Vec::is_empty), "the value stays in the source topic");
     // Ready, with the dead letters path open (Kafka's side shows with the client's first statistics).
-    wait::until("the publisher to be ready", Duration::from_secs(30), || async {
-        let readiness = publisher.health.readiness();
-        if readiness.ready {
-            Ok(())
-        } else {
-            Err(readiness)
-        }
-    })
-    .await;
+    publisher.wait_for_readiness("the publisher to be ready", |readiness| readiness.ready).await;
     publisher.stop().await;
 }
 

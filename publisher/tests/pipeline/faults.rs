@@ -84,15 +84,7 @@ async fn deephaven_restarted_empty_is_rebuilt_by_replay_without_help() {
     // An idle publisher notices Deephaven is gone (not ready), and rebuilds the tables once it is back, empty,
     // without waiting for a new record.
     deephaven.stop();
-    wait::until("the publisher to report Deephaven unusable", TABLES_DEADLINE, || async {
-        let readiness = publisher.health.readiness();
-        if readiness.deephaven {
-            Err(readiness)
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    publisher.wait_for_readiness("the publisher to report Deephaven unusable", |readiness| !readiness.deephaven).await;
     deephaven.restart();
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected_first).await;
     assert!(publisher.health.readiness().deephaven, "ready again once the tables are rebuilt");
@@ -205,19 +197,8 @@ async fn a_frozen_deephaven_makes_the_publisher_unready_and_it_catches_up_after(
         if busy {
             produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await;
         }
-        wait::until(
-            &format!("cycle {cycle}: the publisher to report a frozen Deephaven unusable"),
-            TABLES_DEADLINE,
-            || async {
-                let readiness = publisher.health.readiness();
-                if readiness.deephaven {
-                    Err(readiness)
-                } else {
-                    Ok(())
-                }
-            },
-        )
-        .await;
+        let unusable = format!("cycle {cycle}: the publisher to report a frozen Deephaven unusable");
+        publisher.wait_for_readiness(&unusable, |readiness| !readiness.deephaven).await;
         deephaven.resume();
         if !busy {
             produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await;
@@ -225,15 +206,7 @@ async fn a_frozen_deephaven_makes_the_publisher_unready_and_it_catches_up_after(
         produced += records.len();
         let expected = expected(&positions(&setup.brokers, &setup.topic, produced).await);
         wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
-        wait::until(&format!("cycle {cycle}: ready again"), TABLES_DEADLINE, || async {
-            let readiness = publisher.health.readiness();
-            if readiness.deephaven {
-                Ok(())
-            } else {
-                Err(readiness)
-            }
-        })
-        .await;
+        publisher.wait_for_readiness(&format!("cycle {cycle}: ready again"), |readiness| readiness.deephaven).await;
     }
     publisher.stop().await;
 }

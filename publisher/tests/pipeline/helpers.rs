@@ -8,7 +8,7 @@ pub use e2e::process::Service;
 use e2e::stack::Stack;
 use e2e::wait;
 use publisher::configuration::Settings;
-use publisher::health::Health;
+use publisher::health::{Health, Readiness};
 use publisher::metrics::Metrics;
 use publisher::pipeline::Mode;
 use publisher::startup::Application;
@@ -119,6 +119,19 @@ impl RunningPublisher {
     pub async fn stopped(self) -> anyhow::Result<()> {
         self.stop.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the publisher stops").unwrap()
+    }
+
+    /// Waits until the publisher's readiness satisfies `holds`.
+    pub async fn wait_for_readiness(&self, what: &str, holds: impl Fn(&Readiness) -> bool) {
+        wait::until(what, TABLES_DEADLINE, || async {
+            let readiness = self.health.readiness();
+            if holds(&readiness) {
+                Ok(())
+            } else {
+                Err(readiness)
+            }
+        })
+        .await;
     }
 
     /// `/metrics` as the publisher renders it.
