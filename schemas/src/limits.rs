@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Limits enforced by [`crate::parse`] and, for the size of each record, [`AlertRecord::encode_all`]. Exceeding one
+/// Limits enforced by [`crate::parse`] and, for the sizes of records, [`AlertRecord::encode_all`]. Exceeding one
 /// is a [`crate::SchemaErrorKind::LimitExceeded`] error.
 ///
 /// [`AlertRecord::encode_all`]: crate::AlertRecord::encode_all
@@ -23,6 +23,10 @@ pub struct Limits {
     /// broker refuses messages above its size limit), so it is refused with the whole body, before anything is
     /// written. Ingest checks at start-up that such a record fits the producer's `message.max.bytes`.
     pub max_record_bytes: usize,
+    /// Bytes of all of one body's encoded records together. Each record repeats the notification (group labels and
+    /// group key), so a body within `max_body_bytes` can encode to far more: this bounds what one body costs in
+    /// memory and on the topic.
+    pub max_record_bytes_per_body: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +36,7 @@ impl Default for Limits {
             max_labels_per_alert: 64,
             max_value_bytes: 16 * 1024,
             max_record_bytes: 900 * 1024,
+            max_record_bytes_per_body: 16 * 1024 * 1024,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::{Fingerprint, LabelSet, Limits, SchemaError, SchemaErrorKind, Status,
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::Arc;
 
 /// The names and values of the headers every record carries.
 pub struct RecordHeaders;
@@ -83,7 +84,9 @@ pub struct AlertRecord {
     pub labels: LabelSet,
     pub annotations: LabelSet,
     pub generator_url: String,
-    pub notification: Notification,
+    /// Shared in memory by every record of one body, so that a large notification (many long group labels) is not
+    /// copied once per alert; each encoded record still carries it whole and stands alone.
+    pub notification: Arc<Notification>,
     /// When ingest received the webhook carrying this alert.
     pub received_at: Timestamp,
 }
@@ -105,14 +108,14 @@ impl AlertRecord {
     /// Splits a parsed webhook into one record per alert, in body order. Takes the webhook so that each alert's
     /// labels and annotations move into its record instead of being copied.
     pub fn from_webhook(webhook: Webhook, received_at: Timestamp) -> Vec<AlertRecord> {
-        let notification = Notification {
+        let notification = Arc::new(Notification {
             receiver: webhook.receiver,
             group_key: webhook.group_key,
             group_labels: webhook.group_labels,
             external_url: webhook.external_url,
             truncated_alerts: webhook.truncated_alerts,
             notification_reason: webhook.notification_reason,
-        };
+        });
         webhook
             .alerts
             .into_iter()
@@ -125,7 +128,7 @@ impl AlertRecord {
                 labels: alert.labels,
                 annotations: alert.annotations,
                 generator_url: alert.generator_url,
-                notification: notification.clone(),
+                notification: Arc::clone(&notification),
                 received_at,
             })
             .collect()
@@ -142,27 +145,41 @@ impl AlertRecord {
     }
 
     /// Encodes every record of a body, refusing the body if any record is larger than `limits.max_record_bytes`
-    /// (the error names the alert, `alerts[i]`: records are in body order).
+    /// (the error names the alert, `alerts[i]`: records are in body order) or if the records together are larger
+    /// than `limits.max_record_bytes_per_body`. Encoding stops at the first record over a limit, so refusing a body
+    /// never costs more than the limits allow.
     pub fn encode_all(records: &[AlertRecord], limits: &Limits) -> Result<Vec<Vec<u8>>, SchemaError> {
-        records
-            .iter()
-            .enumerate()
-            .map(|(index, record)| {
-                let value = record.encode();
-                if value.len() > limits.max_record_bytes {
-                    return Err(SchemaError {
-                        kind: SchemaErrorKind::LimitExceeded,
-                        path: format!("alerts[{index}]"),
-                        message: format!(
-                            "the alert's record has {} bytes, more than limits.max_record_bytes ({})",
-                            value.len(),
-                            limits.max_record_bytes
-                        ),
-                    });
-                }
-                Ok(value)
-            })
-            .collect()
+        let mut values = Vec::with_capacity(records.len());
+        let mut total = 0usize;
+        for (index, record) in records.iter().enumerate() {
+            let value = record.encode();
+            if value.len() > limits.max_record_bytes {
+                return Err(SchemaError {
+                    kind: SchemaErrorKind::LimitExceeded,
+                    path: format!("alerts[{index}]"),
+                    message: format!(
+                        "the alert's record has {} bytes, more than limits.max_record_bytes ({})",
+                        value.len(),
+                        limits.max_record_bytes
+                    ),
+                });
+            }
+            total += value.len();
+            if total > limits.max_record_bytes_per_body {
+                return Err(SchemaError {
+                    kind: SchemaErrorKind::LimitExceeded,
+                    path: "alerts".to_owned(),
+                    message: format!(
+                        "the records of alerts[0..={index}] already take {total} bytes, more than \
+                         limits.max_record_bytes_per_body ({}): every record repeats the group labels and group key, \
+                         so send fewer alerts per body (Alertmanager's max_alerts) or group by fewer, shorter labels",
+                        limits.max_record_bytes_per_body
+                    ),
+                });
+            }
+            values.push(value);
+        }
+        Ok(values)
     }
 
     /// Reads a record value given the value of its [`RecordHeaders::FORMAT`] header.

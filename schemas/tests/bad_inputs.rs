@@ -1,6 +1,6 @@
 //! The rejection corpus: every way a body can be wrong gets the right kind of error naming the right path.
 
-use schemas::{parse, Limits, SchemaError, SchemaErrorKind};
+use schemas::{parse, AlertRecord, Limits, SchemaError, SchemaErrorKind, Timestamp};
 use serde_json::{json, Value};
 
 /// A real one-alert body (fixture 002) to mutate.
@@ -215,4 +215,48 @@ fn a_name_that_is_not_an_identifier_is_quoted_in_the_path_so_it_cannot_forge_a_l
     let err = rejected(&body);
     assert_eq!(err.path, r#"alerts[0].labels["x\nlevel=error msg=forged"]"#);
     assert!(!err.to_string().contains('\n'), "{err}");
+}
+
+/// A body of `alerts` copies of the base alert whose group labels hold `group_label_bytes` in all.
+fn amplifying_body(alerts: usize, group_label_bytes: usize) -> Vec<u8> {
+    with(|b| {
+        let alert = b["alerts"][0].clone();
+        b["alerts"] = Value::Array(vec![alert; alerts]);
+        b["groupLabels"]["big"] = json!("g".repeat(group_label_bytes));
+    })
+}
+
+#[test]
+fn records_of_one_body_share_its_notification_in_memory() {
+    let webhook = parse(&amplifying_body(3, 10_000), &Limits::default()).unwrap();
+    let records = AlertRecord::from_webhook(webhook, Timestamp::now());
+    assert!(std::sync::Arc::ptr_eq(&records[0].notification, &records[2].notification));
+}
+
+#[test]
+fn records_larger_together_than_the_body_budget_refuse_the_body() {
+    // Each record repeats the 10 kB group label: ten alerts are ~100 kB of records from an ~11 kB body.
+    let limits = Limits { max_record_bytes_per_body: 50_000, ..Limits::default() };
+    let records = AlertRecord::from_webhook(parse(&amplifying_body(10, 10_000), &limits).unwrap(), Timestamp::now());
+    let error = AlertRecord::encode_all(&records, &limits).expect_err("over the per-body budget");
+    assert_eq!((error.kind, error.path.as_str()), (SchemaErrorKind::LimitExceeded, "alerts"), "{error}");
+    assert!(error.message.contains("alerts[0..=4]"), "the refusal stops at the record that crossed: {error}");
+
+    let fitting = AlertRecord::from_webhook(parse(&amplifying_body(4, 10_000), &limits).unwrap(), Timestamp::now());
+    let values = AlertRecord::encode_all(&fitting, &limits).expect("four records fit");
+    assert!(values.iter().map(Vec::len).sum::<usize>() <= 50_000);
+}
+
+#[test]
+fn a_record_larger_than_its_limit_refuses_the_body_naming_the_alert() {
+    let limits = Limits { max_record_bytes: 5_000, ..Limits::default() };
+    let body = with(|b| {
+        let alert = b["alerts"][0].clone();
+        let mut large = alert.clone();
+        large["annotations"]["note"] = json!("n".repeat(6_000));
+        b["alerts"] = json!([alert, large]);
+    });
+    let records = AlertRecord::from_webhook(parse(&body, &limits).unwrap(), Timestamp::now());
+    let error = AlertRecord::encode_all(&records, &limits).expect_err("the second record is too large");
+    assert_eq!((error.kind, error.path.as_str()), (SchemaErrorKind::LimitExceeded, "alerts[1]"), "{error}");
 }

@@ -5,6 +5,7 @@ use proptest::strategy::ValueTree;
 use schemas::{
     AlertRecord, DecodeError, EventId, Fingerprint, LabelSet, Notification, RecordHeaders, Status, Timestamp,
 };
+use std::sync::Arc;
 
 const FORMAT: Option<&[u8]> = Some(RecordHeaders::CURRENT_FORMAT.as_bytes());
 
@@ -25,8 +26,8 @@ prop_compose! {
         external_url in any::<String>(),
         truncated_alerts in any::<u64>(),
         notification_reason in proptest::option::of(any::<String>()),
-    ) -> Notification {
-        Notification { receiver, group_key, group_labels, external_url, truncated_alerts, notification_reason }
+    ) -> Arc<Notification> {
+        Arc::new(Notification { receiver, group_key, group_labels, external_url, truncated_alerts, notification_reason })
     }
 }
 
