@@ -23,29 +23,60 @@ pub struct Layers<'a> {
 
 /// Reads the layers into `T`. Unknown keys are refused if `T` says `deny_unknown_fields`.
 pub fn load<T: DeserializeOwned>(layers: Layers<'_>) -> anyhow::Result<T> {
+    load_with(layers, std::env::vars())
+}
+
+fn load_with<T: DeserializeOwned>(
+    layers: Layers<'_>,
+    variables: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<T> {
     let mut builder = Config::builder();
     if let Some(file) = layers.file {
         let name = file.to_str().context("the config file path is not UTF-8")?;
         builder = builder.add_source(File::new(name, FileFormat::Toml).required(true));
     }
-    let mut environment = Environment::with_prefix(layers.env_prefix)
-        .prefix_separator("_")
-        .separator("__")
-        .source(Some(settings_variables(layers.env_prefix, std::env::vars())));
-    // With a separator but no list keys, `config` would split every value into a list.
-    if !layers.list_keys.is_empty() {
-        environment = environment.list_separator(",");
-        for key in layers.list_keys {
-            environment = environment.with_list_parse_key(key);
-        }
-    }
+    let (values, lists) = environment(layers.env_prefix, layers.list_keys, variables);
     // Values stay strings until the settings type asks for a number or a flag: guessing types here turned an
     // all-digit token into an integer and "007123" into 7123.
-    builder = builder.add_source(environment.try_parsing(false));
+    let environment = Environment::with_prefix(layers.env_prefix)
+        .prefix_separator("_")
+        .separator("__")
+        .source(Some(values))
+        .try_parsing(false);
+    builder = builder.add_source(environment);
+    // `config` splits lists only when it also guesses types, so list keys are split here and laid over the file
+    // (the command-line overrides, set after them, still win).
+    for (key, items) in lists {
+        builder = builder.set_override(key, items)?;
+    }
     for (key, value) in layers.overrides {
         builder = builder.set_override_option(key, value)?;
     }
     builder.build()?.try_deserialize().context("invalid settings")
+}
+
+/// Settings keys (`auth.token_files`) with the items of their lists.
+type Lists = Vec<(String, Vec<String>)>;
+
+/// The environment variables that are settings, split into plain values (taken verbatim) and the `list_keys`
+/// (comma-separated; blanks around items and empty items dropped).
+fn environment(
+    prefix: &str,
+    list_keys: &[&str],
+    variables: impl Iterator<Item = (String, String)>,
+) -> (config::Map<String, String>, Lists) {
+    let mut values = config::Map::new();
+    let mut lists = Vec::new();
+    for (name, value) in settings_variables(prefix, variables) {
+        let key = name[prefix.len() + 1..].to_lowercase().replace("__", ".");
+        if list_keys.contains(&key.as_str()) {
+            let items = value.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect();
+            lists.push((key, items));
+        } else {
+            values.insert(name, value);
+        }
+    }
+    (values, lists)
 }
 
 /// The environment variables that are settings: `PREFIX_` followed by a path with at least one `__`.
@@ -73,5 +104,35 @@ mod tests {
         .map(|(name, value)| (name.to_owned(), value.to_owned()));
         let kept = settings_variables("INGEST", variables.into_iter());
         assert_eq!(kept.keys().collect::<Vec<_>>(), ["INGEST_SERVER__PORT"]);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Example {
+        auth: ExampleAuth,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct ExampleAuth {
+        token: String,
+        token_files: Vec<String>,
+    }
+
+    #[test]
+    fn list_keys_are_split_on_commas_and_other_values_taken_verbatim() {
+        let variables = [("APP_AUTH__TOKEN", "007,123"), ("APP_AUTH__TOKEN_FILES", "/run/a, /run/b,")]
+            .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let layers = Layers { env_prefix: "APP", file: None, list_keys: &["auth.token_files"], overrides: vec![] };
+        let example: Example = load_with(layers, variables.into_iter()).unwrap();
+        assert_eq!(example.auth.token, "007,123");
+        assert_eq!(example.auth.token_files, ["/run/a", "/run/b"]);
+    }
+
+    #[test]
+    fn a_single_item_of_a_list_key_is_a_list_of_one() {
+        let variables = [("APP_AUTH__TOKEN", "x"), ("APP_AUTH__TOKEN_FILES", "/run/only")]
+            .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let layers = Layers { env_prefix: "APP", file: None, list_keys: &["auth.token_files"], overrides: vec![] };
+        let example: Example = load_with(layers, variables.into_iter()).unwrap();
+        assert_eq!(example.auth.token_files, ["/run/only"]);
     }
 }
