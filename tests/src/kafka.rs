@@ -2,14 +2,19 @@
 //!
 //! Each test gets topics of its own, so tests run concurrently and never see each other's records. Records are
 //! counted by consuming them: the local broker's reported high watermarks run short after batched produces, so
-//! "caught up" is never decided from watermarks.
+//! "caught up" is never decided from watermarks. [`read_all`] finds each partition's end by writing a marker
+//! record there and consuming until it arrives; [`read_acked`] reads to the ends a test's own acknowledged writes
+//! mark, for topics a consumer under test reads (to which a marker would be a malformed record); [`read_until`]
+//! reads until a condition on what was read holds.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use schemas::{AlertRecord, DecodeError, RecordHeaders};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -55,6 +60,78 @@ impl Consumed {
     }
 }
 
+/// The header of the marker records [`read_all`] writes; its value is unique to one call.
+pub const END_MARKER_HEADER: &str = "e2e-end-marker";
+
+/// Every record of `topic`, to the end of every partition (each partition's in offset order): writes a marker
+/// record to each partition, reads from the beginning until every partition has delivered its marker, and returns
+/// what was read but the markers (this call's and any earlier call's). Panics if the markers have not all arrived
+/// by `deadline`.
+///
+/// The records to read must have been acknowledged before the call (so they precede the markers), and nothing may
+/// consume the topic: to a consumer under test a marker is a malformed record.
+pub async fn read_all(brokers: &str, topic: &str, deadline: Duration) -> Vec<Consumed> {
+    let marker = unique_name("end");
+    let partitions = mark_partition_ends(brokers, topic, &marker).await;
+    let read = read_until(brokers, topic, deadline, {
+        let marker = marker.clone();
+        let mut ended = BTreeSet::new();
+        // The condition is checked after every record read, so only the newest can be a marker not yet seen.
+        move |read| {
+            ended.extend(read.last().and_then(|record| end_marked(record, &marker)));
+            (0..partitions).all(|partition| ended.contains(&partition))
+        }
+    })
+    .await;
+    let ended: BTreeSet<i32> = read.iter().filter_map(|record| end_marked(record, &marker)).collect();
+    let unended: Vec<i32> = (0..partitions).filter(|partition| !ended.contains(partition)).collect();
+    assert!(
+        unended.is_empty(),
+        "reading {topic} to its end: the end markers of partitions {unended:?} had not arrived after {deadline:?} \
+         ({} records read)",
+        read.len()
+    );
+    read.into_iter().filter(|record| record.header(END_MARKER_HEADER).is_none()).collect()
+}
+
+/// The partition `record` ends, if it is the end marker `marker`.
+fn end_marked(record: &Consumed, marker: &str) -> Option<i32> {
+    (record.header(END_MARKER_HEADER) == Some(marker.as_bytes())).then_some(record.partition)
+}
+
+/// Writes one record with `marker` in its [`END_MARKER_HEADER`] to each partition of `topic`, each acknowledged by
+/// the broker; returns how many partitions there are.
+async fn mark_partition_ends(brokers: &str, topic: &str, marker: &str) -> i32 {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("creating a producer");
+    let partitions = tokio::task::spawn_blocking({
+        let (producer, topic) = (producer.clone(), topic.to_owned());
+        move || partition_count(producer.client(), &topic)
+    })
+    .await
+    .expect("the metadata task does not panic");
+    for partition in 0..partitions {
+        let headers = OwnedHeaders::new().insert(Header { key: END_MARKER_HEADER, value: Some(marker) });
+        let record = FutureRecord::<(), _>::to(topic).partition(partition).payload(marker).headers(headers);
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|(err, _)| panic!("writing the end marker of {topic} partition {partition}: {err}"));
+    }
+    partitions
+}
+
+/// How many partitions `topic` has (at least one).
+fn partition_count<C: ClientContext>(client: &Client<C>, topic: &str) -> i32 {
+    let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("the broker answers Metadata");
+    let partitions = metadata.topics().first().map(|topic| topic.partitions().len()).unwrap_or(0);
+    assert!(partitions > 0, "topic {topic} has no partitions");
+    i32::try_from(partitions).expect("few partitions")
+}
+
 /// Reads every partition of `topic` from the beginning until `done` holds for what was read, or `deadline` passes;
 /// returns what was read either way (the caller asserts on it).
 pub async fn read_until<F>(brokers: &str, topic: &str, deadline: Duration, done: F) -> Vec<Consumed>
@@ -81,12 +158,8 @@ fn read_blocking<F: FnMut(&[Consumed]) -> bool>(
         .set("fetch.wait.max.ms", "10")
         .create()
         .expect("creating a consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("the broker answers Metadata");
-    let partitions = metadata.topics().first().map(|topic| topic.partitions().len()).unwrap_or(0);
-    assert!(partitions > 0, "topic {topic} has no partitions");
     let mut assignment = TopicPartitionList::new();
-    for partition in 0..partitions {
-        let partition = i32::try_from(partition).expect("few partitions");
+    for partition in 0..partition_count(consumer.client(), topic) {
         assignment.add_partition_offset(topic, partition, Offset::Beginning).expect("a valid assignment");
     }
     consumer.assign(&assignment).expect("assigning the partitions");
@@ -115,4 +188,41 @@ fn read_blocking<F: FnMut(&[Consumed]) -> bool>(
     }
     consumer.unassign().expect("unassigning");
     records
+}
+
+/// Where the broker acknowledged writing a record: (partition, offset).
+pub type Acked = (i32, i64);
+
+/// Reads `topic` by consuming until every write in `acked` has been read, and checks that what was read is exactly
+/// what was acknowledged, no record more or less. A test is the only writer of its topics, so each partition ends
+/// with its last acknowledged record: that end is known without a watermark (which the local broker reports short)
+/// and without the end markers of [`read_all`], which the publisher under test would consume.
+pub async fn read_acked(brokers: &str, topic: &str, acked: &[Acked]) -> Vec<Consumed> {
+    let mut unread_ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for &(partition, offset) in acked {
+        let end = unread_ends.entry(partition).or_insert(offset);
+        *end = (*end).max(offset);
+    }
+    let consumed = read_until(brokers, topic, Duration::from_secs(30), move |read| {
+        // The condition is checked after every record read, so only the newest can reach an end not yet reached.
+        if let Some(last) = read.last() {
+            if unread_ends.get(&last.partition).is_some_and(|end| last.offset >= *end) {
+                unread_ends.remove(&last.partition);
+            }
+        }
+        unread_ends.is_empty()
+    })
+    .await;
+    let read: BTreeSet<Acked> = consumed.iter().map(|c| (c.partition, c.offset)).collect();
+    let written: BTreeSet<Acked> = acked.iter().copied().collect();
+    let unacknowledged: Vec<&Acked> = read.difference(&written).collect();
+    let unread: Vec<&Acked> = written.difference(&read).collect();
+    assert!(
+        unacknowledged.is_empty() && unread.is_empty() && consumed.len() == acked.len(),
+        "{topic} should hold exactly the {} records acknowledged: read {}, at (partition, offset) never \
+         acknowledged: {unacknowledged:?}, acknowledged but not read in 30s: {unread:?}",
+        acked.len(),
+        consumed.len()
+    );
+    consumed
 }

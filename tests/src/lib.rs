@@ -10,6 +10,7 @@
 //!   instances for tests that must stop one, free ports.
 //! - [`kafka`]: fresh topics per test and reading every record of a topic back.
 //! - [`load`]: a steady, traceable webhook load and its ledger of what ingest acknowledged.
+//! - [`metrics`]: samples read out of a service's `/metrics`.
 //! - [`process`]: the project's binaries run as child processes: starting, probing, signalling, reaping.
 //! - [`wait`]: waiting for a condition with a deadline, never a bare sleep.
 //! - [`bench`]: flags, synthetic records and percentiles for the benchmark tools in `src/bin/` (`scripts/bench.sh`).
@@ -19,6 +20,7 @@ pub mod bench;
 pub mod fixtures;
 pub mod kafka;
 pub mod load;
+pub mod metrics;
 pub mod process;
 pub mod stack;
 pub mod wait;

@@ -1,14 +1,20 @@
 //! Child processes of the project's binaries: starting them, probing their operations endpoint, signalling them
 //! and waiting for them to exit.
 
+pub use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 /// Sends SIGTERM (a graceful stop request).
 pub fn terminate(child: &Child) {
+    send_signal(child, Signal::SIGTERM);
+}
+
+/// Sends `signal` to `child`.
+pub fn send_signal(child: &Child, signal: Signal) {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("sending SIGTERM");
+    nix::sys::signal::kill(pid, signal).unwrap_or_else(|err| panic!("sending {signal}: {err}"));
 }
 
 /// Waits for `child` to exit, panicking after `deadline`.
@@ -78,9 +84,7 @@ impl Service {
 
     /// Resident set size in bytes, from `/proc`.
     pub fn rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let kib = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?.trim().strip_suffix("kB")?;
-        kib.trim().parse::<u64>().ok().map(|kib| kib * 1024)
+        memory_bytes(self.child.id(), "VmRSS")
     }
 
     /// SIGKILL, then reaps the process.
@@ -108,4 +112,12 @@ pub fn built_binary(name: &str) -> PathBuf {
     let binary = profile_dir.join(name);
     assert!(binary.exists(), "{} is missing: build it first (cargo build --workspace --bins)", binary.display());
     binary
+}
+
+/// A memory figure of a running process, in bytes, from `/proc/<pid>/status` (`VmRSS`, or `VmHWM`: the peak
+/// resident set size since it started).
+pub fn memory_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status.lines().find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?.trim().strip_suffix("kB")?;
+    kib.trim().parse::<u64>().ok().map(|kib| kib * 1024)
 }

@@ -2,7 +2,7 @@
 
 use crate::helpers::spawn_app;
 use e2e::fixtures::captured_webhooks;
-use e2e::kafka::read_until;
+use e2e::kafka::read_all;
 use schemas::{parse, AlertRecord, Limits, RecordHeaders, Timestamp};
 use std::time::Duration;
 
@@ -28,9 +28,8 @@ async fn every_captured_webhook_is_accepted_and_read_back_exactly() {
     }
     let after = Timestamp::now();
 
-    let count = expected.len();
-    let consumed = read_until(&app.brokers, &app.topic, Duration::from_secs(30), move |read| read.len() >= count).await;
-    assert_eq!(consumed.len(), expected.len(), "every alert of every body is one record");
+    let consumed = read_all(&app.brokers, &app.topic, Duration::from_secs(30)).await;
+    assert_eq!(consumed.len(), expected.len(), "every alert of every body is one record, and nothing else is written");
 
     let mut actual: Vec<AlertRecord> = Vec::new();
     for record in &consumed {
@@ -62,8 +61,8 @@ async fn events_of_one_alert_stay_in_order_on_one_partition() {
     for capture in &history {
         assert_eq!(app.post_json(capture.body.clone()).await.status(), 200);
     }
-    let consumed = read_until(&app.brokers, &app.topic, Duration::from_secs(30), |read| read.len() >= 3).await;
-    assert_eq!(consumed.len(), 3);
+    let consumed = read_all(&app.brokers, &app.topic, Duration::from_secs(30)).await;
+    assert_eq!(consumed.len(), 3, "one record per event");
     assert!(consumed.iter().all(|record| record.partition == consumed[0].partition));
     let statuses: Vec<&str> = consumed.iter().map(|record| record.decode().unwrap().status.as_str()).collect();
     assert_eq!(statuses, ["firing", "resolved", "firing"]);

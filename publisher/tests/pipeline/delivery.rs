@@ -4,7 +4,8 @@ use crate::helpers::*;
 use arrow::array::AsArray;
 use deephaven_client::{InputTable, InputTableKind};
 use e2e::fixtures::{captured_webhooks, synthetic_webhook};
-use e2e::kafka::{read_until, Consumed};
+use e2e::kafka::{read_all, Consumed};
+use e2e::metrics::sample;
 use publisher::pipeline::Mode;
 use schemas::tables::TableNames;
 use schemas::{parse, AlertRecord, Limits, Timestamp};
@@ -33,8 +34,8 @@ pub fn synthetic_records(batches: u64, first_batch: u64) -> Vec<AlertRecord> {
 async fn captured_alerts_become_the_expected_rows_and_a_replay_rebuilds_them() {
     let setup = setup(3).await;
     let records = fixture_records();
-    produce(&setup.brokers, &setup.topic, &records).await;
-    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     assert_eq!(expected.events.len(), 9, "repeats collapse to the 9 distinct states of the captures");
     assert_eq!(expected.alerts.len(), 6);
     assert_eq!(expected.alerts["1f8e20c41f9bb813"].0, "resolved", "fired then resolved");
@@ -85,14 +86,14 @@ async fn an_older_state_arriving_late_leaves_the_alert_unchanged() {
     };
     let resolved = record("011", 1);
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
-    produce(&setup.brokers, &setup.topic, std::slice::from_ref(&resolved)).await;
-    let first = expected(&positions(&setup.brokers, &setup.topic, 1).await);
+    let mut acked = produce(&setup.brokers, &setup.topic, std::slice::from_ref(&resolved)).await;
+    let first = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &first).await;
 
     // The same occurrence's "firing", received later (a retry that lost the race): events grow, alerts stay.
     let late_firing = record("006", 2);
-    produce(&setup.brokers, &setup.topic, &[late_firing, resolved.clone()]).await;
-    let all = expected(&positions(&setup.brokers, &setup.topic, 3).await);
+    acked.extend(produce(&setup.brokers, &setup.topic, &[late_firing, resolved.clone()]).await);
+    let all = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     let tables = wait_for_tables(&setup.deephaven_url, &setup.prefix, &all).await;
     assert_eq!(tables.events.len(), 2, "the repeated resolved state collapsed onto its row");
     assert_eq!(tables.alerts["0eac3fe5ba04b2b9"].0, "resolved");
@@ -116,14 +117,15 @@ async fn a_refire_after_the_grace_shows_and_a_late_copy_within_it_does_not() {
     let publisher = spawn_publisher(settings, Mode::Follow).await;
 
     // A lagging HA peer's "firing", received 5 s after "resolved": still resolved.
-    produce(&setup.brokers, &setup.topic, &[record("006", 0), record("011", 1), record("006", 6)]).await;
-    let late_copy = expected_with(&positions(&setup.brokers, &setup.topic, 3).await, grace);
+    let mut acked =
+        produce(&setup.brokers, &setup.topic, &[record("006", 0), record("011", 1), record("006", 6)]).await;
+    let late_copy = expected_with(&positions(&setup.brokers, &setup.topic, &acked).await, grace);
     assert_eq!(late_copy.alerts[fingerprint].0, "resolved");
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &late_copy).await;
 
     // Alertmanager notifies the same occurrence firing again, 12 s after resolving it: a re-fire, and it shows.
-    produce(&setup.brokers, &setup.topic, &[record("006", 13)]).await;
-    let refired = expected_with(&positions(&setup.brokers, &setup.topic, 4).await, grace);
+    acked.extend(produce(&setup.brokers, &setup.topic, &[record("006", 13)]).await);
+    let refired = expected_with(&positions(&setup.brokers, &setup.topic, &acked).await, grace);
     assert_eq!(refired.alerts[fingerprint].0, "firing");
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &refired).await;
     let client = client(&setup.deephaven_url).await;
@@ -138,8 +140,8 @@ async fn the_published_tables_refuse_every_add_and_delete() {
     let setup = setup(1).await;
     let records = synthetic_records(1, 40);
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
-    produce(&setup.brokers, &setup.topic, &records).await;
-    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
 
     let client = client(&setup.deephaven_url).await;
@@ -162,8 +164,8 @@ async fn tables_created_anew_under_a_running_publisher_are_filled_again() {
     let setup = setup(2).await;
     let records = synthetic_records(10, 60);
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
-    produce(&setup.brokers, &setup.topic, &records).await;
-    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
 
     // Another publisher (or a replay on this prefix) replaces the whole set with empty tables; nothing new arrives.
@@ -175,13 +177,10 @@ async fn tables_created_anew_under_a_running_publisher_are_filled_again() {
 /// Produces `raw` (key, format header, value) records, reads them back, and returns them with the tables their
 /// decodable records make.
 async fn produce_raw_and_expect(setup: &Setup, raw: &[(Vec<u8>, Option<&str>, Vec<u8>)]) -> (Vec<Consumed>, Tables) {
-    produce_raw(&setup.brokers, &setup.topic, raw).await;
-    let count = raw.len();
-    let consumed =
-        read_until(&setup.brokers, &setup.topic, Duration::from_secs(30), move |read| read.len() >= count).await;
-    let decodable: Vec<_> =
-        consumed.iter().filter_map(|c| c.decode().ok().map(|r| (r, c.partition, c.offset))).collect();
-    (consumed, expected(&decodable))
+    let acked = produce_raw(&setup.brokers, &setup.topic, raw).await;
+    let consumed = read_acked(&setup.brokers, &setup.topic, &acked).await;
+    let tables = expected(&positioned(&consumed));
+    (consumed, tables)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,8 +204,11 @@ async fn undecodable_records_go_to_the_dead_letter_topic_and_stall_nothing() {
 
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
-    let letters = read_until(&setup.brokers, &setup.dlq_topic, Duration::from_secs(30), |read| read.len() >= 3).await;
-    assert_eq!(letters.len(), 3);
+    // A batch's dead letters are sent before its rows are written, and the last record is a good one: with every
+    // row in the tables, every letter has been acknowledged. Nothing consumes the dead-letter topic, so it can be
+    // read to its end.
+    let letters = read_all(&setup.brokers, &setup.dlq_topic, Duration::from_secs(30)).await;
+    assert_eq!(letters.len(), 3, "one letter per undecodable record, and nothing else");
     for letter in &letters {
         let source = consumed.iter().find(|c| c.key == letter.key).expect("a dead letter keeps its key");
         assert_eq!(letter.value, source.value, "and its value");
@@ -215,7 +217,7 @@ async fn undecodable_records_go_to_the_dead_letter_topic_and_stall_nothing() {
         let reason = String::from_utf8(letter.header("alerthaven-dlq-reason").unwrap().to_vec()).unwrap();
         assert!(reason.len() > 10, "{reason}");
     }
-    assert!(publisher.metrics.dlq_records.get() >= 3);
+    assert_eq!(publisher.metrics.dlq_records.get(), 3);
     publisher.stop().await;
 }
 
@@ -233,8 +235,9 @@ async fn a_dead_letter_too_large_once_its_headers_are_added_goes_without_its_val
 
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
-    let letters = read_until(&setup.brokers, &setup.dlq_topic, Duration::from_secs(30), |read| !read.is_empty()).await;
-    assert_eq!(letters.len(), 1);
+    // As above: the letter went before the rows of its batch, and good records follow it.
+    let letters = read_all(&setup.brokers, &setup.dlq_topic, Duration::from_secs(30)).await;
+    assert_eq!(letters.len(), 1, "one letter, for the one undecodable record");
     let source = consumed.iter().find(|c| c.key.as_deref() == Some(b"huge".as_slice())).unwrap();
     assert_eq!(letters[0].header("alerthaven-dlq-value-omitted"), Some(b"too large".as_slice()));
     assert_eq!(letters[0].header("alerthaven-dlq-source-offset"), Some(source.offset.to_string().as_bytes()));
@@ -248,8 +251,8 @@ async fn a_dead_letter_too_large_once_its_headers_are_added_goes_without_its_val
 async fn batches_close_at_max_bytes_whatever_their_record_count() {
     let setup = setup(1).await;
     let records = synthetic_records(3, 80);
-    produce(&setup.brokers, &setup.topic, &records).await;
-    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     let mut settings = setup.settings();
     // Full once it holds two records' worth: three records at the most, far below max_rows.
     let largest = records.iter().map(|record| record.encode().len()).max().unwrap();
@@ -269,8 +272,8 @@ async fn two_publishers_in_one_group_complete_the_tables_without_duplicates() {
     let records = synthetic_records(40, 100);
     let first = spawn_publisher(setup.settings(), Mode::Follow).await;
     let second = spawn_publisher(setup.settings(), Mode::Follow).await;
-    produce(&setup.brokers, &setup.topic, &records).await;
-    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
     let consumed = first.metrics.records_consumed.get() + second.metrics.records_consumed.get();
     assert!(consumed >= records.len() as u64);

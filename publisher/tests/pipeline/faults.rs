@@ -2,6 +2,7 @@
 
 use crate::delivery::synthetic_records;
 use crate::helpers::*;
+use e2e::metrics::sample;
 use e2e::stack::{PrivateBroker, PrivateDeephaven};
 use e2e::wait;
 use publisher::pipeline::Mode;
@@ -16,8 +17,8 @@ const SMALL_BATCHES: &[(&str, &str)] = &[("PUBLISHER_BATCH__MAX_ROWS", "50")];
 async fn killed_with_sigkill_at_random_points_the_tables_end_exact() {
     let setup = setup(6).await;
     let records = synthetic_records(150, 300);
-    produce(&setup.brokers, &setup.topic, &records).await;
-    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     let client = client(&setup.deephaven_url).await;
 
     // Kill after roughly a fifth, two fifths and three fifths of the events are in, give or take a random amount.
@@ -50,8 +51,8 @@ async fn killed_with_sigkill_at_random_points_the_tables_end_exact() {
 async fn sigterm_writes_the_batch_in_hand_and_exits_0() {
     let setup = setup(2).await;
     let records = synthetic_records(20, 900);
-    produce(&setup.brokers, &setup.topic, &records).await;
-    let expected = expected(&positions(&setup.brokers, &setup.topic, records.len()).await);
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     // A batch that closes only after a minute: on SIGTERM the publisher holds every record, unwritten.
     let mut publisher = spawn_binary(&setup, &[("PUBLISHER_BATCH__MAX_WAIT", "60s")]);
     publisher
@@ -76,9 +77,9 @@ async fn deephaven_restarted_empty_is_rebuilt_by_replay_without_help() {
     let deephaven = PrivateDeephaven::start(None, None);
     let setup = setup_with(3, &deephaven.url()).await;
     let first = synthetic_records(10, 1_000);
-    produce(&setup.brokers, &setup.topic, &first).await;
+    let mut acked = produce(&setup.brokers, &setup.topic, &first).await;
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
-    let expected_first = expected(&positions(&setup.brokers, &setup.topic, first.len()).await);
+    let expected_first = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected_first).await;
 
     // An idle publisher notices Deephaven is gone (not ready), and rebuilds the tables once it is back, empty,
@@ -91,8 +92,8 @@ async fn deephaven_restarted_empty_is_rebuilt_by_replay_without_help() {
 
     // Then the records that arrive later land too.
     let second = synthetic_records(10, 2_000);
-    produce(&setup.brokers, &setup.topic, &second).await;
-    let expected_all = expected(&positions(&setup.brokers, &setup.topic, first.len() + second.len()).await);
+    acked.extend(produce(&setup.brokers, &setup.topic, &second).await);
+    let expected_all = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected_all).await;
     assert!(publisher.metrics.deephaven_reconnects.get() >= 1);
     publisher.stop().await;
@@ -151,11 +152,10 @@ async fn two_publishers_under_load_through_rebalances_and_a_kill_end_exact() {
     let mut first = Some(spawn_binary(&setup, SMALL_BATCHES));
     let second = spawn_binary(&setup, SMALL_BATCHES);
     let client = client(&setup.deephaven_url).await;
-    let mut produced = 0;
+    let mut acked = Vec::new();
     let mut third = None;
     for (round, records) in rounds.iter().enumerate() {
-        produce(&setup.brokers, &setup.topic, records).await;
-        produced += records.len();
+        acked.extend(produce(&setup.brokers, &setup.topic, records).await);
         // The group changes while the round just produced is being written.
         match round {
             1 => third = Some(spawn_binary(&setup, SMALL_BATCHES)),
@@ -174,8 +174,8 @@ async fn two_publishers_under_load_through_rebalances_and_a_kill_end_exact() {
         })
         .await;
     }
-    let expected = expected(&positions(&setup.brokers, &setup.topic, produced).await);
-    assert_eq!(expected.events.len(), produced, "every state is distinct");
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
+    assert_eq!(expected.events.len(), acked.len(), "every state is distinct");
     assert!(expected.alerts.values().all(|(status, _, _)| status == "resolved"), "each ends resolved");
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
     second.kill();
@@ -188,23 +188,22 @@ async fn a_frozen_deephaven_makes_the_publisher_unready_and_it_catches_up_after(
     let mut settings = setup.settings();
     settings.deephaven.request_timeout = Duration::from_secs(3);
     let publisher = spawn_publisher(settings, Mode::Follow).await;
-    let mut produced = 0;
+    let mut acked = Vec::new();
     // Freezes while records keep arriving and while none do: a write and an idle check must both notice.
     for (cycle, busy) in [true, false, true, false, true, false].into_iter().enumerate() {
         let records = synthetic_records(20, 10_000 + 100 * cycle as u64);
-        produce(&setup.brokers, &setup.topic, &records[..records.len() / 2]).await;
+        acked.extend(produce(&setup.brokers, &setup.topic, &records[..records.len() / 2]).await);
         deephaven.pause();
         if busy {
-            produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await;
+            acked.extend(produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await);
         }
         let unusable = format!("cycle {cycle}: the publisher to report a frozen Deephaven unusable");
         publisher.wait_for_readiness(&unusable, |readiness| !readiness.deephaven).await;
         deephaven.resume();
         if !busy {
-            produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await;
+            acked.extend(produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await);
         }
-        produced += records.len();
-        let expected = expected(&positions(&setup.brokers, &setup.topic, produced).await);
+        let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
         wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
         publisher.wait_for_readiness(&format!("cycle {cycle}: ready again"), |readiness| readiness.deephaven).await;
     }
@@ -218,16 +217,16 @@ async fn records_of_a_broker_restarted_empty_are_applied_though_their_offsets_st
         Setup { brokers: broker.brokers(), topic: "alerts".into(), dlq_topic: "alerts.dlq".into(), ..setup(3).await };
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     let first = synthetic_records(20, 30_000);
-    produce(&setup.brokers, &setup.topic, &first).await;
-    let first = positions(&setup.brokers, &setup.topic, first.len()).await;
+    let acked = produce(&setup.brokers, &setup.topic, &first).await;
+    let first = positions(&setup.brokers, &setup.topic, &acked).await;
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected(&first)).await;
 
     // The memory broker forgets everything: the topic comes back empty, numbering from 0, below what was applied.
     broker.stop();
     broker.restart();
     let second = synthetic_records(5, 31_000);
-    produce(&setup.brokers, &setup.topic, &second).await;
-    let second = positions(&setup.brokers, &setup.topic, second.len()).await;
+    let mut acked_since_restart = produce(&setup.brokers, &setup.topic, &second).await;
+    let second = positions(&setup.brokers, &setup.topic, &acked_since_restart).await;
     let both: Vec<_> = first.iter().chain(&second).cloned().collect();
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected(&both)).await;
     assert_eq!(publisher.metrics.topic_incarnations.get(), 1, "one new incarnation found");
@@ -235,9 +234,9 @@ async fn records_of_a_broker_restarted_empty_are_applied_though_their_offsets_st
     // A publisher started now resumes in the new incarnation: the records produced next land too.
     publisher.stop().await;
     let third = synthetic_records(5, 32_000);
-    produce(&setup.brokers, &setup.topic, &third).await;
+    acked_since_restart.extend(produce(&setup.brokers, &setup.topic, &third).await);
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
-    let later = positions(&setup.brokers, &setup.topic, second.len() + third.len()).await;
+    let later = positions(&setup.brokers, &setup.topic, &acked_since_restart).await;
     let all: Vec<_> = first.iter().chain(&later).cloned().collect();
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected(&all)).await;
     assert_eq!(publisher.metrics.topic_incarnations.get(), 0, "it follows the incarnation Deephaven names");

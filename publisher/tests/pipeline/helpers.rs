@@ -3,7 +3,7 @@
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
 use deephaven_client::{Client, ClientConfig};
-use e2e::kafka::{create_topic, unique_name};
+use e2e::kafka::{create_topic, unique_name, Consumed};
 pub use e2e::process::Service;
 use e2e::stack::Stack;
 use e2e::wait;
@@ -140,36 +140,31 @@ impl RunningPublisher {
     }
 }
 
-/// The value of the sample `name` (with its labels, if any) in a metrics text.
-pub fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-        .trim()
-        .parse()
-        .expect("a number")
-}
+pub use e2e::kafka::{read_acked, Acked};
 
 /// Produces records as ingest does: key = fingerprint, the format headers, the encoded value.
-pub async fn produce(brokers: &str, topic: &str, records: &[AlertRecord]) {
+pub async fn produce(brokers: &str, topic: &str, records: &[AlertRecord]) -> Vec<Acked> {
     let raw: Vec<(Vec<u8>, Option<&str>, Vec<u8>)> =
         records.iter().map(|r| (r.key().to_vec(), Some(RecordHeaders::CURRENT_FORMAT), r.encode())).collect();
-    produce_raw(brokers, topic, &raw).await;
+    produce_raw(brokers, topic, &raw).await
 }
 
-/// Produces (key, format header value, value) triples, in order.
-pub async fn produce_raw(brokers: &str, topic: &str, records: &[(Vec<u8>, Option<&str>, Vec<u8>)]) {
+/// Produces (key, format header value, value) triples, in order, each acknowledged before the next.
+pub async fn produce_raw(brokers: &str, topic: &str, records: &[(Vec<u8>, Option<&str>, Vec<u8>)]) -> Vec<Acked> {
     // Larger than librdkafka's default, so that a test can produce records near the broker's limit.
     let producer: FutureProducer =
         KafkaConfig::new().set("bootstrap.servers", brokers).set("message.max.bytes", "4000000").create().unwrap();
+    let mut acked = Vec::with_capacity(records.len());
     for (key, format, value) in records {
         let mut headers = OwnedHeaders::new();
         if let Some(format) = format {
             headers = headers.insert(Header { key: RecordHeaders::FORMAT, value: Some(*format) });
         }
         let record = FutureRecord::to(topic).key(key.as_slice()).payload(value.as_slice()).headers(headers);
-        producer.send(record, Duration::from_secs(10)).await.map_err(|(err, _)| err).unwrap();
+        let delivery = producer.send(record, Duration::from_secs(10)).await.map_err(|(err, _)| err).unwrap();
+        acked.push((delivery.partition, delivery.offset));
     }
+    acked
 }
 
 /// What the tests compare: per alert its current (status, StartsAt, ReceivedAt); per event its (partition, offset).
@@ -271,14 +266,17 @@ pub async fn wait_for_tables(url: &str, prefix: &str, expected: &Tables) -> Tabl
     .await
 }
 
-/// Assigns (partition, offset) to records as the broker will, given how many partitions and that the producer
-/// partitions by key: read them back from the topic instead of guessing.
-pub async fn positions(brokers: &str, topic: &str, count: usize) -> Vec<(AlertRecord, i32, i64)> {
-    let consumed =
-        e2e::kafka::read_until(brokers, topic, Duration::from_secs(30), move |read| read.len() >= count).await;
-    assert_eq!(consumed.len(), count);
-    consumed.into_iter().filter_map(|c| c.decode().ok().map(|r| (r, c.partition, c.offset))).collect()
+/// The records whose writes were `acked`, decoded, with their partitions and offsets as read back from the topic:
+/// what a correct publisher makes its tables of.
+pub async fn positions(brokers: &str, topic: &str, acked: &[Acked]) -> Vec<(AlertRecord, i32, i64)> {
+    positioned(&read_acked(brokers, topic, acked).await)
 }
+
+/// The decodable records among `consumed`, each with its partition and offset.
+pub fn positioned(consumed: &[Consumed]) -> Vec<(AlertRecord, i32, i64)> {
+    consumed.iter().filter_map(|c| c.decode().ok().map(|r| (r, c.partition, c.offset))).collect()
+}
+
 
 /// `received_at` values that increase by one millisecond per record, so every record's precedence is distinct.
 pub fn received_at(index: usize) -> Timestamp {

@@ -58,8 +58,8 @@ async fn readiness_follows_the_broker_and_progress_is_reported_to_kafka() {
     .await;
 
     let records = synthetic_records(4, 3_000);
-    produce(&setup.brokers, &setup.topic, &records).await;
-    let positioned = positions(&setup.brokers, &setup.topic, records.len()).await;
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let positioned = positions(&setup.brokers, &setup.topic, &acked).await;
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected(&positioned)).await;
     let end_of = |partition: i32| {
         positioned.iter().filter(|(_, p, _)| *p == partition).map(|(_, _, offset)| offset + 1).max().unwrap_or(0)
