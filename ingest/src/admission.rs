@@ -1,44 +1,97 @@
-//! Backpressure: a bound on the records that have been handed to the producer and not yet acknowledged by Kafka.
+//! Backpressure: bounds on what requests hold in memory, in bytes and in records.
 //!
-//! Without it a slow or absent broker would make every request wait in memory until its deadline. With it, a request
-//! that does not fit is answered 503 at once, which keeps memory bounded and tells Alertmanager to back off and retry.
+//! A request takes room for its body before reading it (its `Content-Length`, or chunk by chunk while it streams),
+//! then for its encoded records before producing them, and for as many records as it has. It keeps that room until
+//! Kafka has settled every record (acknowledged or failed), even when the handler has long answered at its deadline:
+//! the records sit in the producer's queue until then. A request that does not fit is answered 503 at once, which
+//! keeps memory bounded whatever the number of connections or HTTP/2 streams, and tells Alertmanager to back off.
 
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Hands out room for records, up to a fixed total.
+/// Hands out room for bytes and records, up to fixed totals.
 #[derive(Clone)]
 pub struct Admission {
-    room: Arc<Semaphore>,
-    in_flight: Gauge,
+    bytes: Pool,
+    records: Pool,
 }
 
-/// Room for some records; given back when dropped (the records were acknowledged, failed or abandoned).
+/// The room one request holds; given back when dropped.
 pub struct Admitted {
-    _permit: OwnedSemaphorePermit,
-    records: i64,
-    in_flight: Gauge,
+    bytes: Held,
+    records: Held,
 }
 
 impl Admission {
-    pub fn new(max_records: usize, in_flight: Gauge) -> Self {
-        Self { room: Arc::new(Semaphore::new(max_records)), in_flight }
+    pub fn new(max_bytes: usize, max_records: usize, in_flight_bytes: Gauge, in_flight_records: Gauge) -> Self {
+        Self { bytes: Pool::new(max_bytes, in_flight_bytes), records: Pool::new(max_records, in_flight_records) }
     }
 
-    /// Room for `records` records now, or `None` if that much is not free.
-    pub fn try_admit(&self, records: usize) -> Option<Admitted> {
-        let permits = u32::try_from(records).ok()?;
-        let permit = Arc::clone(&self.room).try_acquire_many_owned(permits).ok()?;
-        let records = i64::from(permits);
-        self.in_flight.inc_by(records);
-        Some(Admitted { _permit: permit, records, in_flight: self.in_flight.clone() })
+    /// Room for `bytes` bytes and no record yet, or `None` if that much is not free.
+    pub fn try_admit(&self, bytes: usize) -> Option<Admitted> {
+        Some(Admitted { bytes: self.bytes.try_take(bytes)?, records: self.records.try_take(0)? })
     }
 }
 
-impl Drop for Admitted {
+impl Admitted {
+    /// Takes room for `bytes` more bytes; `false` (and nothing taken) if that much is not free.
+    pub fn try_add_bytes(&mut self, bytes: usize) -> bool {
+        self.bytes.try_grow(bytes)
+    }
+
+    /// Takes room for `records` more records; `false` (and nothing taken) if that many are not free.
+    pub fn try_add_records(&mut self, records: usize) -> bool {
+        self.records.try_grow(records)
+    }
+}
+
+/// One bounded resource and the gauge that shows how much of it is taken.
+#[derive(Clone)]
+struct Pool {
+    room: Arc<Semaphore>,
+    taken: Gauge,
+}
+
+/// Some units of a [`Pool`], given back (and subtracted from its gauge) on drop.
+struct Held {
+    permit: OwnedSemaphorePermit,
+    pool: Pool,
+}
+
+impl Pool {
+    fn new(size: usize, taken: Gauge) -> Self {
+        Self { room: Arc::new(Semaphore::new(size.min(Semaphore::MAX_PERMITS))), taken }
+    }
+
+    fn try_take(&self, units: usize) -> Option<Held> {
+        let permit = self.try_acquire(units)?;
+        Some(Held { permit, pool: self.clone() })
+    }
+
+    /// Takes `units` from the semaphore and counts them on the gauge; the caller's [`Held`] gives both back.
+    fn try_acquire(&self, units: usize) -> Option<OwnedSemaphorePermit> {
+        let permit = Arc::clone(&self.room).try_acquire_many_owned(u32::try_from(units).ok()?).ok()?;
+        self.taken.inc_by(units as i64);
+        Some(permit)
+    }
+}
+
+impl Held {
+    fn try_grow(&mut self, units: usize) -> bool {
+        match self.pool.try_acquire(units) {
+            Some(more) => {
+                self.permit.merge(more);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
-        self.in_flight.dec_by(self.records);
+        self.pool.taken.dec_by(self.permit.num_permits() as i64);
     }
 }
 
@@ -47,18 +100,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn admits_up_to_the_bound_and_gives_room_back_on_drop() {
-        let gauge = Gauge::default();
-        let admission = Admission::new(10, gauge.clone());
-        let first = admission.try_admit(6).unwrap();
-        assert_eq!(gauge.get(), 6);
-        assert!(admission.try_admit(5).is_none());
-        let second = admission.try_admit(4).unwrap();
-        assert_eq!(gauge.get(), 10);
+    fn admits_bytes_then_records_up_to_the_bounds_and_gives_room_back_on_drop() {
+        let (bytes, records) = (Gauge::default(), Gauge::default());
+        let admission = Admission::new(100, 10, bytes.clone(), records.clone());
+        let mut first = admission.try_admit(60).unwrap();
+        assert_eq!(bytes.get(), 60);
+        assert!(admission.try_admit(41).is_none(), "41 bytes do not fit beside 60 of 100");
+        assert!(first.try_add_bytes(30));
+        assert!(!first.try_add_bytes(11), "nor 11 more beside 90");
+        assert_eq!(bytes.get(), 90, "a refused growth takes nothing");
+        assert!(first.try_add_records(6));
+        let mut second = admission.try_admit(10).unwrap();
+        assert!(!second.try_add_records(5));
+        assert!(second.try_add_records(4));
+        assert_eq!((bytes.get(), records.get()), (100, 10));
         drop(first);
-        assert_eq!(gauge.get(), 4);
-        assert!(admission.try_admit(6).is_some());
+        assert_eq!((bytes.get(), records.get()), (10, 4), "the grown room is given back whole");
+        assert!(admission.try_admit(90).is_some());
         drop(second);
-        assert_eq!(gauge.get(), 0);
+        assert_eq!((bytes.get(), records.get()), (0, 0));
     }
 }

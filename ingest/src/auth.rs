@@ -16,7 +16,7 @@ use subtle::{Choice, ConstantTimeEq};
 type CredentialDigest = [u8; 32];
 
 /// The accepted credentials. Empty means authentication is off.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     bearer: Vec<CredentialDigest>,
     /// Digests of `user:password`.

@@ -40,6 +40,11 @@ pub struct ServerSettings {
     /// Records (alerts) produced but not yet acknowledged by Kafka, over all requests. When a new body would
     /// exceed it, the request is answered 503 at once: memory stays bounded and Alertmanager backs off.
     pub max_in_flight_records: usize,
+    /// Bytes held for requests, over all of them: bodies being read (taken from `Content-Length` before reading)
+    /// and encoded records until Kafka has settled them. A request that does not fit is answered 503 at once.
+    pub max_in_flight_bytes: usize,
+    /// Open client connections, over all workers; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
     /// On SIGTERM, how long in-flight requests get to finish.
@@ -60,11 +65,20 @@ impl Default for ServerSettings {
             request_timeout: Duration::from_secs(5),
             max_body_bytes: 4 * 1024 * 1024,
             max_in_flight_records: 50_000,
+            max_in_flight_bytes: 256 * 1024 * 1024,
+            max_connections: 1024,
             workers: None,
             shutdown_timeout: Duration::from_secs(15),
             retry_after: Duration::from_secs(1),
             tls: None,
         }
+    }
+}
+
+impl ServerSettings {
+    /// `workers`, or one per core.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
     }
 }
 
@@ -78,7 +92,7 @@ pub struct TlsSettings {
 
 /// Credentials Alertmanager must present (its `http_config`). None configured: no authentication. Several may be
 /// configured at once so that credentials can be rotated without downtime.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Accepted `Authorization: Bearer` tokens. In the environment, one token, verbatim (a token may contain
@@ -92,6 +106,22 @@ pub struct AuthSettings {
     pub basic_credentials: Vec<SecretString>,
     /// Files each holding one `user:password`.
     pub basic_credential_files: Vec<PathBuf>,
+    /// How often the credential files are read again (also at once on SIGHUP), so a rotated secret takes effect
+    /// without a restart.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            bearer_tokens: Vec::new(),
+            bearer_token_files: Vec::new(),
+            basic_credentials: Vec::new(),
+            basic_credential_files: Vec::new(),
+            reload_interval: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,6 +224,24 @@ impl Settings {
                 self.limits.max_alerts_per_body
             );
         }
+        let largest_request = server.max_body_bytes + self.limits.max_record_bytes_per_body;
+        if server.max_in_flight_bytes < largest_request {
+            bail!(
+                "server.max_in_flight_bytes ({}) is below server.max_body_bytes + limits.max_record_bytes_per_body \
+                 ({largest_request}): a body the limits allow could never be admitted",
+                server.max_in_flight_bytes
+            );
+        }
+        if self.limits.max_record_bytes_per_body < self.limits.max_record_bytes {
+            bail!(
+                "limits.max_record_bytes_per_body ({}) is below limits.max_record_bytes ({})",
+                self.limits.max_record_bytes_per_body,
+                self.limits.max_record_bytes
+            );
+        }
+        if server.max_connections < server.worker_count() {
+            bail!("server.max_connections must be at least one per worker");
+        }
         if server.workers == Some(0) {
             bail!("server.workers must be at least 1");
         }
@@ -214,6 +262,9 @@ impl Settings {
                 self.kafka.linger,
                 server.request_timeout
             );
+        }
+        if self.auth.reload_interval.is_zero() {
+            bail!("auth.reload_interval must be positive");
         }
         if self.kafka.probe_interval.is_zero() {
             bail!("kafka.probe_interval must be positive");
@@ -294,6 +345,8 @@ SETTINGS (TOML file key / environment variable, default)
   server.request_timeout        INGEST_SERVER__REQUEST_TIMEOUT        5s (body + Kafka acks; keep below 10s)
   server.max_body_bytes         INGEST_SERVER__MAX_BODY_BYTES         4194304 (413 above)
   server.max_in_flight_records  INGEST_SERVER__MAX_IN_FLIGHT_RECORDS  50000 (503 when full)
+  server.max_in_flight_bytes    INGEST_SERVER__MAX_IN_FLIGHT_BYTES    268435456 (bodies + records held; 503 when full)
+  server.max_connections        INGEST_SERVER__MAX_CONNECTIONS        1024 (over all workers; more wait)
   server.workers                INGEST_SERVER__WORKERS                one per core
   server.shutdown_timeout       INGEST_SERVER__SHUTDOWN_TIMEOUT       15s
   server.retry_after            INGEST_SERVER__RETRY_AFTER            1s (Retry-After on 503)
@@ -303,6 +356,7 @@ SETTINGS (TOML file key / environment variable, default)
   auth.bearer_token_files       INGEST_AUTH__BEARER_TOKEN_FILES       none (one token per file; env: comma-separated)
   auth.basic_credentials        INGEST_AUTH__BASIC_CREDENTIALS        none (env: one user:password, verbatim)
   auth.basic_credential_files   INGEST_AUTH__BASIC_CREDENTIAL_FILES   none (one user:password per file; env: comma-separated)
+  auth.reload_interval          INGEST_AUTH__RELOAD_INTERVAL          10s (credential files read again; also on SIGHUP)
   kafka.brokers                 INGEST_KAFKA__BROKERS                 127.0.0.1:9092
   kafka.topic                   INGEST_KAFKA__TOPIC                   alerts
   kafka.acks                    INGEST_KAFKA__ACKS                    all
@@ -315,6 +369,7 @@ SETTINGS (TOML file key / environment variable, default)
   limits.max_labels_per_alert   INGEST_LIMITS__MAX_LABELS_PER_ALERT   64
   limits.max_value_bytes        INGEST_LIMITS__MAX_VALUE_BYTES        16384
   limits.max_record_bytes       INGEST_LIMITS__MAX_RECORD_BYTES       921600 (one alert's record; under message.max.bytes)
+  limits.max_record_bytes_per_body INGEST_LIMITS__MAX_RECORD_BYTES_PER_BODY 16777216 (one body's records together)
   log.format                    INGEST_LOG__FORMAT                    text (or json)
   log.filter                    INGEST_LOG__FILTER                    info (RUST_LOG wins)
 No credentials configured means no authentication. Durations take units: 500ms, 5s, 1m.

@@ -27,7 +27,7 @@ pub enum IngestError {
     UnreadableBody(String),
     #[error("{0}")]
     Schema(#[from] SchemaError),
-    #[error("too many alerts are awaiting Kafka's acknowledgement; retry later")]
+    #[error("ingest holds as many bodies and alerts as it may (server.max_in_flight_bytes, max_in_flight_records); retry later")]
     Overloaded { retry_after: Duration },
     #[error("Kafka is not reachable; retry later")]
     BrokerUnavailable { retry_after: Duration },

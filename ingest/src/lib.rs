@@ -12,7 +12,8 @@
 //! - [`startup`]: builds the [`startup::Application`] on a port (0 in tests) and runs it until stopped.
 //! - [`routes`]: the HTTP endpoints: the webhook receiver, `/healthz`, `/readyz`, `/metrics`.
 //! - [`auth`]: bearer and basic credentials, compared in constant time.
-//! - [`admission`]: the bound on records awaiting Kafka's acknowledgement (backpressure).
+//! - [`credential_files`]: the credentials in effect, read again when their files change or on SIGHUP.
+//! - [`admission`]: the bounds, in bytes and records, on what requests hold until Kafka settles (backpressure).
 //! - [`sink`]: the Kafka producer and the broker health probe.
 //! - [`state`]: what every HTTP worker shares.
 //! - [`error`]: [`error::IngestError`], every way a request can fail, mapped to its HTTP answer.
@@ -22,6 +23,7 @@
 pub mod admission;
 pub mod auth;
 pub mod configuration;
+pub mod credential_files;
 pub mod error;
 pub mod metrics;
 pub mod middleware;

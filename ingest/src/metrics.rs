@@ -39,10 +39,13 @@ pub struct Metrics {
     pub alerts_per_body: Histogram,
     pub produce_seconds: Histogram,
     pub in_flight_records: Gauge,
+    pub in_flight_bytes: Gauge,
     pub rejections: Family<ReasonLabels, Counter>,
     pub kafka_errors: Family<KafkaErrorLabels, Counter>,
     pub broker_ready: Gauge,
     pub producer_replacements: Counter,
+    pub credential_reloads: Counter,
+    pub credential_reload_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -64,6 +67,12 @@ impl Default for Metrics {
         );
         let in_flight_records = Gauge::default();
         registry.register("in_flight_records", "Records awaiting Kafka's acknowledgement", in_flight_records.clone());
+        let in_flight_bytes = Gauge::default();
+        registry.register(
+            "in_flight_bytes",
+            "Bytes admitted: bodies being read and encoded records awaiting Kafka's acknowledgement",
+            in_flight_bytes.clone(),
+        );
         let rejections = Family::<ReasonLabels, Counter>::default();
         registry.register("rejections", "Webhooks not accepted, by reason", rejections.clone());
         let kafka_errors = Family::<KafkaErrorLabels, Counter>::default();
@@ -76,6 +85,18 @@ impl Default for Metrics {
             "Kafka producers replaced because they failed or stopped getting acknowledgements",
             producer_replacements.clone(),
         );
+        let credential_reloads = Counter::default();
+        registry.register(
+            "credential_reloads",
+            "Times the credential files were found changed and the new credentials took effect",
+            credential_reloads.clone(),
+        );
+        let credential_reload_failures = Counter::default();
+        registry.register(
+            "credential_reload_failures",
+            "Times the credential files could not be read again (the credentials in effect were kept)",
+            credential_reload_failures.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -84,10 +105,13 @@ impl Default for Metrics {
             alerts_per_body,
             produce_seconds,
             in_flight_records,
+            in_flight_bytes,
             rejections,
             kafka_errors,
             broker_ready,
             producer_replacements,
+            credential_reloads,
+            credential_reload_failures,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::metrics::{KafkaErrorLabels, Metrics};
 use futures::future::join_all;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use schemas::{AlertRecord, RecordHeaders};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,10 +52,48 @@ impl SendError {
     }
 }
 
+/// A body's records in the producer's hands, until Kafka has settled each (acknowledged or failed it).
+#[must_use = "records are settled only when awaited; dropping this stops watching them, not sending them"]
+pub struct Sending {
+    deliveries: Vec<DeliveryFuture>,
+    /// Why the producer refused a record; the ones after it were not handed over.
+    refused: Option<SendError>,
+    sink: Arc<AlertSink>,
+}
+
+impl Sending {
+    /// Takes the producer's refusal, if it refused a record: the body has failed already, whatever happens to the
+    /// records handed over before it.
+    pub fn take_refusal(&mut self) -> Option<SendError> {
+        self.refused.take()
+    }
+
+    /// Waits until Kafka has settled every record handed over; the first failure is the answer.
+    pub async fn settled(self) -> Result<(), SendError> {
+        let mut outcome = self.refused.map_or(Ok(()), Err);
+        for delivery in join_all(self.deliveries).await {
+            let failure = match delivery {
+                Ok(Ok(_)) => continue,
+                Ok(Err((error, _))) => SendError::Delivery(error),
+                Err(_canceled) => SendError::Canceled,
+            };
+            let failure = self.sink.count(failure);
+            if outcome.is_ok() {
+                outcome = Err(failure);
+            }
+        }
+        outcome
+    }
+}
+
 /// The producer for the alerts topic, shared by all HTTP workers.
 pub struct AlertSink {
     /// Replaced wholesale when librdkafka reports a fatal error; senders take a cheap clone.
-    producer: RwLock<FutureProducer>,
+    producer: RwLock<Arc<FutureProducer>>,
+    /// Replaced producers a sender may still hold. Dropping a producer flushes its queue and joins its threads, so
+    /// the probe drops each one on its own blocking thread once nobody else holds it: never under the lock, never
+    /// on an HTTP worker.
+    retired: Mutex<Vec<Arc<FutureProducer>>>,
     config: ClientConfig,
     topic: String,
     /// The last probe's verdict.
@@ -85,7 +123,8 @@ impl AlertSink {
         }
         let producer = config.create()?;
         Ok(Self {
-            producer: RwLock::new(producer),
+            producer: RwLock::new(Arc::new(producer)),
+            retired: Mutex::new(Vec::new()),
             config,
             topic: settings.topic.clone(),
             ready: AtomicBool::new(false),
@@ -104,34 +143,32 @@ impl AlertSink {
         self.ready.load(Ordering::Relaxed)
     }
 
-    fn producer(&self) -> FutureProducer {
-        self.producer.read().expect("producer lock poisoned").clone()
+    fn producer(&self) -> Arc<FutureProducer> {
+        Arc::clone(&self.producer.read().expect("producer lock poisoned"))
     }
 
-    /// Produces every record (`values` are their encodings, [`AlertRecord::encode_all`]) and waits until Kafka
-    /// acknowledged all of them.
-    pub async fn send_all(&self, records: &[AlertRecord], values: &[Vec<u8>]) -> Result<(), SendError> {
+    /// Hands every record to the producer (`values` are their encodings, [`AlertRecord::encode_all`]; the producer
+    /// copies them). Stops at the first record the producer refuses; the records before it are on their way
+    /// regardless, and [`Sending::settled`] waits for them too.
+    pub fn send_all(self: &Arc<Self>, records: &[AlertRecord], values: &[Vec<u8>]) -> Sending {
         debug_assert_eq!(records.len(), values.len(), "one value per record");
         let producer = self.producer();
         let headers = RecordHeaders::current()
             .into_iter()
             .fold(OwnedHeaders::new(), |headers, (key, value)| headers.insert(Header { key, value: Some(value) }));
-        let mut deliveries = Vec::with_capacity(records.len());
+        let mut sending =
+            Sending { deliveries: Vec::with_capacity(records.len()), refused: None, sink: Arc::clone(self) };
         for (record, value) in records.iter().zip(values) {
             let message = FutureRecord::to(&self.topic).key(record.key()).payload(value).headers(headers.clone());
             match producer.send_result(message) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((error, _)) => return Err(self.count(SendError::Enqueue(error))),
+                Ok(delivery) => sending.deliveries.push(delivery),
+                Err((error, _)) => {
+                    sending.refused = Some(self.count(SendError::Enqueue(error)));
+                    break;
+                }
             }
         }
-        for delivery in join_all(deliveries).await {
-            match delivery {
-                Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => return Err(self.count(SendError::Delivery(error))),
-                Err(_canceled) => return Err(self.count(SendError::Canceled)),
-            }
-        }
-        Ok(())
+        sending
     }
 
     /// Reports that a body's records were not acknowledged before its deadline.
@@ -160,6 +197,7 @@ impl AlertSink {
 
     /// Asks the broker for the topic's metadata. Blocking: run it off the async threads.
     fn probe(&self) -> Result<(), String> {
+        self.drop_released_producers();
         let producer = self.producer();
         if let Some(fatal) = producer.client().fatal_error() {
             tracing::warn!(error = ?fatal, "the Kafka producer failed fatally; creating a new one");
@@ -189,9 +227,21 @@ impl AlertSink {
 
     fn replace_producer(&self) -> Result<(), String> {
         let fresh: FutureProducer = self.config.create().map_err(|err| format!("recreating the producer: {err}"))?;
-        *self.producer.write().expect("producer lock poisoned") = fresh;
+        let old = std::mem::replace(&mut *self.producer.write().expect("producer lock poisoned"), Arc::new(fresh));
+        self.retired.lock().expect("lock poisoned").push(old);
         self.metrics.producer_replacements.inc();
         Ok(())
+    }
+
+    /// Drops the replaced producers no sender holds any more, here (a blocking thread) rather than wherever the last
+    /// clone happens to go.
+    fn drop_released_producers(&self) {
+        let mut retired = self.retired.lock().expect("lock poisoned");
+        let (released, held): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut *retired).into_iter().partition(|producer| Arc::strong_count(producer) == 1);
+        *retired = held;
+        drop(retired);
+        drop(released);
     }
 
     /// Probes the broker every `interval` until the returned task is aborted.

@@ -5,8 +5,8 @@
 //! serves until [`Stopper::stop`] is called, then drains in-flight requests and flushes the producer.
 
 use crate::admission::Admission;
-use crate::auth::Credentials;
 use crate::configuration::{Settings, TlsSettings};
+use crate::credential_files::CredentialStore;
 use crate::metrics::Metrics;
 use crate::middleware;
 use crate::routes::{alerts, health, metrics};
@@ -30,6 +30,8 @@ pub struct Application {
     port: u16,
     sink: Arc<AlertSink>,
     probe: JoinHandle<()>,
+    /// Re-reads the credential files.
+    credential_reloader: JoinHandle<()>,
     stopper: Stopper,
     flush_timeout: Duration,
 }
@@ -68,14 +70,22 @@ impl Application {
             .context("creating the Kafka producer")?,
         );
         let probe = Arc::clone(&sink).spawn_probe(settings.kafka.probe_interval);
+        let credentials = Arc::new(CredentialStore::load(&settings.auth)?);
+        let credential_reloader =
+            Arc::clone(&credentials).spawn_reloader(settings.auth.reload_interval, Arc::clone(&metrics));
         let shutting_down = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
-            credentials: Credentials::from_settings(&settings.auth)?,
+            credentials,
             limits: settings.limits,
             max_body_bytes: server_settings.max_body_bytes,
             request_timeout: server_settings.request_timeout,
             retry_after: server_settings.retry_after,
-            admission: Admission::new(server_settings.max_in_flight_records, metrics.in_flight_records.clone()),
+            admission: Admission::new(
+                server_settings.max_in_flight_bytes,
+                server_settings.max_in_flight_records,
+                metrics.in_flight_bytes.clone(),
+                metrics.in_flight_records.clone(),
+            ),
             sink: Arc::clone(&sink),
             metrics: Arc::clone(&metrics),
             shutting_down: Arc::clone(&shutting_down),
@@ -95,16 +105,24 @@ impl Application {
         })
         .disable_signals()
         .shutdown_timeout(server_settings.shutdown_timeout.as_secs());
-        if let Some(workers) = server_settings.workers {
-            server = server.workers(workers);
-        }
+        let workers = server_settings.worker_count();
+        // actix counts connections per worker.
+        server = server.workers(workers).max_connections((server_settings.max_connections / workers).max(1));
         let server = match &server_settings.tls {
             Some(tls) => server.listen_rustls_0_23(listener, tls_config(tls)?)?,
             None => server.listen(listener)?,
         }
         .run();
         let stopper = Stopper { handle: server.handle(), shutting_down };
-        Ok(Self { server, port, sink, probe, stopper, flush_timeout: server_settings.shutdown_timeout })
+        Ok(Self {
+            server,
+            port,
+            sink,
+            probe,
+            credential_reloader,
+            stopper,
+            flush_timeout: server_settings.shutdown_timeout,
+        })
     }
 
     /// The port actually bound.
@@ -120,6 +138,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("the HTTP server failed")?;
         self.probe.abort();
+        self.credential_reloader.abort();
         let sink = self.sink;
         let timeout = self.flush_timeout;
         tokio::task::spawn_blocking(move || sink.flush(timeout)).await?.context("flushing the Kafka producer")?;

@@ -1,7 +1,7 @@
 //! The state every HTTP worker shares.
 
 use crate::admission::Admission;
-use crate::auth::Credentials;
+use crate::credential_files::CredentialStore;
 use crate::metrics::Metrics;
 use crate::sink::AlertSink;
 use schemas::Limits;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct AppState {
-    pub credentials: Credentials,
+    pub credentials: Arc<CredentialStore>,
     pub limits: Limits,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,

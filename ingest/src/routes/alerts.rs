@@ -1,9 +1,13 @@
-//! The webhook receiver: authenticate, read, parse, admit, produce, and only then answer 200.
+//! The webhook receiver: authenticate, admit, read, parse, encode, admit, produce, and only then answer 200.
 //!
-//! The whole body is parsed and checked before the first record is produced, so a rejected body writes nothing.
-//! One deadline covers the upload and Kafka's acknowledgement; passing it is a 503, never a hang.
+//! Nothing is read while the broker is unreachable, and room for the body is admitted before it is read (see
+//! [`crate::admission`]). The whole body is parsed and encoded before the first record is produced, so a rejected
+//! body writes nothing. One deadline covers the upload and Kafka's acknowledgement; passing it is a 503, never a
+//! hang.
 
+use crate::admission::Admitted;
 use crate::error::IngestError;
+use crate::sink::{SendError, Sending};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::web::{self, BytesMut};
@@ -39,43 +43,46 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
     if state.is_shutting_down() {
         return Err(IngestError::ShuttingDown { retry_after: state.retry_after });
     }
-    state
-        .credentials
+    let credentials = state.credentials.current();
+    credentials
         .check(request.headers().get(header::AUTHORIZATION))
-        .map_err(|rejection| IngestError::Unauthorized { rejection, challenges: state.credentials.challenges() })?;
+        .map_err(|rejection| IngestError::Unauthorized { rejection, challenges: credentials.challenges() })?;
     require_json(request)?;
+    if !state.sink.is_ready() {
+        return Err(IngestError::BrokerUnavailable { retry_after: state.retry_after });
+    }
 
     let deadline_exceeded =
         || IngestError::DeadlineExceeded { timeout: state.request_timeout, retry_after: state.retry_after };
-    let body = timeout_at(deadline.into(), read_body(request, payload, state.max_body_bytes))
+    let overloaded = || IngestError::Overloaded { retry_after: state.retry_after };
+    let declared = declared_length(request, state.max_body_bytes)?;
+    let mut admitted = state.admission.try_admit(declared.unwrap_or(0)).ok_or_else(overloaded)?;
+    let body = timeout_at(deadline.into(), read_body(payload, declared, state, &mut admitted))
         .await
         .map_err(|_| deadline_exceeded())??;
     state.metrics.body_bytes.observe(body.len() as f64);
 
     let webhook = schemas::parse(&body, &state.limits)?;
+    drop(body);
     state.metrics.alerts_per_body.observe(webhook.alerts.len() as f64);
     let records = AlertRecord::from_webhook(webhook, received_at);
     let values = AlertRecord::encode_all(&records, &state.limits)?;
 
-    if !state.sink.is_ready() {
-        return Err(IngestError::BrokerUnavailable { retry_after: state.retry_after });
+    let encoded_bytes = values.iter().map(Vec::len).sum();
+    if !admitted.try_add_bytes(encoded_bytes) || !admitted.try_add_records(records.len()) {
+        return Err(overloaded());
     }
-    let _admitted =
-        state.admission.try_admit(records.len()).ok_or(IngestError::Overloaded { retry_after: state.retry_after })?;
     let started = Instant::now();
-    timeout_at(deadline.into(), state.sink.send_all(&records, &values))
-        .await
-        .map_err(|_| {
+    let sending = state.sink.send_all(&records, &values);
+    drop(values);
+    settle(sending, admitted, deadline).await.map_err(|unsettled| match unsettled {
+        Unsettled::DeadlinePassed => {
             state.sink.report_unacknowledged();
             deadline_exceeded()
-        })?
-        .map_err(|source| {
-            if source.is_caused_by_the_record() {
-                IngestError::RecordRefused(source)
-            } else {
-                IngestError::NotAcknowledged { source, retry_after: state.retry_after }
-            }
-        })?;
+        }
+        Unsettled::Failed(source) if source.is_caused_by_the_record() => IngestError::RecordRefused(source),
+        Unsettled::Failed(source) => IngestError::NotAcknowledged { source, retry_after: state.retry_after },
+    })?;
     state.metrics.produce_seconds.observe(started.elapsed().as_secs_f64());
 
     for record in &records {
@@ -102,23 +109,73 @@ fn require_json(request: &HttpRequest) -> Result<(), IngestError> {
     }
 }
 
-/// Reads the body, refusing it as soon as it is known to exceed `limit` (from `Content-Length`, or while streaming).
-async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<BytesMut, IngestError> {
+/// The body's declared `Content-Length`; a body declared larger than `limit` is refused before any of it is read.
+fn declared_length(request: &HttpRequest, limit: usize) -> Result<Option<usize>, IngestError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(IngestError::PayloadTooLarge { limit });
+    match declared {
+        Some(length) if length > limit => Err(IngestError::PayloadTooLarge { limit }),
+        declared => Ok(declared),
     }
+}
+
+/// Reads the body, refusing it as soon as it is known to exceed `server.max_body_bytes`. Room for the `declared` length is already
+/// admitted; a body that streams past it (no `Content-Length`) takes room chunk by chunk, 503 when there is none.
+async fn read_body(
+    mut payload: web::Payload,
+    declared: Option<usize>,
+    state: &AppState,
+    admitted: &mut Admitted,
+) -> Result<BytesMut, IngestError> {
+    let limit = state.max_body_bytes;
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+    let mut room = declared.unwrap_or(0);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|err| IngestError::UnreadableBody(err.to_string()))?;
-        if body.len() + chunk.len() > limit {
+        let length = body.len() + chunk.len();
+        if length > limit {
             return Err(IngestError::PayloadTooLarge { limit });
+        }
+        if length > room {
+            if !admitted.try_add_bytes(length - room) {
+                return Err(IngestError::Overloaded { retry_after: state.retry_after });
+            }
+            room = length;
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Why a body's records were not all acknowledged in time.
+enum Unsettled {
+    /// The deadline passed first; the records may still be acknowledged (and are then on the topic).
+    DeadlinePassed,
+    Failed(SendError),
+}
+
+/// Waits until Kafka has settled every record, or the deadline passes. The admitted room is given back only once
+/// every record is settled, so when the answer cannot wait (a refusal, the deadline) a task keeps holding it: the
+/// records stay in the producer's queue, in memory, until then.
+async fn settle(mut sending: Sending, admitted: Admitted, deadline: Instant) -> Result<(), Unsettled> {
+    let refused = sending.take_refusal();
+    let mut settled = Box::pin(async move {
+        let outcome = sending.settled().await;
+        drop(admitted);
+        outcome
+    });
+    if let Some(refusal) = refused {
+        actix_web::rt::spawn(async move { settled.await.ok() });
+        return Err(Unsettled::Failed(refusal));
+    }
+    match timeout_at(deadline.into(), &mut settled).await {
+        Ok(outcome) => outcome.map_err(Unsettled::Failed),
+        Err(_elapsed) => {
+            actix_web::rt::spawn(async move { settled.await.ok() });
+            Err(Unsettled::DeadlinePassed)
+        }
+    }
 }

@@ -3,8 +3,13 @@
 use crate::helpers::{spawn_app, IngestProcess, TestApp};
 use e2e::fixtures::captured_webhooks;
 use e2e::kafka::create_topic;
+use e2e::metrics::sample;
+use e2e::process::Signal;
 use e2e::stack::Stack;
+use e2e::wait;
 use reqwest::StatusCode;
+use std::path::Path;
+use std::time::Duration;
 
 /// The token and basic credentials the captured receivers were configured with.
 const CAPTURED_TOKEN: &str = "lab-bearer-token-123";
@@ -115,4 +120,80 @@ async fn secrets_from_the_environment_are_taken_verbatim() {
         assert_eq!(post_to(&process, &basic("alice:42")).await, StatusCode::UNAUTHORIZED);
         assert_eq!(post_to(&process, &basic("alice:0042")).await, StatusCode::UNAUTHORIZED);
     }
+}
+
+/// Replaces a mounted secret the way Kubernetes does: the new content is written beside it and renamed over it.
+fn rotate(file: &Path, content: &str) {
+    let staged = file.with_extension("staged");
+    std::fs::write(&staged, content).unwrap();
+    std::fs::rename(&staged, file).unwrap();
+}
+
+/// Turns an answer into a wait condition: done at 200.
+fn accepted(status: StatusCode) -> Result<(), StatusCode> {
+    if status == StatusCode::OK {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_token_file_takes_effect_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "before-rotation\n").unwrap();
+    let token_file = file.clone();
+    let app = spawn_app(1, move |settings| {
+        settings.auth.bearer_token_files = vec![token_file];
+        settings.auth.reload_interval = Duration::from_millis(200);
+    })
+    .await;
+    assert_eq!(post(&app, Some("Bearer before-rotation")).await.status(), StatusCode::OK);
+
+    rotate(&file, "after-rotation\n");
+    wait::until("the rotated token to be accepted", Duration::from_secs(10), || async {
+        accepted(post(&app, Some("Bearer after-rotation")).await.status())
+    })
+    .await;
+    assert_eq!(post(&app, Some("Bearer before-rotation")).await.status(), StatusCode::UNAUTHORIZED);
+
+    // A rotation caught half-way (the file gone) keeps the credentials in effect.
+    std::fs::remove_file(&file).unwrap();
+    wait::until("a failed reading to be counted", Duration::from_secs(10), || async {
+        match sample(&app.metrics().await, "ingest_credential_reload_failures_total") {
+            failures if failures >= 1.0 => Ok(()),
+            failures => Err(failures),
+        }
+    })
+    .await;
+    assert_eq!(post(&app, Some("Bearer after-rotation")).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reads_the_credential_files_again() {
+    use base64::Engine;
+    let basic = |pair: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+    let brokers = Stack::from_env().kafka_brokers;
+    let topic = create_topic(&brokers, "ingest-sighup", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    std::fs::write(&file, "alertmanager:before\n").unwrap();
+    let path = file.display().to_string();
+    // An hour between readings: within the test, only the signal can make the new password count.
+    let process = IngestProcess::spawn(
+        &brokers,
+        &topic,
+        &[("INGEST_AUTH__BASIC_CREDENTIAL_FILES", path.as_str()), ("INGEST_AUTH__RELOAD_INTERVAL", "1h")],
+    )
+    .await;
+    assert_eq!(post_to(&process, &basic("alertmanager:before")).await, StatusCode::OK);
+
+    rotate(&file, "alertmanager:after\n");
+    e2e::process::send_signal(&process.child, Signal::SIGHUP);
+    wait::until("the new password to be accepted after SIGHUP", Duration::from_secs(10), || async {
+        accepted(post_to(&process, &basic("alertmanager:after")).await)
+    })
+    .await;
+    assert_eq!(post_to(&process, &basic("alertmanager:before")).await, StatusCode::UNAUTHORIZED);
 }

@@ -1,7 +1,9 @@
-//! Bounded in-flight work and the request deadline: both answer 503 quickly instead of queueing without limit.
+//! Bounded in-flight work and the request deadline: both answer 503 quickly instead of queueing without limit, and
+//! what a request was admitted is held until Kafka has settled its records.
 
 use crate::helpers::spawn_app;
 use e2e::fixtures::synthetic_webhook;
+use e2e::metrics::sample;
 use e2e::wait;
 use std::time::{Duration, Instant};
 
@@ -46,7 +48,7 @@ async fn a_full_in_flight_budget_answers_503_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_passed_deadline_answers_503() {
+async fn a_passed_deadline_answers_503_and_the_room_is_held_until_kafka_settles() {
     let app = spawn_app(1, |settings| {
         settings.kafka.linger = Duration::from_secs(3);
         settings.server.request_timeout = Duration::from_millis(300);
@@ -57,4 +59,17 @@ async fn a_passed_deadline_answers_503() {
     assert_eq!(response.status(), 503);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "deadline_exceeded");
     assert!(started.elapsed() < Duration::from_secs(2), "answered at the deadline, not when Kafka got round to it");
+
+    // The records are still in the producer's queue, in memory: their room is held until Kafka settles them.
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, "ingest_in_flight_records"), 2.0, "{metrics}");
+    assert!(sample(&metrics, "ingest_in_flight_bytes") > 0.0, "{metrics}");
+    wait::until("Kafka to settle the records and their room to be given back", Duration::from_secs(10), || async {
+        let metrics = app.metrics().await;
+        match (sample(&metrics, "ingest_in_flight_records"), sample(&metrics, "ingest_in_flight_bytes")) {
+            (0.0, 0.0) => Ok(()),
+            held => Err(held),
+        }
+    })
+    .await;
 }

@@ -43,15 +43,20 @@ pub async fn spawn_app_on(brokers: &str, topic: &str, customize: impl FnOnce(&mu
             let ca = tls.cert_file.with_file_name("ca.pem");
             let pem = std::fs::read(&ca).expect("the test CA certificate is readable");
             let certificate = reqwest::Certificate::from_pem(&pem).expect("a PEM certificate");
-            ("https", reqwest::Client::builder().add_root_certificate(certificate).build().expect("a TLS client"))
+            ("https", client_builder().add_root_certificate(certificate).build().expect("a TLS client"))
         }
-        None => ("http", reqwest::Client::new()),
+        None => ("http", client_builder().build().expect("an HTTP client")),
     };
     let address = format!("{scheme}://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     let app = TestApp { address, brokers: brokers.to_owned(), topic: topic.to_owned(), client };
     app.wait_until_ready().await;
     app
+}
+
+/// The test client keeps no idle connection open, so that a test that counts ingest's connections counts its own.
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_max_idle_per_host(0)
 }
 
 impl TestApp {
@@ -125,11 +130,81 @@ impl IngestProcess {
     pub fn alerts_url(&self) -> String {
         format!("{}/alerts", self.address)
     }
+
+    pub fn port(&self) -> u16 {
+        self.address.rsplit(':').next().and_then(|port| port.parse().ok()).expect("the address ends with its port")
+    }
 }
 
 impl Drop for IngestProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A webhook upload stopped half-way, so that a test can hold a request open while its body is being read. Plain
+/// HTTP/1.1 over a socket: the test decides exactly which bytes are sent when.
+pub struct PartialUpload {
+    stream: tokio::net::TcpStream,
+    rest: Vec<u8>,
+    chunked: bool,
+}
+
+impl PartialUpload {
+    /// Connects to `address` (`http://host:port`), sends the request head and the first `sent` bytes of `body`.
+    /// With `declare_length` the head carries `Content-Length`; without it the body is chunked.
+    pub async fn start(address: &str, body: &[u8], sent: usize, declare_length: bool) -> PartialUpload {
+        use tokio::io::AsyncWriteExt;
+        let host = address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(host).await.expect("connecting to ingest");
+        let framing = if declare_length {
+            format!("Content-Length: {}", body.len())
+        } else {
+            "Transfer-Encoding: chunked".to_owned()
+        };
+        let head =
+            format!("POST /alerts HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.expect("sending the head");
+        let mut upload = PartialUpload { stream, rest: Vec::new(), chunked: !declare_length };
+        upload.send(&body[..sent]).await;
+        upload.rest = body[sent..].to_vec();
+        upload
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        if self.chunked && !bytes.is_empty() {
+            self.stream.write_all(format!("{:x}\r\n", bytes.len()).as_bytes()).await.expect("a chunk header");
+            self.stream.write_all(bytes).await.expect("a chunk");
+            self.stream.write_all(b"\r\n").await.expect("a chunk end");
+        } else {
+            self.stream.write_all(bytes).await.expect("sending body bytes");
+        }
+    }
+
+    /// Sends the rest of the body and returns the answer's status.
+    pub async fn finish(mut self) -> u16 {
+        use tokio::io::AsyncWriteExt;
+        let rest = std::mem::take(&mut self.rest);
+        self.send(&rest).await;
+        if self.chunked {
+            self.stream.write_all(b"0\r\n\r\n").await.expect("the last chunk");
+        }
+        self.status().await
+    }
+
+    /// Reads the answer's status without sending more of the body (ingest may answer before reading it).
+    pub async fn status(&mut self) -> u16 {
+        use tokio::io::AsyncReadExt;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n") {
+            let read = self.stream.read(&mut byte).await.expect("reading the answer");
+            assert!(read == 1, "the connection closed before an answer: {:?}", String::from_utf8_lossy(&head));
+            head.push(byte[0]);
+        }
+        let line = String::from_utf8_lossy(&head);
+        line.split(' ').nth(1).and_then(|status| status.parse().ok()).unwrap_or_else(|| panic!("a status line: {line}"))
     }
 }

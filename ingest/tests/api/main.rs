@@ -4,6 +4,7 @@ mod acceptance;
 mod auth;
 mod backpressure;
 mod broker_outage;
+mod bytes;
 mod helpers;
 mod process;
 mod rejections;

@@ -1,9 +1,11 @@
 //! The real binary under concurrent load: killed with SIGKILL, stopped with SIGTERM, and run twice side by side.
-//! In every case each alert whose request was answered 200 is on the topic.
+//! In every case each alert whose request was answered 200 is on the topic; on SIGTERM, the requests in flight are
+//! served to the end first.
 
-use crate::helpers::{spawn_app_on, IngestProcess};
+use crate::helpers::{spawn_app_on, IngestProcess, PartialUpload};
 use e2e::fixtures::synthetic_webhook;
 use e2e::kafka::{create_topic, read_until};
+use e2e::metrics::sample;
 use e2e::stack::Stack;
 use e2e::wait;
 use std::collections::HashSet;
@@ -13,6 +15,8 @@ use std::time::Duration;
 
 const ALERTS_PER_BODY: usize = 10;
 const CLIENTS: u64 = 8;
+/// Requests whose bodies are half uploaded when SIGTERM arrives.
+const SLOW_REQUESTS: u64 = 4;
 
 /// What the load generator saw.
 #[derive(Default)]
@@ -108,12 +112,44 @@ async fn kill_9_under_load_loses_no_acknowledged_alert() {
 async fn sigterm_drains_in_flight_requests_and_exits_0() {
     let brokers = Stack::from_env().kafka_brokers;
     let topic = create_topic(&brokers, "ingest-term", 6).await;
-    let mut process = IngestProcess::spawn(&brokers, &topic, &[]).await;
+    // The slow requests' deadline covers their upload, which waits through the load below: a long one, so that only
+    // the drain decides how they end. Start-up refuses a drain shorter than a request.
+    let timeouts = [("INGEST_SERVER__REQUEST_TIMEOUT", "20s"), ("INGEST_SERVER__SHUTDOWN_TIMEOUT", "20s")];
+    let mut process = IngestProcess::spawn(&brokers, &topic, &timeouts).await;
+
+    // Requests in flight at SIGTERM: half of each body sent (chunked, so ingest admits it as it reads it), and
+    // ingest shown to be reading all of them before the load starts, while nothing else is in flight.
+    let slow: Vec<(Vec<u8>, Vec<String>)> =
+        (0..SLOW_REQUESTS).map(|index| synthetic_webhook(900 + index, ALERTS_PER_BODY)).collect();
+    let mut uploads = Vec::new();
+    for (body, _) in &slow {
+        uploads.push(PartialUpload::start(&process.address, body, body.len() / 2, false).await);
+    }
+    let halves: usize = slow.iter().map(|(body, _)| body.len() / 2).sum();
+    let metrics_url = format!("{}/metrics", process.address);
+    wait::until("ingest to have read the first half of every slow body", Duration::from_secs(10), || async {
+        let metrics = reqwest::get(&metrics_url).await.map_err(|err| err.to_string())?;
+        let read = sample(&metrics.text().await.map_err(|err| err.to_string())?, "ingest_in_flight_bytes");
+        if read >= halves as f64 {
+            Ok(())
+        } else {
+            Err(format!("{read} of the {halves} bytes sent"))
+        }
+    })
+    .await;
+
     let outcomes = Arc::new(Outcomes::default());
     let clients = generate_load(process.alerts_url(), Arc::clone(&outcomes));
     wait_for_accepted_bodies(&outcomes, 30).await;
-
     e2e::process::terminate(&process.child);
+    // Only now the rest of each slow body: ingest must keep reading them after SIGTERM, then answer.
+    let finishing: Vec<_> = uploads.into_iter().map(|upload| tokio::spawn(upload.finish())).collect();
+    for ((_, fingerprints), finishing) in slow.iter().zip(finishing) {
+        let status = finishing.await.expect("a request in flight at SIGTERM gets an answer, its connection is not cut");
+        // 503 would be a refusal of a request ingest had already taken in: the drain is there to finish those.
+        assert_eq!(status, 200, "a request in flight at SIGTERM is served to the end");
+        outcomes.acknowledged.lock().unwrap().extend(fingerprints.iter().cloned());
+    }
     let status =
         e2e::process::wait_for_exit(&mut process.child, "ingest to exit after SIGTERM", Duration::from_secs(30)).await;
     assert!(status.success(), "ingest exited with {status}");
