@@ -272,6 +272,23 @@ mod tests {
     use rdkafka::types::RDKafkaErrorCode;
 
     #[test]
+    fn a_replaced_producer_is_dropped_by_the_probe_once_no_sender_holds_it() {
+        let settings = KafkaSettings { brokers: "127.0.0.1:1".to_owned(), ..KafkaSettings::default() };
+        let sink = AlertSink::new(&settings, Duration::from_secs(1), Arc::new(Metrics::default())).unwrap();
+        let held_by_a_sender = sink.producer();
+        sink.replace_producer().unwrap();
+        assert!(!Arc::ptr_eq(&sink.producer(), &held_by_a_sender), "senders now get the new producer");
+        let retired = || sink.retired.lock().unwrap().len();
+        assert_eq!(retired(), 1, "the replaced producer waits for its last sender, not dropped under the lock");
+        sink.drop_released_producers();
+        assert_eq!(retired(), 1, "still held");
+        drop(held_by_a_sender);
+        assert_eq!(retired(), 1, "the sender's drop is not the last one");
+        sink.drop_released_producers();
+        assert_eq!(retired(), 0, "dropped by the probe");
+    }
+
+    #[test]
     fn only_size_refusals_are_the_records_fault() {
         let produce = |code| KafkaError::MessageProduction(code);
         assert!(SendError::Enqueue(produce(RDKafkaErrorCode::MessageSizeTooLarge)).is_caused_by_the_record());
