@@ -26,7 +26,8 @@
 # CPU per fetch the more it holds; Deephaven's heap fills with a million wide rows per table).
 #
 # Env: BENCH_SECONDS (10, per load run), BENCH_CONNECTIONS (32), BENCH_RECORDS (1000000),
-#      BENCH_LATENCY_SECONDS (30), BENCH_DEEPHAVEN_HEAP (6g).
+#      BENCH_LATENCY_SECONDS (30), BENCH_DEEPHAVEN_HEAP (6g), BENCH_STEPS ("publisher ingest end-to-end": steps 2-4,
+#      5 and 6; step 1, the broker ceiling, always runs).
 set -euo pipefail
 export STACK_DIR="${STACK_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.stack-bench}"
 export BROKER_PORT="${BROKER_PORT:-29092}" TOPIC_PARTITIONS="${TOPIC_PARTITIONS:-6}"
@@ -37,6 +38,7 @@ SECONDS_EACH="${BENCH_SECONDS:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 RECORDS="${BENCH_RECORDS:-1000000}"
 LATENCY_SECONDS="${BENCH_LATENCY_SECONDS:-30}"
+STEPS="${BENCH_STEPS:-publisher ingest end-to-end}"
 INGEST_BENCH_PORT=28080
 HTTP_CEILING_PORT=28090
 PUBLISHER_BENCH_PORT=28102
@@ -187,26 +189,37 @@ main() {
   trap cleanup EXIT
 
   fresh_broker
-  fresh_deephaven
   log "broker ceiling: $RECORDS records produced directly (and the topic pre-filled for the publisher)"
   "$BIN/produce-ceiling" --brokers "127.0.0.1:$BROKER_PORT" --topic "$ALERTS_TOPIC" --records "$RECORDS"
-  log "publisher: replaying the $RECORDS records into a fresh Deephaven"
-  bench_publisher_replay "$RECORDS"
-  log "peer: Deephaven's own Kafka consumer on the same topic"
-  bench_kafka_peer "$RECORDS"
+  if wants publisher; then
+    fresh_deephaven
+    log "publisher: replaying the $RECORDS records into a fresh Deephaven"
+    bench_publisher_replay "$RECORDS"
+    log "peer: Deephaven's own Kafka consumer on the same topic"
+    bench_kafka_peer "$RECORDS"
 
-  fresh_deephaven
-  log "Deephaven ceiling: prepared 10,000-row batches into a fresh Deephaven"
-  "$BIN/deephaven-ceiling" --url "$DEEPHAVEN_URL" --rows "$RECORDS" --batch-rows 10000
-  echo '{"bench":"Python client reference","rows_per_s":"105000-126000","batch_rows":10000,"bytes_per_row":297,"source":"deephaven-grpc notes"}'
+    fresh_deephaven
+    log "Deephaven ceiling: prepared 10,000-row batches into a fresh Deephaven"
+    "$BIN/deephaven-ceiling" --url "$DEEPHAVEN_URL" --rows "$RECORDS" --batch-rows 10000
+    echo '{"bench":"Python client reference","rows_per_s":"105000-126000","batch_rows":10000,"bytes_per_row":297,"source":"deephaven-grpc notes"}'
+  fi
 
-  fresh_broker
-  bench_ingest
+  if wants ingest; then
+    # A Deephaven that has just taken a million rows keeps a core busy for minutes: none runs beside ingest.
+    bash "$SCRIPTS_DIR/deephaven.sh" stop
+    fresh_broker
+    bench_ingest
+  fi
 
-  fresh_broker
-  fresh_deephaven
-  log "end to end: webhook 200 to the row in Deephaven"
-  bench_end_to_end
+  if wants end-to-end; then
+    fresh_broker
+    fresh_deephaven
+    log "end to end: webhook 200 to the row in Deephaven"
+    bench_end_to_end
+  fi
 }
+
+# Whether step $1 is among BENCH_STEPS.
+wants() { [[ " $STEPS " == *" $1 "* ]]; }
 
 main "$@"
