@@ -86,7 +86,8 @@ pub struct DeephavenSettings {
     #[serde(with = "humantime_serde")]
     pub check_interval: Duration,
     /// How long after a resolved notification a firing copy of the same occurrence is taken as late (a lagging HA
-    /// peer, a retry) rather than as a genuine re-fire (see `tables::rank_formula`).
+    /// peer, a retry) rather than as a genuine re-fire (see `tables::rank_formula`). Keep it below Alertmanager's
+    /// `group_interval`: a re-fire comes at the earliest one group interval after the resolve.
     #[serde(with = "humantime_serde")]
     pub refire_grace: Duration,
 }

@@ -1,6 +1,7 @@
-//! The real webhook bodies and request headers captured from Alertmanager 0.25 (`tests/fixtures/alertmanager-0.25`).
+//! The real webhook bodies and request headers captured from Alertmanager 0.25 (`tests/fixtures/alertmanager-0.25`,
+//! and a re-fire sequence in `tests/fixtures/alertmanager-0.25-refire`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One captured webhook request.
 #[derive(Debug, Clone)]
@@ -9,6 +10,8 @@ pub struct CapturedWebhook {
     pub body: Vec<u8>,
     /// The request headers Alertmanager sent (`Content-Type`, `User-Agent`, `Authorization`, ...).
     pub headers: Vec<(String, String)>,
+    /// When the capture received it, in nanoseconds since the epoch (its `X-Received-At` note).
+    pub received_at_nanos: i64,
 }
 
 pub fn dir() -> PathBuf {
@@ -17,7 +20,17 @@ pub fn dir() -> PathBuf {
 
 /// Every capture, in file name order.
 pub fn captured_webhooks() -> Vec<CapturedWebhook> {
-    let mut names: Vec<String> = std::fs::read_dir(dir())
+    captures_in(&dir())
+}
+
+/// Alertmanager's notifications of one alert that resolved while Prometheus was away and fired again when it came
+/// back: firing, resolved, firing with the same StartsAt (`tests/fixtures/alertmanager-0.25-refire/README.md`).
+pub fn refire_sequence() -> Vec<CapturedWebhook> {
+    captures_in(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/alertmanager-0.25-refire"))
+}
+
+fn captures_in(dir: &Path) -> Vec<CapturedWebhook> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("the fixtures directory exists")
         .map(|entry| entry.expect("a readable entry").file_name().to_string_lossy().into_owned())
         .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
@@ -26,21 +39,33 @@ pub fn captured_webhooks() -> Vec<CapturedWebhook> {
     names
         .into_iter()
         .map(|name| {
-            let body = std::fs::read(dir().join(format!("{name}.json"))).expect("a readable body");
-            let headers = std::fs::read_to_string(dir().join(format!("{name}.headers"))).expect("readable headers");
-            CapturedWebhook { name, body, headers: request_headers(&headers) }
+            let body = std::fs::read(dir.join(format!("{name}.json"))).expect("a readable body");
+            let headers = std::fs::read_to_string(dir.join(format!("{name}.headers"))).expect("readable headers");
+            let (notes, request) =
+                headers.split_once("\n\n").expect("a blank line separates the notes from the headers");
+            CapturedWebhook { name, body, headers: request_headers(request), received_at_nanos: received_at(notes) }
         })
         .collect()
 }
 
-/// The header lines after the capture's blank line (the lines before it are the capture tool's notes).
-fn request_headers(text: &str) -> Vec<(String, String)> {
-    let (_, request) = text.split_once("\n\n").expect("a blank line separates the notes from the headers");
+/// The header lines of the request.
+fn request_headers(request: &str) -> Vec<(String, String)> {
     request
         .lines()
         .filter_map(|line| line.split_once(": "))
         .map(|(name, value)| (name.to_owned(), value.trim().to_owned()))
         .collect()
+}
+
+/// The epoch in the capture's `X-Received-At: <RFC 3339> (epoch <seconds>)` note.
+fn received_at(notes: &str) -> i64 {
+    let epoch = notes
+        .lines()
+        .find_map(|line| line.strip_prefix("X-Received-At: "))
+        .and_then(|value| value.split_once("(epoch ")?.1.strip_suffix(')'))
+        .expect("an X-Received-At note with its epoch");
+    let seconds: f64 = epoch.parse().expect("epoch seconds");
+    (seconds * 1e9) as i64
 }
 
 /// A realistic webhook body with `alerts` firing alerts whose fingerprints are unique to `(batch, index)`; returns

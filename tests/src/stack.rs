@@ -194,11 +194,8 @@ impl PrivateDeephaven {
     }
 
     fn signal(&self, signal: nix::sys::signal::Signal) {
-        // scripts/lib.sh's pid file: "PID STARTTIME" of the launcher, which embeds the JVM.
-        let pid_file = self.dir.path().join("pids/deephaven.pid");
-        let content = std::fs::read_to_string(&pid_file).unwrap_or_else(|err| panic!("{}: {err}", pid_file.display()));
-        let pid: i32 = content.split_whitespace().next().and_then(|pid| pid.parse().ok()).expect("a PID");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signalling Deephaven");
+        // The launcher the pid file names embeds the JVM.
+        signal_component(self.dir.path(), "deephaven", signal);
     }
 
     /// Stops the server if it runs and starts it again: every session and table is gone.
@@ -234,6 +231,74 @@ impl PrivateDeephaven {
 impl Drop for PrivateDeephaven {
     fn drop(&mut self) {
         self.run("stop");
+    }
+}
+
+/// Sends `signal` to the component `name` a project script started with `STACK_DIR` = `dir` (scripts/lib.sh's pid
+/// file holds "PID STARTTIME").
+fn signal_component(dir: &Path, name: &str, signal: nix::sys::signal::Signal) {
+    let pid_file = dir.join(format!("pids/{name}.pid"));
+    let content = std::fs::read_to_string(&pid_file).unwrap_or_else(|err| panic!("{}: {err}", pid_file.display()));
+    let pid: i32 = content.split_whitespace().next().and_then(|pid| pid.parse().ok()).expect("a PID");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+        .unwrap_or_else(|err| panic!("signalling {name}: {err}"));
+}
+
+/// Prometheus (the project's rules) alerting to an Alertmanager of the test's own, whose webhooks go to a given
+/// ingest; both started by the project's scripts in a directory of their own, stopped on drop. For tests that
+/// freeze Prometheus: the shared stack's alerts must not change under the tests that read them.
+pub struct PrivateMonitoring {
+    dir: tempfile::TempDir,
+    prometheus_port: u16,
+    alertmanager_port: u16,
+    ingest_url: String,
+}
+
+impl PrivateMonitoring {
+    /// Starts Alertmanager sending to `ingest_url`, then Prometheus alerting to it; returns once both are ready.
+    pub fn start(ingest_url: &str) -> PrivateMonitoring {
+        let monitoring = PrivateMonitoring {
+            dir: tempfile::Builder::new().prefix("monitoring-").tempdir().expect("a temporary directory"),
+            prometheus_port: free_port(),
+            alertmanager_port: free_port(),
+            ingest_url: ingest_url.to_owned(),
+        };
+        monitoring.run("alertmanager.sh", "start");
+        monitoring.run("prometheus.sh", "start");
+        monitoring
+    }
+
+    pub fn alertmanager_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.alertmanager_port)
+    }
+
+    /// Freezes Prometheus with SIGSTOP: it evaluates and sends nothing, as if cut off from Alertmanager.
+    pub fn freeze_prometheus(&self) {
+        signal_component(self.dir.path(), "prometheus", nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a frozen Prometheus run on with SIGCONT, with the alerts it held.
+    pub fn thaw_prometheus(&self) {
+        signal_component(self.dir.path(), "prometheus", nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn run(&self, script: &str, action: &str) {
+        let env = [
+            ("STACK_DIR", self.dir.path().display().to_string()),
+            ("PROMETHEUS_PORT", self.prometheus_port.to_string()),
+            ("ALERTMANAGER_PORT", self.alertmanager_port.to_string()),
+            ("INGEST_URL", self.ingest_url.clone()),
+        ];
+        tokio::task::block_in_place(|| run_script(script, action, &env));
+    }
+}
+
+impl Drop for PrivateMonitoring {
+    fn drop(&mut self) {
+        // A frozen process would not stop before the script's deadline.
+        self.thaw_prometheus();
+        self.run("prometheus.sh", "stop");
+        self.run("alertmanager.sh", "stop");
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use arrow::array::AsArray;
 use deephaven_client::{InputTable, InputTableKind};
-use e2e::fixtures::{captured_webhooks, synthetic_webhook};
+use e2e::fixtures::{captured_webhooks, refire_sequence, synthetic_webhook};
 use e2e::kafka::{read_all, Consumed};
 use e2e::metrics::sample;
 use publisher::pipeline::Mode;
@@ -104,30 +104,37 @@ async fn an_older_state_arriving_late_leaves_the_alert_unchanged() {
 async fn a_refire_after_the_grace_shows_and_a_late_copy_within_it_does_not() {
     let setup = setup(1).await;
     let mut settings = setup.settings();
-    let grace = Duration::from_secs(10);
+    // Between the captured sequence's gaps: a late copy 5 s after the resolve, the re-fire 42 s after it.
+    let grace = Duration::from_secs(30);
     settings.deephaven.refire_grace = grace;
-    let captures = captured_webhooks();
-    // 006 fires FlappingMinute, 011 resolves the same occurrence (same StartsAt).
-    let record = |name: &str, seconds: i64| {
-        let capture = captures.iter().find(|c| c.name == name).unwrap();
-        let received = Timestamp::from_unix_nanos(received_at(0).unix_nanos() + seconds * 1_000_000_000);
-        AlertRecord::from_webhook(parse(&capture.body, &Limits::default()).unwrap(), received).remove(0)
+    // Alertmanager's own notifications of one occurrence of DemoHeartbeat: firing, resolved while Prometheus was
+    // frozen, firing again with the same StartsAt once it was back; each received when the capture received it.
+    let [fired, resolved, fired_again] = refire_sequence().try_into().expect("three captured notifications");
+    let record = |capture: &e2e::fixtures::CapturedWebhook, received_at_nanos: i64| {
+        let webhook = parse(&capture.body, &Limits::default()).unwrap();
+        AlertRecord::from_webhook(webhook, Timestamp::from_unix_nanos(received_at_nanos)).remove(0)
     };
-    let fingerprint = "0eac3fe5ba04b2b9";
+    let fingerprint = "f08a20454d3a20a6";
     let publisher = spawn_publisher(settings, Mode::Follow).await;
 
-    // A lagging HA peer's "firing", received 5 s after "resolved": still resolved.
-    let mut acked =
-        produce(&setup.brokers, &setup.topic, &[record("006", 0), record("011", 1), record("006", 6)]).await;
+    // A lagging HA peer's copy of the first "firing", received 5 s after "resolved": still resolved.
+    let late = resolved.received_at_nanos + 5_000_000_000;
+    let mut acked = produce(
+        &setup.brokers,
+        &setup.topic,
+        &[record(&fired, fired.received_at_nanos), record(&resolved, resolved.received_at_nanos), record(&fired, late)],
+    )
+    .await;
     let late_copy = expected_with(&positions(&setup.brokers, &setup.topic, &acked).await, grace);
     assert_eq!(late_copy.alerts[fingerprint].0, "resolved");
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &late_copy).await;
 
-    // Alertmanager notifies the same occurrence firing again, 12 s after resolving it: a re-fire, and it shows.
-    acked.extend(produce(&setup.brokers, &setup.topic, &[record("006", 13)]).await);
+    // The notification Alertmanager sent once Prometheus was back: a re-fire, and it shows.
+    acked.extend(produce(&setup.brokers, &setup.topic, &[record(&fired_again, fired_again.received_at_nanos)]).await);
     let refired = expected_with(&positions(&setup.brokers, &setup.topic, &acked).await, grace);
     assert_eq!(refired.alerts[fingerprint].0, "firing");
-    wait_for_tables(&setup.deephaven_url, &setup.prefix, &refired).await;
+    let tables = wait_for_tables(&setup.deephaven_url, &setup.prefix, &refired).await;
+    assert_eq!(tables.events.len(), 2, "one firing and one resolved state: the re-fire is the same occurrence");
     let client = client(&setup.deephaven_url).await;
     let firing: usize =
         snapshot(&client, &format!("{}alerts_firing", setup.prefix)).await.iter().map(|b| b.num_rows()).sum();

@@ -277,7 +277,6 @@ pub fn positioned(consumed: &[Consumed]) -> Vec<(AlertRecord, i32, i64)> {
     consumed.iter().filter_map(|c| c.decode().ok().map(|r| (r, c.partition, c.offset))).collect()
 }
 
-
 /// `received_at` values that increase by one millisecond per record, so every record's precedence is distinct.
 pub fn received_at(index: usize) -> Timestamp {
     Timestamp::from_unix_nanos(1_795_459_306_000_000_000 + index as i64 * 1_000_000)

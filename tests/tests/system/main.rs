@@ -4,5 +4,6 @@
 
 mod alertmanager;
 mod faults;
+mod refire;
 mod soak;
 mod support;

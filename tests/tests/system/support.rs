@@ -25,6 +25,8 @@ pub struct Pipeline {
     pub dlq_topic: String,
     pub prefix: String,
     pub group_id: String,
+    /// Settings the publisher gets on top of the pipeline's own (`PUBLISHER_*` variables).
+    pub publisher_settings: Vec<(String, String)>,
 }
 
 impl Pipeline {
@@ -36,6 +38,7 @@ impl Pipeline {
             dlq_topic: dlq_topic.to_owned(),
             prefix: table_prefix("sys"),
             group_id: unique_name("system"),
+            publisher_settings: Vec::new(),
         }
     }
 
@@ -87,7 +90,9 @@ impl Pipeline {
             ("PUBLISHER_DEEPHAVEN__CHECK_INTERVAL", "1s".to_owned()),
             ("PUBLISHER_LOG__FILTER", "warn,publisher=info".to_owned()),
         ];
-        Service::spawn(&built_binary("publisher"), args, &owned(&env), port)
+        let mut env = owned(&env);
+        env.extend(self.publisher_settings.iter().cloned());
+        Service::spawn(&built_binary("publisher"), args, &env, port)
     }
 
     /// The live publisher: following the topic into this pipeline's tables.
