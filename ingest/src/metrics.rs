@@ -43,6 +43,7 @@ pub struct Metrics {
     pub rejections: Family<ReasonLabels, Counter>,
     pub kafka_errors: Family<KafkaErrorLabels, Counter>,
     pub broker_ready: Gauge,
+    pub broker_probe_failures: Counter,
     pub producer_replacements: Counter,
     pub credential_reloads: Counter,
     pub credential_reload_failures: Counter,
@@ -79,6 +80,12 @@ impl Default for Metrics {
         registry.register("kafka_errors", "Records Kafka did not acknowledge, by error", kafka_errors.clone());
         let broker_ready = Gauge::default();
         registry.register("broker_ready", "1 when the broker and topic answered the last probe", broker_ready.clone());
+        let broker_probe_failures = Counter::default();
+        registry.register(
+            "broker_probe_failures",
+            "Probes that found the broker unreachable or the topic missing",
+            broker_probe_failures.clone(),
+        );
         let producer_replacements = Counter::default();
         registry.register(
             "producer_replacements",
@@ -109,6 +116,7 @@ impl Default for Metrics {
             rejections,
             kafka_errors,
             broker_ready,
+            broker_probe_failures,
             producer_replacements,
             credential_reloads,
             credential_reload_failures,

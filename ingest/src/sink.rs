@@ -117,7 +117,10 @@ impl AlertSink {
             .set("enable.idempotence", settings.enable_idempotence.to_string())
             .set("compression.type", &settings.compression)
             .set("linger.ms", settings.linger.as_millis().to_string())
-            .set("message.timeout.ms", message_timeout.as_millis().to_string());
+            .set("message.timeout.ms", message_timeout.as_millis().to_string())
+            // A misspelt topic made on the fly would take every alert where no consumer reads: a missing topic
+            // keeps ingest unready instead.
+            .set("allow.auto.create.topics", "false");
         for (name, value) in &settings.properties {
             config.set(name, value);
         }
@@ -254,6 +257,9 @@ impl AlertSink {
                     .unwrap_or_else(|err| Err(format!("probe task failed: {err}")));
                 let was_ready = self.ready.swap(verdict.is_ok(), Ordering::Relaxed);
                 self.metrics.broker_ready.set(i64::from(verdict.is_ok()));
+                if verdict.is_err() {
+                    self.metrics.broker_probe_failures.inc();
+                }
                 match verdict {
                     Ok(()) if !was_ready => tracing::info!(topic = %self.topic, "Kafka is reachable; ready"),
                     Err(reason) if was_ready => tracing::warn!(%reason, "Kafka is not reachable; not ready"),

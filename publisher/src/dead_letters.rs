@@ -43,6 +43,9 @@ impl DeadLetters {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "0")
+            // A missing dead-letter topic is the operator's to create, with the retention they choose: one made on
+            // the fly gets the broker's defaults. Until it exists, sends fail, `/readyz` says so, and they retry.
+            .set("allow.auto.create.topics", "false")
             // A letter the broker cannot take in this time fails, and the batch is retried, instead of waiting.
             .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string());
         for (name, value) in properties.iter().filter(|(name, _)| is_shared_property(name)) {

@@ -28,15 +28,31 @@ pub fn unique_name(prefix: &str) -> String {
 /// Creates a fresh topic and returns its name.
 pub async fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> String {
     let name = unique_name(prefix);
+    create_topic_named(brokers, &name, partitions).await;
+    name
+}
+
+/// Creates the topic `name` (for a test that names a topic before it exists).
+pub async fn create_topic_named(brokers: &str, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", brokers).create().expect("creating an admin client");
-    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin.create_topics([&topic], &options).await.expect("the broker answers CreateTopics");
     for result in results {
         result.unwrap_or_else(|(topic, code)| panic!("creating topic {topic}: {code:?}"));
     }
-    name
+}
+
+/// Whether the broker lists `topic`, asked by a client that never creates topics.
+pub fn topic_exists(brokers: &str, topic: &str) -> bool {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .expect("a metadata client");
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("the broker answers Metadata");
+    metadata.topics().iter().any(|listed| listed.name() == topic && listed.error().is_none())
 }
 
 /// One record as read back.

@@ -1,9 +1,11 @@
-//! The broker going away and coming back: ingest stays up, says so on /readyz, answers 503, and recovers alone.
+//! The broker going away and coming back, or the topic missing: ingest stays up, says so on /readyz, answers 503,
+//! and recovers alone.
 
-use crate::helpers::spawn_app_on;
+use crate::helpers::{spawn_app_on, start_app_on};
 use e2e::fixtures::synthetic_webhook;
-use e2e::kafka::read_all;
-use e2e::stack::PrivateBroker;
+use e2e::kafka::{create_topic_named, read_all, topic_exists, unique_name};
+use e2e::metrics::sample;
+use e2e::stack::{PrivateBroker, Stack};
 use e2e::wait;
 use reqwest::StatusCode;
 use std::time::Duration;
@@ -61,29 +63,34 @@ async fn broker_down_means_503_and_broker_back_means_200_without_a_restart() {
 async fn ingest_starts_without_a_broker_and_becomes_ready_when_it_appears() {
     let broker = PrivateBroker::start(1);
     broker.stop();
-    let settings_brokers = broker.brokers();
-    let app = {
-        let application = {
-            let mut settings = ingest::configuration::Settings::default();
-            settings.server.port = 0;
-            settings.kafka.brokers = settings_brokers.clone();
-            settings.kafka.probe_interval = Duration::from_millis(200);
-            ingest::startup::Application::build(&settings).await.expect("ingest starts with the broker down")
-        };
-        let address = format!("http://127.0.0.1:{}", application.port());
-        tokio::spawn(application.run_until_stopped());
-        address
-    };
-    let client = reqwest::Client::new();
-    let readyz = || client.get(format!("{app}/readyz")).send();
-    assert_eq!(readyz().await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(client.get(format!("{app}/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    let app = start_app_on(&broker.brokers(), "alerts", |_| {}).await;
+    assert_eq!(app.readyz().await, StatusCode::SERVICE_UNAVAILABLE);
+    let healthz = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
+    assert_eq!(healthz.status(), StatusCode::OK);
     broker.restart();
-    wait::until("/readyz to turn 200", Duration::from_secs(30), || async {
-        match readyz().await.map(|r| r.status()) {
-            Ok(StatusCode::OK) => Ok(()),
-            other => Err(format!("{other:?}")),
+    app.wait_until_ready().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_topic_keeps_ingest_unready_and_is_never_created_by_it() {
+    let brokers = Stack::from_env().kafka_brokers;
+    let topic = unique_name("ingest-missing");
+    let app = start_app_on(&brokers, &topic, |_| {}).await;
+    // A misspelt topic created on the fly would take every alert where no publisher reads.
+    wait::until("the probe to find the topic missing twice", Duration::from_secs(30), || async {
+        match sample(&app.metrics().await, "ingest_broker_probe_failures_total") {
+            failures if failures >= 2.0 => Ok(()),
+            failures => Err(failures),
         }
     })
     .await;
+    assert!(!topic_exists(&brokers, &topic), "ingest created the topic {topic}");
+    assert_eq!(app.readyz().await, StatusCode::SERVICE_UNAVAILABLE);
+    let (body, _) = synthetic_webhook(21, 1);
+    let answer = app.post_json(body.clone()).await;
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    create_topic_named(&brokers, &topic, 1).await;
+    app.wait_until_ready().await;
+    assert_eq!(app.post_json(body).await.status(), StatusCode::OK);
 }

@@ -27,8 +27,15 @@ pub async fn spawn_app(partitions: i32, customize: impl FnOnce(&mut Settings)) -
     spawn_app_on(&brokers, &topic, customize).await
 }
 
-/// Starts ingest on the given broker and topic.
+/// Starts ingest on the given broker and topic; returns once `/readyz` says ready.
 pub async fn spawn_app_on(brokers: &str, topic: &str, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let app = start_app_on(brokers, topic, customize).await;
+    app.wait_until_ready().await;
+    app
+}
+
+/// Starts ingest on the given broker and topic, ready or not (for tests of what makes it unready).
+pub async fn start_app_on(brokers: &str, topic: &str, customize: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::default();
     settings.server.port = 0;
     settings.server.workers = Some(2);
@@ -49,9 +56,7 @@ pub async fn spawn_app_on(brokers: &str, topic: &str, customize: impl FnOnce(&mu
     };
     let address = format!("{scheme}://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
-    let app = TestApp { address, brokers: brokers.to_owned(), topic: topic.to_owned(), client };
-    app.wait_until_ready().await;
-    app
+    TestApp { address, brokers: brokers.to_owned(), topic: topic.to_owned(), client }
 }
 
 /// The test client keeps no idle connection open, so that a test that counts ingest's connections counts its own.

@@ -255,6 +255,37 @@ async fn a_dead_letter_too_large_once_its_headers_are_added_goes_without_its_val
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_missing_dead_letter_topic_holds_the_batch_says_so_and_the_letter_goes_once_it_exists() {
+    let mut setup = setup(1).await;
+    setup.dlq_topic = e2e::kafka::unique_name("publisher-test-missing-dlq");
+    let good = synthetic_records(4, 5);
+    let mut raw: Vec<(Vec<u8>, Option<&str>, Vec<u8>)> =
+        good.iter().map(|record| (record.key().to_vec(), Some("1"), record.encode())).collect();
+    raw.insert(2, (b"bad-json".to_vec(), Some("1"), b"{not json".to_vec()));
+    let (_, expected) = produce_raw_and_expect(&setup, &raw).await;
+
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    // The batch waits for its letter: readiness names the dead-letter path, not Deephaven, and no row is written
+    // ahead of the letter.
+    publisher
+        .wait_for_readiness("the dead-letter path to be reported failing", |readiness| {
+            !readiness.ready && !readiness.dead_letters && readiness.deephaven
+        })
+        .await;
+    assert!(publisher.metrics.dlq_failures.get() >= 1, "the failed send is counted");
+    let client = client(&setup.deephaven_url).await;
+    assert_eq!(read_tables(&client, &setup.prefix).await.events.len(), 0, "nothing written past the letter");
+
+    e2e::kafka::create_topic_named(&setup.brokers, &setup.dlq_topic, 1).await;
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    let letters = read_all(&setup.brokers, &setup.dlq_topic, Duration::from_secs(30)).await;
+    assert_eq!(letters.len(), 1, "the letter, once, though its send was retried");
+    publisher.wait_for_readiness("the publisher to be ready again", |readiness| readiness.ready).await;
+    assert_eq!(publisher.metrics.dlq_records.get(), 1);
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn batches_close_at_max_bytes_whatever_their_record_count() {
     let setup = setup(1).await;
     let records = synthetic_records(3, 80);
