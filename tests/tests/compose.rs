@@ -581,3 +581,34 @@ fn run_checker(tool: &str, arguments: &[&str], file: &Path) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn the_alert_rules_pass_their_unit_tests() {
+    let output = Command::new("promtool")
+        .args(["test", "rules", "prometheus/rules.test.yml"])
+        .current_dir(repo_root())
+        .output()
+        .expect("running promtool (scripts/install-monitoring.sh installs it)");
+    assert!(
+        output.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_alert_rule_of_the_pipeline_links_its_runbook_section() {
+    let rules: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(repo_root().join("prometheus/rules.yml")).unwrap())
+            .expect("rules.yml is YAML");
+    let runbook = std::fs::read_to_string(repo_root().join("docs/runbook.md")).unwrap();
+    let pipeline = rules["groups"].as_sequence().unwrap().iter().find(|group| group["name"] == "pipeline").unwrap();
+    for rule in pipeline["rules"].as_sequence().unwrap() {
+        let name = text(&rule["alert"]);
+        let url = text(&rule["annotations"]["runbook_url"]);
+        let anchor = url.rsplit_once('#').map(|(_, anchor)| anchor).unwrap_or_default();
+        assert_eq!(anchor, name.to_lowercase(), "{name}: runbook_url {url:?}");
+        assert!(runbook.contains(&format!("\n## {name}\n")), "docs/runbook.md has no section for {name}");
+    }
+}
