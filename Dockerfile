@@ -15,6 +15,10 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The source revision for *_build_info (no .git is copied in):
+#   docker build --build-arg ALERTHAVEN_REVISION=$(git rev-parse --short=12 HEAD) .
+ARG ALERTHAVEN_REVISION=unknown
+ENV ALERTHAVEN_REVISION=$ALERTHAVEN_REVISION
 COPY . .
 # The registry and target caches survive between builds (BuildKit); the
 # binaries are copied out of the cached target dir in the same step.

@@ -1,12 +1,12 @@
 //! The Prometheus metrics `ingest` exposes on `/metrics`.
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use service_kit::process_metrics::ProcessMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -33,6 +33,8 @@ pub struct KafkaErrorLabels {
 /// Every metric, registered once at start-up and shared by all workers (the handles are cheap clones of atomics).
 pub struct Metrics {
     registry: Registry,
+    /// The build and the process, beside the service's own.
+    process: ProcessMetrics,
     pub http_requests: Family<RequestLabels, Counter>,
     pub alerts_accepted: Family<StatusLabels, Counter>,
     pub body_bytes: Histogram,
@@ -106,6 +108,7 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            process: ProcessMetrics::new("ingest", env!("CARGO_PKG_VERSION")),
             http_requests,
             alerts_accepted,
             body_bytes,
@@ -127,8 +130,6 @@ impl Default for Metrics {
 impl Metrics {
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
-        let mut text = String::new();
-        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
-        text
+        self.process.render_with(&self.registry)
     }
 }

@@ -1,12 +1,12 @@
 //! The Prometheus metrics `publisher` exposes on `/metrics`.
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use service_kit::process_metrics::ProcessMetrics;
 
 use crate::health::Health;
 
@@ -22,6 +22,8 @@ pub struct PartitionLabels {
 
 pub struct Metrics {
     registry: Registry,
+    /// The build and the process, beside the service's own.
+    process: ProcessMetrics,
     pub records_consumed: Counter,
     pub rows_written: Family<TableLabels, Counter>,
     pub batch_records: Histogram,
@@ -92,6 +94,7 @@ impl Default for Metrics {
         registry.register("halted", "1 once the publisher stopped for a failure retrying cannot fix", halted.clone());
         Self {
             registry,
+            process: ProcessMetrics::new("publisher", env!("CARGO_PKG_VERSION")),
             records_consumed,
             rows_written,
             batch_records,
@@ -117,8 +120,6 @@ impl Metrics {
         self.deephaven_connected.set(i64::from(health.deephaven()));
         self.kafka_brokers_up.set(health.kafka_brokers_up());
         self.halted.set(i64::from(health.halted().is_some()));
-        let mut text = String::new();
-        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
-        text
+        self.process.render_with(&self.registry)
     }
 }

@@ -83,7 +83,12 @@ async fn health_and_metrics_endpoints_answer() {
         "ingest_produce_duration_seconds_count 1",
         "ingest_in_flight_records 0",
         "ingest_broker_ready 1",
+        "ingest_build_info{version=\"",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
     ] {
         assert!(metrics.contains(expected), "/metrics lacks {expected:?}:\n{metrics}");
     }
+    assert!(metrics.trim_end().ends_with("# EOF") && metrics.matches("# EOF").count() == 1, "one exposition");
 }

@@ -80,6 +80,14 @@ async fn readiness_follows_the_broker_and_progress_is_reported_to_kafka() {
     })
     .await;
 
+    // The build and the process beside the publisher's own metrics, as any service exposes them.
+    let (status, metrics) = publisher.get("/metrics").await.expect("the publisher answers /metrics");
+    assert_eq!(status, 200);
+    for expected in ["publisher_build_info{version=\"", "process_resident_memory_bytes ", "process_cpu_seconds_total "]
+    {
+        assert!(metrics.contains(expected), "/metrics lacks {expected:?}:\n{metrics}");
+    }
+
     broker.stop();
     wait_for_readiness(
         &mut publisher,
