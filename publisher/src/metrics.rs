@@ -5,8 +5,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 use service_kit::process_metrics::ProcessMetrics;
+use std::sync::atomic::AtomicU64;
 
 use crate::health::Health;
 
@@ -45,6 +46,9 @@ pub struct Metrics {
     kafka_brokers_up: Gauge,
     /// Observed from [`Health`]: 1 once the publisher stopped for a failure retrying cannot fix.
     halted: Gauge,
+    /// When ingest received the newest alert state written to Deephaven, in seconds since the epoch: an alert rule
+    /// can tell "nothing reaches Deephaven any more" from "nothing to write".
+    pub newest_written_received_at: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -92,6 +96,13 @@ impl Default for Metrics {
         registry.register("dlq_failures", "Failed attempts to send dead letters", dlq_failures.clone());
         let halted = Gauge::default();
         registry.register("halted", "1 once the publisher stopped for a failure retrying cannot fix", halted.clone());
+        let newest_written_received_at = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "newest_written_received_at",
+            "When ingest received the newest alert state written to Deephaven, since the Unix epoch",
+            Unit::Seconds,
+            newest_written_received_at.clone(),
+        );
         Self {
             registry,
             process: ProcessMetrics::new("publisher", env!("CARGO_PKG_VERSION")),
@@ -110,6 +121,7 @@ impl Default for Metrics {
             deephaven_connected,
             kafka_brokers_up,
             halted,
+            newest_written_received_at,
         }
     }
 }

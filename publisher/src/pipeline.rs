@@ -35,7 +35,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::Message;
 use schemas::tables::{Applied, KafkaPosition, PositionedRecord};
-use schemas::{AlertRecord, RecordHeaders};
+use schemas::{AlertRecord, RecordHeaders, Timestamp};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -129,6 +129,8 @@ struct Batch {
     offsets: BTreeMap<i32, Applied>,
     /// Records read, undecodable ones included.
     records: usize,
+    /// The latest `ReceivedAt` among the decoded records.
+    newest_received_at: Option<Timestamp>,
 }
 
 impl From<Pending> for Batch {
@@ -136,7 +138,8 @@ impl From<Pending> for Batch {
         let records = pending.len();
         let set_aside: Vec<KafkaPosition> = pending.dead_letters.iter().map(|letter| letter.position).collect();
         let rows = tables::log_rows(&pending.records, &set_aside);
-        Self { rows, dead_letters: pending.dead_letters, offsets: pending.offsets, records }
+        let newest_received_at = pending.records.iter().map(|positioned| positioned.record.received_at).max();
+        Self { rows, dead_letters: pending.dead_letters, offsets: pending.offsets, records, newest_received_at }
     }
 }
 
@@ -406,6 +409,12 @@ impl Pipeline {
         };
         self.health.set_deephaven(true);
         self.metrics.batch_records.observe(batch.records as f64);
+        if let Some(newest) = batch.newest_received_at {
+            let seconds = newest.unix_nanos() as f64 / 1e9;
+            if seconds > self.metrics.newest_written_received_at.get() {
+                self.metrics.newest_written_received_at.set(seconds);
+            }
+        }
         self.metrics.rows_written.get_or_create(&TableLabels { table: sink.names().log.clone() }).inc_by(row_count);
         self.shared.wrote(&batch.offsets);
         kafka::commit(&self.consumer, &self.settings.kafka.topic, &batch.offsets);
