@@ -9,8 +9,8 @@ use actix_web::http::header::HeaderValue;
 use anyhow::Context;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
+use service_kit::secret_files::read_secret_file;
 use sha2::{Digest, Sha256};
-use std::path::Path;
 use subtle::{Choice, ConstantTimeEq};
 
 type CredentialDigest = [u8; 32];
@@ -35,11 +35,11 @@ impl Credentials {
     pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Self> {
         let mut bearer: Vec<SecretString> = settings.bearer_tokens.clone();
         for file in &settings.bearer_token_files {
-            bearer.push(read_secret(file)?);
+            bearer.push(read_secret_file(file).context("auth")?);
         }
         let mut basic: Vec<SecretString> = settings.basic_credentials.clone();
         for file in &settings.basic_credential_files {
-            basic.push(read_secret(file)?);
+            basic.push(read_secret_file(file).context("auth")?);
         }
         if bearer.iter().any(|token| token.expose_secret().is_empty()) {
             anyhow::bail!("auth: an empty bearer token is configured");
@@ -92,11 +92,6 @@ impl Credentials {
         }
         challenges
     }
-}
-
-fn read_secret(path: &Path) -> anyhow::Result<SecretString> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("auth: reading {}", path.display()))?;
-    Ok(SecretString::from(text.trim().to_owned()))
 }
 
 fn digest(bytes: &[u8]) -> CredentialDigest {

@@ -6,9 +6,9 @@ use anyhow::bail;
 use schemas::Limits;
 use secrecy::SecretString;
 use serde::Deserialize;
+use service_kit::kafka_properties::{KafkaProperties, KafkaPropertyFiles};
 use service_kit::settings::Layers;
 pub use service_kit::telemetry::LogSettings;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -145,7 +145,9 @@ pub struct KafkaSettings {
     pub probe_interval: Duration,
     /// Any other librdkafka producer property, passed through as is (they take precedence). In the environment,
     /// write the dots as underscores: `INGEST_KAFKA__PROPERTIES__QUEUE_BUFFERING_MAX_KBYTES=65536`.
-    pub properties: BTreeMap<String, String>,
+    pub properties: KafkaProperties,
+    /// librdkafka properties read from files (a mounted secret), e.g. `INGEST_KAFKA__PROPERTY_FILES__SASL_PASSWORD`.
+    pub property_files: KafkaPropertyFiles,
 }
 
 impl Default for KafkaSettings {
@@ -158,7 +160,8 @@ impl Default for KafkaSettings {
             compression: "lz4".to_owned(),
             linger: Duration::ZERO,
             probe_interval: Duration::from_secs(1),
-            properties: BTreeMap::new(),
+            properties: KafkaProperties::default(),
+            property_files: KafkaPropertyFiles::default(),
         }
     }
 }
@@ -206,7 +209,7 @@ impl Settings {
                 ("log.format", overrides.log_format),
             ],
         })?;
-        settings.kafka.properties = normalize_property_names(settings.kafka.properties);
+        settings.kafka.properties.read_files(&settings.kafka.property_files)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -333,11 +336,6 @@ impl KafkaSettings {
     }
 }
 
-/// librdkafka property names are dotted; environment variable names cannot hold dots, so `_` stands for `.` there.
-fn normalize_property_names(properties: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    properties.into_iter().map(|(name, value)| (name.replace('_', "."), value)).collect()
-}
-
 /// The reference printed by `ingest --help`: every setting, its environment variable and its default.
 pub const REFERENCE: &str = "\
 SETTINGS (TOML file key / environment variable, default)
@@ -367,6 +365,7 @@ SETTINGS (TOML file key / environment variable, default)
   kafka.linger                  INGEST_KAFKA__LINGER                  0ms
   kafka.probe_interval          INGEST_KAFKA__PROBE_INTERVAL          1s (/readyz broker check)
   kafka.properties.<name>       INGEST_KAFKA__PROPERTIES__<NAME>      any librdkafka property ('_' for '.')
+  kafka.property_files.<name>   INGEST_KAFKA__PROPERTY_FILES__<NAME>  a librdkafka property read from a file (secrets)
   limits.max_alerts_per_body    INGEST_LIMITS__MAX_ALERTS_PER_BODY    1000
   limits.max_labels_per_alert   INGEST_LIMITS__MAX_LABELS_PER_ALERT   64
   limits.max_value_bytes        INGEST_LIMITS__MAX_VALUE_BYTES        16384
@@ -403,8 +402,29 @@ mod tests {
         assert_eq!(settings.server.request_timeout, Duration::from_secs(2));
         assert_eq!(settings.kafka.brokers, "a:1");
         assert_eq!(settings.kafka.topic, "from-flag");
-        assert_eq!(settings.kafka.properties.get("queue.buffering.max.kbytes").map(String::as_str), Some("1024"));
+        assert_eq!(settings.kafka.properties.get("queue.buffering.max.kbytes"), Some("1024"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_kafka_secret_comes_from_its_file_and_never_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("kafka-password");
+        std::fs::write(&password, "s3cr3t-from-file\n").unwrap();
+        let file = dir.path().join("ingest.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[kafka.properties]\nsasl_username = \"alice\"\n[kafka.property_files]\nsasl_password = {:?}\n",
+                password
+            ),
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&file), Overrides::default()).unwrap();
+        assert_eq!(settings.kafka.properties.get("sasl.password"), Some("s3cr3t-from-file"));
+        assert_eq!(settings.kafka.properties.get("sasl.username"), Some("alice"));
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
     }
 
     #[test]
@@ -452,12 +472,12 @@ mod tests {
     #[test]
     fn a_record_limit_that_kafka_would_refuse_is_a_configuration_error() {
         let mut settings = Settings::default();
-        settings.kafka.properties.insert("message.max.bytes".to_owned(), "500000".to_owned());
+        settings.kafka.properties.insert("message.max.bytes", "500000");
         let error = settings.validate().expect_err("the default record limit does not fit 500000 bytes").to_string();
         assert!(error.contains("limits.max_record_bytes"), "{error}");
         settings.limits.max_record_bytes = 400_000;
         settings.validate().expect("a record limit under message.max.bytes");
-        settings.kafka.properties.insert("message.max.bytes".to_owned(), "lots".to_owned());
+        settings.kafka.properties.insert("message.max.bytes", "lots");
         assert!(settings.validate().is_err(), "message.max.bytes must be a number");
     }
 }

@@ -121,7 +121,7 @@ impl AlertSink {
             // A misspelt topic made on the fly would take every alert where no consumer reads: a missing topic
             // keeps ingest unready instead.
             .set("allow.auto.create.topics", "false");
-        for (name, value) in &settings.properties {
+        for (name, value) in settings.properties.iter() {
             config.set(name, value);
         }
         let producer = config.create()?;

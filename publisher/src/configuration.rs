@@ -4,10 +4,11 @@
 use anyhow::bail;
 use secrecy::SecretString;
 use serde::Deserialize;
+use service_kit::kafka_properties::{KafkaProperties, KafkaPropertyFiles};
+use service_kit::secret_files::inline_or_file;
 use service_kit::settings::Layers;
 pub use service_kit::telemetry::LogSettings;
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -48,7 +49,9 @@ pub struct KafkaSettings {
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
     /// Any other librdkafka consumer property (`_` for `.` in the environment).
-    pub properties: BTreeMap<String, String>,
+    pub properties: KafkaProperties,
+    /// librdkafka properties read from files (a mounted secret), e.g. `PUBLISHER_KAFKA__PROPERTY_FILES__SASL_PASSWORD`.
+    pub property_files: KafkaPropertyFiles,
 }
 
 impl Default for KafkaSettings {
@@ -59,7 +62,8 @@ impl Default for KafkaSettings {
             dlq_topic: "alerts.dlq".to_owned(),
             group_id: "alerthaven-publisher".to_owned(),
             session_timeout: Duration::from_secs(6),
-            properties: BTreeMap::new(),
+            properties: KafkaProperties::default(),
+            property_files: KafkaPropertyFiles::default(),
         }
     }
 }
@@ -70,9 +74,13 @@ pub struct DeephavenSettings {
     pub url: String,
     /// A pre-shared key (Deephaven's default handler). Without it and without `user`, the login is anonymous.
     pub psk: Option<SecretString>,
+    /// A file holding `psk` (a mounted secret), instead of the value.
+    pub psk_file: Option<PathBuf>,
     /// HTTP basic authentication: user name, with `password`.
     pub user: Option<String>,
     pub password: Option<SecretString>,
+    /// A file holding `password`, instead of the value.
+    pub password_file: Option<PathBuf>,
     /// Prepended to every table name, so a replay can build tables beside the live ones (`replay_alerts`, ...).
     pub table_prefix: String,
     /// The longest wait between two reconnection attempts.
@@ -97,8 +105,10 @@ impl Default for DeephavenSettings {
         Self {
             url: "http://127.0.0.1:10000".to_owned(),
             psk: None,
+            psk_file: None,
             user: None,
             password: None,
+            password_file: None,
             table_prefix: String::new(),
             max_backoff: Duration::from_secs(30),
             request_timeout: Duration::from_secs(15),
@@ -154,8 +164,11 @@ impl Settings {
                 ("server.port", overrides.port.map(|port| port.to_string())),
             ],
         })?;
-        settings.kafka.properties =
-            settings.kafka.properties.into_iter().map(|(name, value)| (name.replace('_', "."), value)).collect();
+        settings.kafka.properties.read_files(&settings.kafka.property_files)?;
+        let deephaven = &mut settings.deephaven;
+        deephaven.psk = inline_or_file("deephaven.psk", deephaven.psk.take(), deephaven.psk_file.as_deref())?;
+        deephaven.password =
+            inline_or_file("deephaven.password", deephaven.password.take(), deephaven.password_file.as_deref())?;
         settings.validate()?;
         Ok(settings)
     }
@@ -199,10 +212,12 @@ SETTINGS (TOML file key / environment variable, default)
   kafka.group_id            PUBLISHER_KAFKA__GROUP_ID            alerthaven-publisher
   kafka.session_timeout     PUBLISHER_KAFKA__SESSION_TIMEOUT     6s
   kafka.properties.<name>   PUBLISHER_KAFKA__PROPERTIES__<NAME>  any librdkafka consumer property ('_' for '.')
+  kafka.property_files.<name> PUBLISHER_KAFKA__PROPERTY_FILES__<NAME> a librdkafka property read from a file (secrets)
   deephaven.url             PUBLISHER_DEEPHAVEN__URL             http://127.0.0.1:10000
   deephaven.psk             PUBLISHER_DEEPHAVEN__PSK             none (anonymous unless user/password are set)
   deephaven.user            PUBLISHER_DEEPHAVEN__USER            none (basic auth, with deephaven.password)
   deephaven.password        PUBLISHER_DEEPHAVEN__PASSWORD        none
+  deephaven.psk_file, deephaven.password_file                    none (the secret read from a file instead)
   deephaven.table_prefix    PUBLISHER_DEEPHAVEN__TABLE_PREFIX    '' (tables: alerts, alert_events, alerts_firing, publisher_offsets)
   deephaven.max_backoff     PUBLISHER_DEEPHAVEN__MAX_BACKOFF     30s
   deephaven.request_timeout PUBLISHER_DEEPHAVEN__REQUEST_TIMEOUT 15s (a call taking longer has failed)
@@ -240,5 +255,24 @@ mod tests {
     fn secrets_never_print() {
         let printed = format!("{:?}", with_auth(Some("the-psk-value"), Some("user"), Some("the-password")));
         assert!(!printed.contains("the-psk-value") && !printed.contains("the-password"), "{printed}");
+    }
+
+    #[test]
+    fn deephaven_secrets_come_from_files() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let (psk, password) = (dir.path().join("psk"), dir.path().join("password"));
+        std::fs::write(&psk, "key-from-file\n").unwrap();
+        std::fs::write(&password, "pw-from-file\n").unwrap();
+        let load = |toml: String| {
+            let file = dir.path().join("publisher.toml");
+            std::fs::write(&file, toml).unwrap();
+            Settings::load(Some(&file), Overrides::default())
+        };
+        let settings = load(format!("[deephaven]\npsk_file = {psk:?}\n")).unwrap();
+        assert_eq!(settings.deephaven.psk.as_ref().map(|psk| psk.expose_secret()), Some("key-from-file"));
+        let basic = load(format!("[deephaven]\nuser = \"alice\"\npassword_file = {password:?}\n")).unwrap();
+        assert_eq!(basic.deephaven.password.as_ref().map(|pw| pw.expose_secret()), Some("pw-from-file"));
+        assert!(load(format!("[deephaven]\npsk = \"inline\"\npsk_file = {psk:?}\n")).is_err(), "inline and file");
     }
 }

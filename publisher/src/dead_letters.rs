@@ -9,7 +9,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use schemas::tables::KafkaPosition;
-use std::collections::BTreeMap;
+use service_kit::kafka_properties::KafkaProperties;
 use std::time::Duration;
 
 pub const REASON_HEADER: &str = "alerthaven-dlq-reason";
@@ -35,7 +35,7 @@ pub struct DeadLetters {
 impl DeadLetters {
     /// `properties` are the consumer's extra librdkafka properties (security settings, say) that apply to a
     /// producer too.
-    pub fn new(brokers: &str, topic: &str, properties: &BTreeMap<String, String>) -> Result<Self, KafkaError> {
+    pub fn new(brokers: &str, topic: &str, properties: &KafkaProperties) -> Result<Self, KafkaError> {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", brokers)

@@ -42,7 +42,7 @@ pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertCo
         // A subscribed topic that is missing (re-created after a broker restart, say) is found within this time
         // rather than librdkafka's default five minutes.
         .set("topic.metadata.refresh.interval.ms", "10000");
-    for (name, value) in &settings.kafka.properties {
+    for (name, value) in settings.kafka.properties.iter() {
         config.set(name, value);
     }
     let topic = settings.kafka.topic.clone();

@@ -3,12 +3,16 @@
 //!
 //! # Layout
 //!
+//! - [`secret_files`]: secrets read from mounted files.
 //! - [`settings`]: layered settings: defaults < TOML file < `PREFIX_` environment < command-line overrides.
+//! - [`kafka_properties`]: librdkafka properties passed through from settings or files, secrets redacted.
 //! - [`process_metrics`]: `<service>_build_info` and the `process_*` metrics, and rendering them with a service's own.
 //! - [`shutdown`]: the stop request (SIGTERM or Ctrl-C).
 //! - [`telemetry`]: `tracing` set-up from [`telemetry::LogSettings`].
 
+pub mod kafka_properties;
 pub mod process_metrics;
+pub mod secret_files;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

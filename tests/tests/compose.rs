@@ -617,8 +617,8 @@ fn every_alert_rule_of_the_pipeline_links_its_runbook_section() {
 fn the_alerts_topic_is_created_with_the_retention_that_keeps_the_history() {
     let compose = Compose::load();
     let command = strings(compose.service("kafka-init").get("command")).join("\n");
-    let alerts = command.split("--create").find(|create| create.contains("--topic alerts ")).expect("alerts is created");
+    let alerts =
+        command.split("--create").find(|create| create.contains("--topic alerts ")).expect("alerts is created");
     assert!(alerts.contains("--config retention.ms=-1"), "the alerts topic keeps its history: {alerts}");
     assert!(alerts.contains("--config retention.bytes=-1"), "whatever its size: {alerts}");
 }
-

@@ -140,7 +140,11 @@ async fn a_refire_after_the_grace_shows_and_a_late_copy_within_it_does_not() {
         snapshot(&client, &format!("{}alerts_firing", setup.prefix)).await.iter().map(|b| b.num_rows()).sum();
     assert_eq!(firing, 1, "alerts_firing shows the re-fired alert");
     let newest = fired_again.received_at_nanos as f64 / 1e9;
-    assert_eq!(publisher.metrics.newest_written_received_at.get(), newest, "when ingest received the newest state written");
+    assert_eq!(
+        publisher.metrics.newest_written_received_at.get(),
+        newest,
+        "when ingest received the newest state written"
+    );
     publisher.stop().await;
 }
 

@@ -1,0 +1,131 @@
+//! The librdkafka properties a service passes through from its settings (`kafka.properties.<name>`), and the ones
+//! it reads from files (`kafka.property_files.<name>`), for secrets mounted as files.
+//!
+//! Environment variable names cannot hold dots, so `_` stands for `.` in a property's name wherever it comes from
+//! (librdkafka's names have no underscores). Values whose names say they are secrets (passwords, keys, secrets,
+//! tokens) never show in `Debug` output.
+
+use crate::secret_files::read_secret_file;
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Property names, normalised, mapped to their values.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "BTreeMap<String, String>")]
+pub struct KafkaProperties(BTreeMap<String, String>);
+
+/// Property names mapped to the files their values are read from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "BTreeMap<String, PathBuf>")]
+pub struct KafkaPropertyFiles(BTreeMap<String, PathBuf>);
+
+impl From<BTreeMap<String, String>> for KafkaProperties {
+    fn from(properties: BTreeMap<String, String>) -> Self {
+        Self(properties.into_iter().map(|(name, value)| (normalize(&name), value)).collect())
+    }
+}
+
+impl From<BTreeMap<String, PathBuf>> for KafkaPropertyFiles {
+    fn from(files: BTreeMap<String, PathBuf>) -> Self {
+        Self(files.into_iter().map(|(name, path)| (normalize(&name), path)).collect())
+    }
+}
+
+fn normalize(name: &str) -> String {
+    name.replace('_', ".")
+}
+
+impl KafkaProperties {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
+    pub fn insert(&mut self, name: &str, value: &str) {
+        self.0.insert(normalize(name), value.to_owned());
+    }
+
+    /// Adds the properties `files` name, each read whole (surrounding whitespace dropped, as a mounted secret often
+    /// ends with a newline). A property given both inline and by file is an error: which one wins would be a guess.
+    pub fn read_files(&mut self, files: &KafkaPropertyFiles) -> anyhow::Result<()> {
+        for (name, path) in &files.0 {
+            if self.0.contains_key(name) {
+                anyhow::bail!("kafka property {name} is given both inline and in a file ({})", path.display());
+            }
+            let value = read_secret_file(path).with_context(|| format!("kafka property {name}"))?;
+            self.0.insert(name.clone(), value.expose_secret().to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Whether a property's value is a secret: librdkafka's passwords, keys and secrets (`sasl.password`,
+/// `ssl.key.password`, `ssl.key.pem`, `sasl.oauthbearer.client.secret`, ...), but not where they are
+/// (`ssl.key.location`).
+fn is_secret(name: &str) -> bool {
+    let secret_word = ["password", "secret", "token", "key.pem", "jaas.config"].iter().any(|word| name.contains(word));
+    secret_word && !name.ends_with(".location")
+}
+
+impl fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.0.iter().map(|(name, value)| (name, if is_secret(name) { "[REDACTED]" } else { value }));
+        f.debug_map().entries(shown).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn properties(pairs: &[(&str, &str)]) -> KafkaProperties {
+        pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect::<BTreeMap<_, _>>().into()
+    }
+
+    #[test]
+    fn names_take_dots_for_underscores() {
+        let properties = properties(&[("queue_buffering_max_kbytes", "1024"), ("security.protocol", "SSL")]);
+        assert_eq!(properties.get("queue.buffering.max.kbytes"), Some("1024"));
+        assert_eq!(properties.get("security.protocol"), Some("SSL"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let properties = properties(&[
+            ("sasl_password", "hunter2"),
+            ("ssl.key.password", "k3y"),
+            ("sasl.oauthbearer.client.secret", "s3cret"),
+            ("ssl.key.location", "/etc/key.pem"),
+            ("sasl.username", "alice"),
+        ]);
+        let printed = format!("{properties:?}");
+        for secret in ["hunter2", "k3y", "s3cret"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains("/etc/key.pem") && printed.contains("alice"), "what is not secret shows: {printed}");
+    }
+
+    #[test]
+    fn files_add_their_properties_verbatim_and_never_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, "007,secret\n").unwrap();
+        let files: KafkaPropertyFiles = BTreeMap::from([("sasl_password".to_owned(), file.clone())]).into();
+        let mut read = properties(&[("sasl.username", "alice")]);
+        read.read_files(&files).unwrap();
+        assert_eq!(read.get("sasl.password"), Some("007,secret"));
+
+        let mut both = properties(&[("sasl.password", "inline")]);
+        assert!(both.read_files(&files).is_err(), "inline and file at once");
+        let missing: KafkaPropertyFiles = BTreeMap::from([("sasl.password".to_owned(), dir.path().join("no"))]).into();
+        let error = properties(&[]).read_files(&missing).unwrap_err().to_string();
+        assert!(error.contains("sasl.password") && !error.contains("007"), "{error}");
+    }
+}
