@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # install.sh: installs everything the local stack needs (broker, Deephaven,
-# Prometheus + Alertmanager). Idempotent; a few seconds when all is present.
+# Prometheus + Alertmanager) and what checks the Kubernetes manifests.
+# Idempotent; a few seconds when all is present.
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 
 bash "$here/install-broker.sh"
 bash "$here/install-deephaven.sh"
 bash "$here/install-monitoring.sh"
+bash "$here/install-kubernetes-tools.sh"
