@@ -65,59 +65,43 @@ impl Collector for ProcessCollector {
                 Some(&Unit::Seconds),
                 cpu.metric_type(),
             )?)?;
-            let resident = ConstGauge::new((stat.rss * procfs::page_size()) as i64);
-            resident.encode(encoder.encode_descriptor(
-                "process_resident_memory",
-                "Resident memory size",
-                Some(&Unit::Bytes),
-                resident.metric_type(),
-            )?)?;
-            let virtual_memory = ConstGauge::new(stat.vsize as i64);
-            virtual_memory.encode(encoder.encode_descriptor(
-                "process_virtual_memory",
-                "Virtual memory size",
-                Some(&Unit::Bytes),
-                virtual_memory.metric_type(),
-            )?)?;
-            let threads = ConstGauge::new(stat.num_threads);
-            threads.encode(encoder.encode_descriptor(
-                "process_threads",
-                "OS threads",
-                None,
-                threads.metric_type(),
-            )?)?;
+            let resident = (stat.rss * procfs::page_size()) as f64;
+            gauge(&mut encoder, "process_resident_memory", "Resident memory size", Some(Unit::Bytes), resident)?;
+            gauge(&mut encoder, "process_virtual_memory", "Virtual memory size", Some(Unit::Bytes), stat.vsize as f64)?;
+            gauge(&mut encoder, "process_threads", "OS threads", None, stat.num_threads as f64)?;
             if let Ok(boot) = procfs::boot_time_secs() {
-                let start = ConstGauge::new(boot as f64 + stat.starttime as f64 / ticks);
-                start.encode(encoder.encode_descriptor(
+                let start = boot as f64 + stat.starttime as f64 / ticks;
+                gauge(
+                    &mut encoder,
                     "process_start_time",
                     "Start time since the Unix epoch",
-                    Some(&Unit::Seconds),
-                    start.metric_type(),
-                )?)?;
+                    Some(Unit::Seconds),
+                    start,
+                )?;
             }
         }
         if let Ok(open) = me.fd_count() {
-            let open = ConstGauge::new(open as i64);
-            open.encode(encoder.encode_descriptor(
-                "process_open_fds",
-                "Open file descriptors",
-                None,
-                open.metric_type(),
-            )?)?;
+            gauge(&mut encoder, "process_open_fds", "Open file descriptors", None, open as f64)?;
         }
         if let Ok(limits) = me.limits() {
             if let procfs::process::LimitValue::Value(max) = limits.max_open_files.soft_limit {
-                let max = ConstGauge::new(max as i64);
-                max.encode(encoder.encode_descriptor(
-                    "process_max_fds",
-                    "Maximum open file descriptors",
-                    None,
-                    max.metric_type(),
-                )?)?;
+                gauge(&mut encoder, "process_max_fds", "Maximum open file descriptors", None, max as f64)?;
             }
         }
         Ok(())
     }
+}
+
+/// Encodes one gauge sample.
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, unit.as_ref(), gauge.metric_type())?)
 }
 
 #[cfg(test)]
