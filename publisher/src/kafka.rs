@@ -118,10 +118,16 @@ pub fn commit(consumer: &AlertConsumer, topic: &str, offsets: &BTreeMap<i32, App
 /// Moves every assigned partition back to the progress Deephaven holds. Stops at the first partition that cannot
 /// be moved: reading on from where it is would skip the records dropped with the unwritten batches.
 pub fn rewind(consumer: &AlertConsumer, topic: &str, shared: &Shared) -> KafkaResult<()> {
+    shared.moved();
     for partition in shared.assigned() {
         let offset = shared.resume_offset(partition);
         tracing::info!(partition, ?offset, "resuming from Deephaven's progress");
         consumer.seek(topic, partition, offset, SEEK_TIMEOUT)?;
     }
     Ok(())
+}
+
+/// Moves `partition` back to `offset` to read what a fetch skipped ([`crate::continuity`]). Blocking.
+pub fn read_again_from(consumer: &AlertConsumer, topic: &str, partition: i32, offset: i64) -> KafkaResult<()> {
+    consumer.seek(topic, partition, Offset::Offset(offset), SEEK_TIMEOUT)
 }

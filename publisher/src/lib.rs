@@ -15,6 +15,7 @@
 //! - [`pipeline`]: the loop: consume a batch, write it, commit; each kind of failure handled by what fixes it.
 //! - [`kafka`]: the Kafka edge: the consumer, commits, moving partitions back.
 //! - [`tables`]: the log, the tables Deephaven derives from it, and reading the progress back.
+//! - [`continuity`]: a jump in a partition's offsets is read again before it is believed.
 //! - [`resume`]: where each assigned partition resumes, and the consumer context that applies it.
 //! - [`fetching`]: fetching paused while every broker is down, resumed once the topic is back.
 //! - [`dead_letters`]: the dead-letter topic for records that cannot be decoded.
@@ -24,6 +25,7 @@
 
 pub mod backoff;
 pub mod configuration;
+pub mod continuity;
 pub mod dead_letters;
 pub mod fetching;
 pub mod health;

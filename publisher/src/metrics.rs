@@ -36,6 +36,10 @@ pub struct Metrics {
     /// Times the topic was found created anew (a partition ending below what was applied to it).
     pub topic_incarnations: Counter,
     pub commit_failures: Counter,
+    /// Jumps in a partition's offsets read again ([`crate::continuity`]); a healthy Kafka shows none.
+    pub offset_jumps_reread: Counter,
+    /// Jumps that every re-read showed again, taken as offsets that hold nothing.
+    pub offset_jumps_accepted: Counter,
     /// Writes or checks Deephaven failed with an error worth retrying on the same session.
     pub deephaven_retries: Counter,
     /// Attempts to send dead letters that failed (the batch waits until they are sent).
@@ -78,6 +82,18 @@ impl Default for Metrics {
         );
         let commit_failures = Counter::default();
         registry.register("commit_failures", "Group offset commits the broker refused", commit_failures.clone());
+        let offset_jumps_reread = Counter::default();
+        registry.register(
+            "offset_jumps_reread",
+            "Jumps in a partition's offsets (records skipped by a fetch) read again from the first missing offset",
+            offset_jumps_reread.clone(),
+        );
+        let offset_jumps_accepted = Counter::default();
+        registry.register(
+            "offset_jumps_accepted",
+            "Jumps in a partition's offsets that every re-read showed again, taken as offsets holding no record",
+            offset_jumps_accepted.clone(),
+        );
         let deephaven_connected = Gauge::default();
         registry.register(
             "deephaven_connected",
@@ -116,6 +132,8 @@ impl Default for Metrics {
             replays,
             topic_incarnations,
             commit_failures,
+            offset_jumps_reread,
+            offset_jumps_accepted,
             deephaven_retries,
             dlq_failures,
             deephaven_connected,

@@ -22,6 +22,7 @@
 
 use crate::backoff::{Backoff, ShutDown};
 use crate::configuration::Settings;
+use crate::continuity::{Continuity, Next};
 use crate::dead_letters::{DeadLetter, DeadLetters};
 use crate::health::Health;
 use crate::kafka::{self, AlertConsumer};
@@ -188,6 +189,7 @@ impl Pipeline {
         // The batch read last is written while the next one is read: Deephaven's time per batch overlaps with
         // consuming and decoding the next instead of adding to it. Writes stay one at a time and in order.
         let mut unwritten: Option<Batch> = None;
+        let mut continuity = Continuity::default();
         let mut last_check = Instant::now();
         // Permanent write errors since the last reconnect: the first gets a fresh session, the second halts.
         let mut refused_since_reconnect = 0;
@@ -206,7 +208,7 @@ impl Pipeline {
                 let previous_write = async {
                     let _ = previous_write.await;
                 };
-                let (pending, stopping) = self.collect(previous_write, &mut shutdown).await;
+                let (pending, stopping) = self.collect(previous_write, &mut continuity, &mut shutdown).await;
                 let batch = (pending.len() > 0).then(|| Batch::from(pending));
                 Ok((batch, stopping))
             };
@@ -351,6 +353,7 @@ impl Pipeline {
     async fn collect(
         &self,
         previous_write: impl Future<Output = ()>,
+        continuity: &mut Continuity,
         shutdown: &mut watch::Receiver<bool>,
     ) -> (Pending, bool) {
         let settings = &self.settings;
@@ -358,7 +361,17 @@ impl Pipeline {
         let mut deadline: Option<tokio::time::Instant> = None;
         tokio::pin!(previous_write);
         let mut previous_written = false;
-        while !pending.is_full(settings) {
+        // A partition to move back before reading on, found in the select (which must not wait).
+        let mut read_again: Option<(i32, i64)> = None;
+        loop {
+            if let Some((partition, from)) = read_again.take() {
+                if self.read_again_from(partition, from, shutdown).await.is_err() {
+                    return (pending, true);
+                }
+            }
+            if pending.is_full(settings) {
+                break;
+            }
             let timeout = async {
                 match deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -368,6 +381,21 @@ impl Pipeline {
             tokio::select! {
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
+                        let (partition, offset) = (message.partition(), message.offset());
+                        match continuity.observe(partition, offset, self.shared.moves()) {
+                            Next::Take => {}
+                            Next::TakeAcross { missing } => {
+                                self.metrics.offset_jumps_accepted.inc();
+                                tracing::warn!(partition, first = missing.start, end = missing.end, "offsets that hold no record (compacted, transaction markers, deleted): reading on across them");
+                            }
+                            Next::Stale => continue,
+                            Next::ReadAgainFrom(from) => {
+                                self.metrics.offset_jumps_reread.inc();
+                                tracing::info!(partition, from, skipped_to = offset, "a fetch skipped records: reading the partition again from the first one missing");
+                                read_again = Some((partition, from));
+                                continue;
+                            }
+                        }
                         pending.push(&message, self.shared.incarnation(), &self.metrics);
                         deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch.max_wait);
                     }
@@ -382,6 +410,28 @@ impl Pipeline {
             }
         }
         (pending, false)
+    }
+
+    /// Moves `partition` back to `from` to read the records a fetch skipped. A failure is retried, since reading on
+    /// would write past them, until it works or the partition is no longer this publisher's to read.
+    async fn read_again_from(
+        &self,
+        partition: i32,
+        from: i64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), ShutDown> {
+        let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
+        while self.shared.assigned().contains(&partition) {
+            let topic = &self.settings.kafka.topic;
+            match tokio::task::block_in_place(|| kafka::read_again_from(&self.consumer, topic, partition, from)) {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    tracing::error!(partition, from, error = %err, "could not move the partition back to read the records skipped; retrying");
+                    backoff.wait(shutdown).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Dead letters first (so they are not lost when the offsets move past them), then the rows, then the group's

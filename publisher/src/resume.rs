@@ -28,7 +28,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use schemas::tables::Applied;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -51,6 +51,9 @@ pub struct Shared {
     /// The incarnation of the topic the records read now belong to (stamped on each as it is read).
     incarnation: AtomicI32,
     assigned: Mutex<BTreeSet<i32>>,
+    /// Counts the times partitions were moved by the group or to Deephaven's progress, so that the reading loop
+    /// does not take the jump in offsets that follows for records skipped ([`crate::continuity`]).
+    moves: AtomicU64,
     metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     runtime: tokio::runtime::Handle,
@@ -65,6 +68,7 @@ impl Shared {
             progress: Mutex::new(BTreeMap::new()),
             incarnation: AtomicI32::new(0),
             assigned: Mutex::new(BTreeSet::new()),
+            moves: AtomicU64::new(0),
             metrics,
             health,
             runtime: tokio::runtime::Handle::current(),
@@ -151,6 +155,15 @@ impl Shared {
             Some(written) => applied.get(partition).is_none_or(|applied| applied < written),
             None => false,
         })
+    }
+
+    /// Partitions are about to be read from somewhere else than where they were.
+    pub fn moved(&self) {
+        self.moves.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn moves(&self) -> u64 {
+        self.moves.load(Ordering::Acquire)
     }
 
     pub fn assigned(&self) -> BTreeSet<i32> {
@@ -249,6 +262,7 @@ impl ConsumerContext for ResumeContext {
                     }
                 }
                 tracing::info!(?partitions, "partitions assigned");
+                self.shared.moved();
                 if let Err(err) = consumer.assign(assignment) {
                     tracing::error!(error = %err, "could not take the assignment");
                 }
@@ -257,6 +271,7 @@ impl ConsumerContext for ResumeContext {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!("partitions revoked");
+                self.shared.moved();
                 if let Err(err) = consumer.unassign() {
                     tracing::error!(error = %err, "could not drop the assignment");
                 }

@@ -242,3 +242,28 @@ async fn records_of_a_broker_restarted_empty_are_applied_though_their_offsets_st
     assert_eq!(publisher.metrics.topic_incarnations.get(), 0, "it follows the incarnation Deephaven names");
     publisher.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jump_in_offsets_is_read_again_then_read_across_when_it_holds_no_record() {
+    let setup = setup(1).await;
+    // Two transactions between plain writes: each commit marker is an offset no consumer sees, a jump that every
+    // re-read shows again (unlike the records the local broker's fetches skip, which a re-read finds).
+    let records = synthetic_records(5, 7_000);
+    let mut acked = Vec::new();
+    for (index, body) in records.chunks(10).enumerate() {
+        acked.extend(match index % 2 {
+            0 => produce(&setup.brokers, &setup.topic, body).await,
+            _ => produce_in_transaction(&setup.brokers, &setup.topic, body).await,
+        });
+    }
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
+    assert_eq!(expected.events.len(), records.len());
+
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    let metrics = publisher.metrics_text();
+    assert_eq!(sample(&metrics, "publisher_offset_jumps_accepted_total"), 2.0, "one per commit marker read past");
+    let rereads = 2 * (publisher::continuity::LOOKS - 1);
+    assert_eq!(sample(&metrics, "publisher_offset_jumps_reread_total"), f64::from(rereads), "each looked at again");
+    publisher.stop().await;
+}
