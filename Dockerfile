@@ -8,8 +8,9 @@
 # Prometheus and Alertmanager templates with scripts/render-config.sh (bash).
 
 # --- build: both binaries, release profile, exactly the locked dependencies.
-# librdkafka (bundled by rdkafka-sys) is compiled from C here: it needs a C
-# toolchain, make and cmake.
+# librdkafka (bundled by rdkafka-sys) and OpenSSL (vendored by openssl-src,
+# for Kafka's TLS and SASL) are compiled from C here: they need a C toolchain,
+# make, cmake and perl (in the rust image).
 FROM rust:1.95.0-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake \

@@ -1,7 +1,7 @@
 //! Settings, layered like ingest's (see `service_kit::settings`): built-in defaults < a TOML file (`--config`) <
 //! environment (`PUBLISHER_` prefix, `__` between levels, e.g. `PUBLISHER_DEEPHAVEN__URL`) < command-line flags.
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use secrecy::SecretString;
 use serde::Deserialize;
 use service_kit::kafka_properties::{KafkaProperties, KafkaPropertyFiles};
@@ -98,6 +98,27 @@ pub struct DeephavenSettings {
     /// `group_interval`: a re-fire comes at the earliest one group interval after the resolve.
     #[serde(with = "humantime_serde")]
     pub refire_grace: Duration,
+    /// TLS for an `https` URL, beyond the defaults (the Web PKI roots, the URL's host name).
+    pub tls: DeephavenTlsSettings,
+}
+
+/// TLS to a Deephaven behind an internal CA or reached by another name than its certificate's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeephavenTlsSettings {
+    /// A PEM file with the CA certificate(s) to trust instead of the Web PKI roots.
+    pub ca_file: Option<PathBuf>,
+    /// The name to verify in the server's certificate, when it differs from the URL's host.
+    pub server_name: Option<String>,
+    /// `ca_file`'s contents, read once at start-up so that a missing file stops the start, not every connect.
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
+}
+
+impl DeephavenTlsSettings {
+    fn is_set(&self) -> bool {
+        self.ca_file.is_some() || self.server_name.is_some()
+    }
 }
 
 impl Default for DeephavenSettings {
@@ -114,6 +135,7 @@ impl Default for DeephavenSettings {
             request_timeout: Duration::from_secs(15),
             check_interval: Duration::from_secs(5),
             refire_grace: Duration::from_secs(60),
+            tls: DeephavenTlsSettings::default(),
         }
     }
 }
@@ -169,6 +191,11 @@ impl Settings {
         deephaven.psk = inline_or_file("deephaven.psk", deephaven.psk.take(), deephaven.psk_file.as_deref())?;
         deephaven.password =
             inline_or_file("deephaven.password", deephaven.password.take(), deephaven.password_file.as_deref())?;
+        if let Some(file) = &deephaven.tls.ca_file {
+            let pem = std::fs::read_to_string(file)
+                .with_context(|| format!("reading deephaven.tls.ca_file {}", file.display()))?;
+            deephaven.tls.ca_pem = Some(pem);
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -180,6 +207,9 @@ impl Settings {
         }
         if deephaven.psk.is_some() && deephaven.user.is_some() {
             bail!("set either deephaven.psk or deephaven.user/password, not both");
+        }
+        if deephaven.tls.is_set() && !deephaven.url.starts_with("https://") {
+            bail!("deephaven.tls is set but deephaven.url {:?} is not https://", deephaven.url);
         }
         if deephaven.check_interval.is_zero() || deephaven.request_timeout.is_zero() {
             bail!("deephaven.check_interval and deephaven.request_timeout must be positive");
@@ -218,6 +248,8 @@ SETTINGS (TOML file key / environment variable, default)
   deephaven.user            PUBLISHER_DEEPHAVEN__USER            none (basic auth, with deephaven.password)
   deephaven.password        PUBLISHER_DEEPHAVEN__PASSWORD        none
   deephaven.psk_file, deephaven.password_file                    none (the secret read from a file instead)
+  deephaven.tls.ca_file     PUBLISHER_DEEPHAVEN__TLS__CA_FILE     Web PKI roots (a PEM CA to trust instead; https URLs)
+  deephaven.tls.server_name PUBLISHER_DEEPHAVEN__TLS__SERVER_NAME the URL's host (the name the certificate must carry)
   deephaven.table_prefix    PUBLISHER_DEEPHAVEN__TABLE_PREFIX    '' (tables: alerts, alert_events, alerts_firing, publisher_offsets)
   deephaven.max_backoff     PUBLISHER_DEEPHAVEN__MAX_BACKOFF     30s
   deephaven.request_timeout PUBLISHER_DEEPHAVEN__REQUEST_TIMEOUT 15s (a call taking longer has failed)
@@ -249,6 +281,25 @@ mod tests {
         assert!(with_auth(None, Some("user"), None).validate().is_err(), "a user needs a password");
         assert!(with_auth(None, None, Some("pw")).validate().is_err(), "a password needs a user");
         assert!(with_auth(Some("key"), Some("user"), Some("pw")).validate().is_err(), "psk or basic, not both");
+    }
+
+    #[test]
+    fn deephaven_tls_needs_an_https_url_and_a_readable_ca() {
+        let mut settings = Settings::default();
+        settings.deephaven.tls.server_name = Some("deephaven.internal".to_owned());
+        assert!(settings.validate().is_err(), "TLS settings for an http:// URL");
+        settings.deephaven.url = "https://10.0.0.7:8443".to_owned();
+        assert!(settings.validate().is_ok());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("publisher.toml");
+        let missing = dir.path().join("missing-ca.pem");
+        std::fs::write(&file, format!("[deephaven]\nurl = \"https://dh:8443\"\ntls.ca_file = {missing:?}\n")).unwrap();
+        let err = Settings::load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("deephaven.tls.ca_file"), "{err:#}");
+        std::fs::write(&missing, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let loaded = Settings::load(Some(&file), Overrides::default()).unwrap();
+        assert_eq!(loaded.deephaven.tls.ca_pem.as_deref(), Some("-----BEGIN CERTIFICATE-----\n"));
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::configuration::DeephavenSettings;
 use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
-use deephaven_client::{Aggregate, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation};
+use deephaven_client::{
+    Aggregate, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation, TlsConfig,
+};
 use schemas::tables::{column, Applied, KafkaPosition, PositionedRecord, TableNames, ALERTS, ALERT_EVENTS, LOG};
 use schemas::{Status, Timestamp};
 use secrecy::ExposeSecret;
@@ -98,6 +100,22 @@ fn auth(settings: &DeephavenSettings) -> Auth {
     }
 }
 
+/// TLS beyond the defaults of an `https` URL, if any is set.
+fn tls(settings: &DeephavenSettings) -> Option<TlsConfig> {
+    let tls = &settings.tls;
+    if tls.ca_pem.is_none() && tls.server_name.is_none() {
+        return None;
+    }
+    let mut config = TlsConfig::default();
+    if let Some(pem) = &tls.ca_pem {
+        config = config.with_ca_certificate_pem(pem.clone());
+    }
+    if let Some(name) = &tls.server_name {
+        config = config.with_domain_name(name.clone());
+    }
+    Some(config)
+}
+
 /// One Deephaven session with the log and its derived tables in place.
 pub struct Sink {
     client: Client,
@@ -113,9 +131,12 @@ impl Sink {
     /// empty, a table deleted by hand, a first start), or with `recreate` (a replay), the whole set is created anew
     /// and empty, so the progress reads empty and the topic is replayed from its earliest record.
     pub async fn open(settings: &DeephavenSettings, recreate: bool) -> deephaven_client::Result<Sink> {
-        let config = ClientConfig::new(settings.url.clone())
+        let mut config = ClientConfig::new(settings.url.clone())
             .with_auth(auth(settings))
             .with_request_timeout(settings.request_timeout);
+        if let Some(tls) = tls(settings) {
+            config = config.with_tls(tls);
+        }
         let client = Client::connect(config).await?;
         let names = TableNames::with_prefix(&settings.table_prefix);
         let flush_row = flush_row(&publisher_id());

@@ -35,6 +35,13 @@ impl From<BTreeMap<String, PathBuf>> for KafkaPropertyFiles {
     }
 }
 
+/// What every client gets unless the settings say otherwise.
+const DEFAULTS: &[(&str, &str)] = &[
+    // OpenSSL is compiled into the binaries, so its own default CA path is a directory of the build machine: look
+    // for the system's CA bundle in the standard places instead, so a Kafka with a public CA needs no setting.
+    ("ssl.ca.location", "probe"),
+];
+
 fn normalize(name: &str) -> String {
     name.replace('_', ".")
 }
@@ -44,8 +51,10 @@ impl KafkaProperties {
         self.0.get(name).map(String::as_str)
     }
 
+    /// Every property a client gets: the ones set, then the [`DEFAULTS`] not set.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(name, value)| (name.as_str(), value.as_str()))
+        let defaults = DEFAULTS.iter().filter(|(name, _)| !self.0.contains_key(*name)).copied();
+        self.0.iter().map(|(name, value)| (name.as_str(), value.as_str())).chain(defaults)
     }
 
     pub fn insert(&mut self, name: &str, value: &str) {
@@ -94,6 +103,17 @@ mod tests {
         let properties = properties(&[("queue_buffering_max_kbytes", "1024"), ("security.protocol", "SSL")]);
         assert_eq!(properties.get("queue.buffering.max.kbytes"), Some("1024"));
         assert_eq!(properties.get("security.protocol"), Some("SSL"));
+    }
+
+    #[test]
+    fn the_system_ca_bundle_is_probed_unless_a_ca_is_set() {
+        let listed = |properties: &KafkaProperties| -> Vec<(String, String)> {
+            properties.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect()
+        };
+        let probe = ("ssl.ca.location".to_owned(), "probe".to_owned());
+        assert_eq!(listed(&properties(&[])), [probe]);
+        let own_ca = properties(&[("ssl_ca_location", "/etc/kafka/ca.pem")]);
+        assert_eq!(listed(&own_ca), [("ssl.ca.location".to_owned(), "/etc/kafka/ca.pem".to_owned())]);
     }
 
     #[test]
