@@ -5,8 +5,14 @@
 # Memory storage forgets everything on stop, so every start (re)creates the
 # topics; creating one that exists is fine.
 #
-# Env: STACK_DIR, BROKER_PORT (9092), ALERTS_TOPIC (alerts), DLQ_TOPIC
-#      (alerts.dlq), TOPIC_PARTITIONS (6), DLQ_PARTITIONS (3), READY_DEADLINE_S (30).
+# Env: STACK_DIR, BROKER_PORT (9092), BROKER_ADVERTISED_PORT (the port clients
+#      are told to use after bootstrapping; $BROKER_PORT, or a TLS front's, see
+#      tls-front.sh), ALERTS_TOPIC (alerts), DLQ_TOPIC (alerts.dlq),
+#      TOPIC_PARTITIONS (6), DLQ_PARTITIONS (3), READY_DEADLINE_S (30),
+#      BROKER_AUTHENTICATION (1: clients must log in with SASL SCRAM; tansu's
+#      own CLI cannot, and memory storage keeps no users across a restart, so
+#      such a broker has no topics and no users: it is for testing that a
+#      client attempts the SASL handshake).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,14 +20,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 NAME=broker
 STOP_DEADLINE_S=10
 BROKER_URL="tcp://127.0.0.1:$BROKER_PORT"
+ADVERTISED_URL="tcp://127.0.0.1:${BROKER_ADVERTISED_PORT:-$BROKER_PORT}"
 
 launch_broker() {
   [[ -x "$TANSU_BIN" ]] || die "no $TANSU_BIN: run scripts/install-broker.sh"
   port_is_open 127.0.0.1 "$BROKER_PORT" &&
     die "port $BROKER_PORT is already in use by a process this stack did not start"
+  local authentication=()
+  [[ "${BROKER_AUTHENTICATION:-}" == 1 ]] && authentication=(--authentication)
   start_background "$NAME" "$TANSU_BIN" broker \
-    --listener-url "$BROKER_URL" --advertised-listener-url "$BROKER_URL" \
-    --storage-engine memory://tansu/
+    --listener-url "$BROKER_URL" --advertised-listener-url "$ADVERTISED_URL" \
+    --storage-engine memory://tansu/ "${authentication[@]}"
 }
 
 # Prints "NAME PARTITIONS" per topic, from tansu's JSON metadata listing.
@@ -49,6 +58,7 @@ ensure_topic() { # name partitions
 
 await_broker_ready() {
   wait_for_port 127.0.0.1 "$BROKER_PORT" "$READY_DEADLINE_S" "Kafka broker" "$NAME" || return 1
+  [[ "${BROKER_AUTHENTICATION:-}" == 1 ]] && return 0
   ensure_topic "$ALERTS_TOPIC" "$TOPIC_PARTITIONS"
   ensure_topic "$DLQ_TOPIC" "$DLQ_PARTITIONS"
 }

@@ -14,6 +14,7 @@
 //! - [`process`]: the project's binaries run as child processes: starting, probing, signalling, reaping.
 //! - [`wait`]: waiting for a condition with a deadline, never a bare sleep.
 //! - [`bench`]: flags, synthetic records and percentiles for the benchmark tools in `src/bin/` (`scripts/bench.sh`).
+//! - [`tls`]: a CA and a server certificate of a test's own, for TLS fronts.
 //! - [`fixtures`]: the captured Alertmanager payloads in `tests/fixtures/`.
 
 pub mod bench;
@@ -23,4 +24,5 @@ pub mod load;
 pub mod metrics;
 pub mod process;
 pub mod stack;
+pub mod tls;
 pub mod wait;

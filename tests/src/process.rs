@@ -37,18 +37,44 @@ pub struct Service {
     pub child: Child,
     /// Base URL of the operations endpoint.
     pub ops_url: String,
+    /// Where its output goes, when a test reads it ([`Service::spawn_logged`]); otherwise it is the test's own.
+    log: Option<tempfile::NamedTempFile>,
 }
 
 impl Service {
     /// Starts `binary` with `args` and `env` (and stdin closed); its operations endpoint is expected on `ops_port`.
+    /// Its output goes to the test's.
     pub fn spawn(binary: &Path, args: &[&str], env: &[(String, String)], ops_port: u16) -> Service {
-        let child = Command::new(binary)
-            .args(args)
-            .envs(env.iter().map(|(name, value)| (name, value)))
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()));
-        Service { child, ops_url: format!("http://127.0.0.1:{ops_port}") }
+        Self::start(binary, args, env, ops_port, None)
+    }
+
+    /// Like [`Service::spawn`], with its standard output and error kept for [`Service::log`].
+    pub fn spawn_logged(binary: &Path, args: &[&str], env: &[(String, String)], ops_port: u16) -> Service {
+        let log = tempfile::Builder::new().prefix("service-log-").tempfile().expect("a log file");
+        Self::start(binary, args, env, ops_port, Some(log))
+    }
+
+    fn start(
+        binary: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        ops_port: u16,
+        log: Option<tempfile::NamedTempFile>,
+    ) -> Service {
+        let mut command = Command::new(binary);
+        command.args(args).envs(env.iter().map(|(name, value)| (name, value))).stdin(Stdio::null());
+        if let Some(log) = &log {
+            let file = || log.reopen().expect("the log file");
+            command.stdout(file()).stderr(file());
+        }
+        let child = command.spawn().unwrap_or_else(|err| panic!("starting {}: {err}", binary.display()));
+        Service { child, ops_url: format!("http://127.0.0.1:{ops_port}"), log }
+    }
+
+    /// What a service started by [`Service::spawn_logged`] has written so far.
+    pub fn log(&self) -> String {
+        let log = self.log.as_ref().expect("started with spawn_logged");
+        String::from_utf8_lossy(&std::fs::read(log.path()).expect("reading the log")).into_owned()
     }
 
     /// GETs `path` from the operations endpoint: (status, body).

@@ -73,16 +73,40 @@ fn run_script(script: &str, action: &str, env: &[(&str, String)]) {
 pub struct PrivateBroker {
     dir: tempfile::TempDir,
     port: u16,
+    /// The port its metadata names: clients connect there after bootstrapping.
+    advertised_port: u16,
     partitions: u32,
+    /// Whether clients must log in (SASL SCRAM).
+    authentication: bool,
 }
 
 impl PrivateBroker {
     /// Starts a broker with the alerts topic (`partitions` partitions) and returns once it is ready.
     pub fn start(partitions: u32) -> PrivateBroker {
-        let broker =
-            PrivateBroker { dir: tempfile::tempdir().expect("a temporary directory"), port: free_port(), partitions };
+        let port = free_port();
+        Self::start_advertising(partitions, port, port)
+    }
+
+    /// Starts a broker listening on `port` that tells clients to use `advertised_port` (a [`TlsFront`] before it).
+    pub fn start_advertising(partitions: u32, port: u16, advertised_port: u16) -> PrivateBroker {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let broker = PrivateBroker { dir, port, advertised_port, partitions, authentication: false };
         broker.run("start");
         broker
+    }
+
+    /// Starts a broker that requires a SASL SCRAM login and knows no user (nor topic): a client's handshake with
+    /// it is attempted and refused.
+    pub fn start_requiring_login() -> PrivateBroker {
+        let (dir, port) = (tempfile::tempdir().expect("a temporary directory"), free_port());
+        let broker = PrivateBroker { dir, port, advertised_port: port, partitions: 1, authentication: true };
+        broker.run("start");
+        broker
+    }
+
+    /// The port it listens on (plaintext).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `host:port` for clients.
@@ -104,7 +128,9 @@ impl PrivateBroker {
         let env = [
             ("STACK_DIR", self.dir.path().display().to_string()),
             ("BROKER_PORT", self.port.to_string()),
+            ("BROKER_ADVERTISED_PORT", self.advertised_port.to_string()),
             ("TOPIC_PARTITIONS", self.partitions.to_string()),
+            ("BROKER_AUTHENTICATION", if self.authentication { "1" } else { "0" }.to_owned()),
         ];
         tokio::task::block_in_place(|| run_script("broker.sh", action, &env));
     }
@@ -339,6 +365,47 @@ impl PrivateBalancer {
 }
 
 impl Drop for PrivateBalancer {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
+/// HAProxy terminating TLS before a plaintext server, started by `scripts/tls-front.sh`; stopped on drop.
+pub struct TlsFront {
+    dir: tempfile::TempDir,
+    port: u16,
+    backend: u16,
+    certificate: PathBuf,
+    alpn: Option<&'static str>,
+}
+
+impl TlsFront {
+    /// Takes TLS on `port` with `certificate` (chain and key in one PEM file) and passes the bytes on to
+    /// 127.0.0.1:`backend`; `alpn` (e.g. `h2` for gRPC) is offered in the handshake. Returns once it listens.
+    pub fn start(port: u16, backend: u16, certificate: &Path, alpn: Option<&'static str>) -> TlsFront {
+        let dir = tempfile::Builder::new().prefix("tls-front-").tempdir().expect("a temporary directory");
+        let front = TlsFront { dir, port, backend, certificate: certificate.to_owned(), alpn };
+        front.run("start");
+        front
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn run(&self, action: &str) {
+        let env = [
+            ("STACK_DIR", self.dir.path().display().to_string()),
+            ("TLS_FRONT_PORT", self.port.to_string()),
+            ("TLS_FRONT_BACKEND", format!("127.0.0.1:{}", self.backend)),
+            ("TLS_FRONT_CERT", self.certificate.display().to_string()),
+            ("TLS_FRONT_ALPN", self.alpn.unwrap_or_default().to_owned()),
+        ];
+        tokio::task::block_in_place(|| run_script("tls-front.sh", action, &env));
+    }
+}
+
+impl Drop for TlsFront {
     fn drop(&mut self) {
         self.run("stop");
     }

@@ -7,3 +7,4 @@ mod faults;
 mod refire;
 mod soak;
 mod support;
+mod tls;

@@ -25,6 +25,8 @@ pub struct Pipeline {
     pub dlq_topic: String,
     pub prefix: String,
     pub group_id: String,
+    /// Settings ingest gets on top of the pipeline's own (`INGEST_*` variables).
+    pub ingest_settings: Vec<(String, String)>,
     /// Settings the publisher gets on top of the pipeline's own (`PUBLISHER_*` variables).
     pub publisher_settings: Vec<(String, String)>,
 }
@@ -38,6 +40,7 @@ impl Pipeline {
             dlq_topic: dlq_topic.to_owned(),
             prefix: table_prefix("sys"),
             group_id: unique_name("system"),
+            ingest_settings: Vec::new(),
             publisher_settings: Vec::new(),
         }
     }
@@ -66,18 +69,30 @@ impl Pipeline {
 
     /// An ingest instance on `port` (webhooks and its operations endpoint share it).
     pub fn ingest(&self, port: u16) -> Service {
+        Service::spawn(&built_binary("ingest"), &[], &self.ingest_env(port), port)
+    }
+
+    /// The environment of an ingest instance on `port`.
+    pub fn ingest_env(&self, port: u16) -> Vec<(String, String)> {
         let env = [
             ("INGEST_SERVER__PORT", port.to_string()),
             ("INGEST_KAFKA__BROKERS", self.brokers.clone()),
             ("INGEST_KAFKA__TOPIC", self.topic.clone()),
             ("INGEST_LOG__FILTER", "warn".to_owned()),
         ];
-        Service::spawn(&built_binary("ingest"), &[], &owned(&env), port)
+        let mut env = owned(&env);
+        env.extend(self.ingest_settings.iter().cloned());
+        env
     }
 
     /// The publisher (`args` e.g. `["replay"]`), writing tables named with `prefix`.
     pub fn publisher(&self, args: &[&str], prefix: &str, deephaven_url: &str) -> Service {
         let port = free_port();
+        Service::spawn(&built_binary("publisher"), args, &self.publisher_env(port, prefix, deephaven_url), port)
+    }
+
+    /// The environment of a publisher with its operations endpoint on `port`.
+    pub fn publisher_env(&self, port: u16, prefix: &str, deephaven_url: &str) -> Vec<(String, String)> {
         let env = [
             ("PUBLISHER_SERVER__PORT", port.to_string()),
             ("PUBLISHER_KAFKA__BROKERS", self.brokers.clone()),
@@ -92,7 +107,7 @@ impl Pipeline {
         ];
         let mut env = owned(&env);
         env.extend(self.publisher_settings.iter().cloned());
-        Service::spawn(&built_binary("publisher"), args, &env, port)
+        env
     }
 
     /// The live publisher: following the topic into this pipeline's tables.
