@@ -33,6 +33,26 @@ impl Stack {
     }
 }
 
+/// The live Java heap of the stack's Deephaven in bytes, after a full collection (so what is kept, not what waits
+/// to be collected), read with the JDK's `jcmd` beside the JVM the server runs in. `None` when it cannot be read.
+pub fn deephaven_heap_used_bytes() -> Option<u64> {
+    let pids = PathBuf::from(std::env::var("STACK_DIR").ok()?).join("pids/deephaven.pid");
+    let pid = std::fs::read_to_string(pids).ok()?.split_whitespace().next()?.to_owned();
+    // The server embeds the JVM: its libjvm.so (JAVA_HOME/lib/server/) names the JDK.
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let libjvm =
+        maps.lines().find_map(|line| line.split_whitespace().last().filter(|path| path.ends_with("/libjvm.so")))?;
+    let jcmd = Path::new(libjvm).parent()?.parent()?.parent()?.join("bin/jcmd");
+    let run = |command: &str| {
+        Command::new(&jcmd).args([pid.as_str(), command]).output().ok().filter(|out| out.status.success())
+    };
+    run("GC.run")?;
+    let info = String::from_utf8(run("GC.heap_info")?.stdout).ok()?;
+    // " garbage-first heap   total 99328K, used 67710K [...]"
+    let used = info.split("used ").nth(1)?.split('K').next()?;
+    used.trim().parse::<u64>().ok().map(|kib| kib * 1024)
+}
+
 fn required(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
