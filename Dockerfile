@@ -11,7 +11,7 @@
 # librdkafka (bundled by rdkafka-sys) and OpenSSL (vendored by openssl-src,
 # for Kafka's TLS and SASL) are compiled from C here: they need a C toolchain,
 # make, cmake and perl (in the rust image).
-FROM rust:1.95.0-bookworm AS build
+FROM rust:1.95.0-trixie AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
@@ -28,8 +28,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin ingest --bin publisher \
     && install -D -m 0755 -t /out target/release/ingest target/release/publisher
 
-# --- runtime: glibc matches the builder's (both Debian 12, bookworm).
-FROM debian:12.12-slim
+# --- runtime: glibc matches the builder's (both Debian 13, trixie).
+FROM debian:13.2-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

@@ -235,6 +235,27 @@ fn every_pulled_image_is_pinned_and_every_built_one_has_its_dockerfile() {
     assert!(failures.is_empty(), "unpinned images:\n{}", failures.join("\n"));
 }
 
+/// The Debian release an image tag names (`rust:1.95.0-trixie`, `debian:13.2-slim`), if it names one.
+fn debian_release(image: &str) -> Option<u32> {
+    let tag = image.split(':').nth(1)?;
+    let codenames = [("bookworm", 12), ("trixie", 13), ("forky", 14)];
+    if let Some((_, release)) = codenames.iter().find(|(codename, _)| tag.contains(codename)) {
+        return Some(*release);
+    }
+    image.starts_with("debian:").then(|| tag.split(['.', '-']).next()?.parse().ok()).flatten()
+}
+
+#[test]
+fn the_image_runs_on_the_debian_release_it_was_built_on() {
+    // The binaries link the builder's glibc dynamically: an older runtime cannot load them.
+    let images = dockerfile_base_images(&repo_root().join("Dockerfile"));
+    let releases: Vec<Option<u32>> = images.iter().map(|image| debian_release(image)).collect();
+    assert!(releases.iter().all(Option::is_some), "every stage on a named Debian release: {images:?}");
+    assert!(releases.windows(2).all(|pair| pair[0] == pair[1]), "one Debian release for all stages: {images:?}");
+    assert_eq!(debian_release("rust:1.95.0-bookworm"), Some(12));
+    assert_eq!(debian_release("debian:13.2-slim"), Some(13));
+}
+
 /// The images a Dockerfile builds on, leaving out its own stages.
 fn dockerfile_base_images(dockerfile: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(dockerfile).unwrap();
