@@ -178,6 +178,14 @@ pub enum Operation {
         /// The key columns of the result.
         group_by: Vec<String>,
     },
+    /// One row per distinct `group_by` value and the number of rows with it in `column` (Deephaven's `count_by`);
+    /// a value no row has any more leaves the result.
+    Count {
+        /// The output column.
+        column: String,
+        /// The key columns of the result.
+        group_by: Vec<String>,
+    },
     /// One row per distinct `group_by` value with the `columns` (`"Output=Input"` or a bare name) aggregated.
     Aggregate {
         /// How each group's rows combine.
@@ -198,6 +206,11 @@ impl Operation {
     /// [`Operation::AggregateAll`] grouped by these columns.
     pub fn aggregate_all<I: IntoIterator<Item = S>, S: Into<String>>(aggregate: Aggregate, group_by: I) -> Self {
         Self::AggregateAll { aggregate, group_by: group_by.into_iter().map(Into::into).collect() }
+    }
+
+    /// [`Operation::Count`] into `column`, grouped by these columns.
+    pub fn count<I: IntoIterator<Item = S>, S: Into<String>>(column: impl Into<String>, group_by: I) -> Self {
+        Self::Count { column: column.into(), group_by: group_by.into_iter().map(Into::into).collect() }
     }
 
     /// Sends the operation: its result goes to export `result`.
@@ -233,23 +246,35 @@ impl Operation {
                 let request = AggregateAllRequest { result_id, source_id, spec, group_by_columns: strings(group_by) };
                 tables.aggregate_all(request).await
             }
-            Self::Aggregate { aggregate, columns, group_by } => {
-                let aggregation = Aggregation {
-                    r#type: Some(aggregation::Type::Columns(aggregation::AggregationColumns {
-                        spec: Some(aggregate.to_proto()),
-                        match_pairs: strings(columns),
-                    })),
-                };
-                let request = AggregateRequest {
-                    result_id,
-                    source_id,
-                    preserve_empty: false,
-                    aggregations: vec![aggregation],
-                    group_by_columns: strings(group_by),
-                };
+            Self::Count { column, group_by } => {
+                let count = aggregation::Type::Count(aggregation::AggregationCount { column_name: column.clone() });
+                let request = aggregate_request(result_id, source_id, count, group_by);
                 tables.aggregate(request).await
             }
+            Self::Aggregate { aggregate, columns, group_by } => {
+                let columns = aggregation::Type::Columns(aggregation::AggregationColumns {
+                    spec: Some(aggregate.to_proto()),
+                    match_pairs: strings(columns),
+                });
+                tables.aggregate(aggregate_request(result_id, source_id, columns, group_by)).await
+            }
         }
+    }
+}
+
+/// One aggregation of the `source` rows per distinct `group_by` value; groups left empty leave the result.
+fn aggregate_request(
+    result_id: Option<Ticket>,
+    source_id: Option<TableReference>,
+    aggregation: aggregation::Type,
+    group_by: &[String],
+) -> AggregateRequest {
+    AggregateRequest {
+        result_id,
+        source_id,
+        preserve_empty: false,
+        aggregations: vec![Aggregation { r#type: Some(aggregation) }],
+        group_by_columns: group_by.to_vec(),
     }
 }
 

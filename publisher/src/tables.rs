@@ -59,7 +59,7 @@ pub fn rank_formula(refire_grace: Duration) -> String {
 const RANKED_AT: &str = "RankedAt";
 
 /// The table operations that derive each published table.
-fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 4] {
+fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 6] {
     let states = || Operation::Filter(Filter::expression(format!("!isNull({})", column::EVENT_ID)));
     let alerts = vec![
         states(),
@@ -83,11 +83,14 @@ fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<
         Operation::view([column::KAFKA_PARTITION, column::TOPIC_INCARNATION, column::KAFKA_OFFSET]),
     ];
     let firing = vec![Operation::Filter(Filter::equals(column::STATUS, Status::Firing.as_str()))];
+    let firing_by = |key: &str| vec![Operation::count(column::FIRING, [key])];
     [
         (&names.log, &names.alerts, alerts),
         (&names.log, &names.alert_events, alert_events),
         (&names.log, &names.progress, progress),
         (&names.alerts, &names.alerts_firing, firing),
+        (&names.alerts_firing, &names.alerts_firing_by_severity, firing_by(column::SEVERITY)),
+        (&names.alerts_firing, &names.alerts_firing_by_name, firing_by(column::ALERT_NAME)),
     ]
 }
 

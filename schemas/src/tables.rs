@@ -60,6 +60,10 @@ pub struct TableNames {
     pub alert_events: String,
     /// The rows of `alerts` that are firing.
     pub alerts_firing: String,
+    /// How many alerts are firing now per `Severity` (a severity with none firing has no row).
+    pub alerts_firing_by_severity: String,
+    /// How many alerts are firing now per `AlertName`.
+    pub alerts_firing_by_name: String,
     /// The highest `KafkaOffset` applied per `KafkaPartition`: where the publisher resumes.
     pub progress: String,
 }
@@ -72,13 +76,22 @@ impl TableNames {
             alerts: format!("{prefix}alerts"),
             alert_events: format!("{prefix}alert_events"),
             alerts_firing: format!("{prefix}alerts_firing"),
+            alerts_firing_by_severity: format!("{prefix}alerts_firing_by_severity"),
+            alerts_firing_by_name: format!("{prefix}alerts_firing_by_name"),
             progress: format!("{prefix}publisher_offsets"),
         }
     }
 
     /// The tables users read, all derived by the server from the log.
-    pub fn derived(&self) -> [&str; 4] {
-        [&self.alerts, &self.alert_events, &self.alerts_firing, &self.progress]
+    pub fn derived(&self) -> [&str; 6] {
+        [
+            &self.alerts,
+            &self.alert_events,
+            &self.alerts_firing,
+            &self.alerts_firing_by_severity,
+            &self.alerts_firing_by_name,
+            &self.progress,
+        ]
     }
 }
 
@@ -94,6 +107,10 @@ pub struct TableSpec {
 pub mod column {
     pub const EVENT_ID: &str = "EventId";
     pub const STATUS: &str = "Status";
+    pub const ALERT_NAME: &str = "AlertName";
+    pub const SEVERITY: &str = "Severity";
+    /// In the counts of what fires now: how many alerts of the row's kind are firing.
+    pub const FIRING: &str = "Firing";
     pub const STARTS_AT: &str = "StartsAt";
     pub const RECEIVED_AT: &str = "ReceivedAt";
     pub const TOPIC_INCARNATION: &str = "TopicIncarnation";
@@ -296,8 +313,8 @@ const EVENT_ID: Column =
 const FINGERPRINT: Column =
     Column { name: "Fingerprint", value: Value::Text(|row| text(row.record.fingerprint.as_str())) };
 const STATUS: Column = Column { name: column::STATUS, value: Value::Text(|row| text(row.record.status.as_str())) };
-const ALERT_NAME: Column = Column { name: "AlertName", value: Value::Text(|row| label(row, "alertname")) };
-const SEVERITY: Column = Column { name: "Severity", value: Value::Text(|row| label(row, "severity")) };
+const ALERT_NAME: Column = Column { name: column::ALERT_NAME, value: Value::Text(|row| label(row, "alertname")) };
+const SEVERITY: Column = Column { name: column::SEVERITY, value: Value::Text(|row| label(row, "severity")) };
 const INSTANCE: Column = Column { name: "Instance", value: Value::Text(|row| label(row, "instance")) };
 const JOB: Column = Column { name: "Job", value: Value::Text(|row| label(row, "job")) };
 const SUMMARY: Column = Column { name: "Summary", value: Value::Text(|row| annotation(row, "summary")) };

@@ -2,13 +2,16 @@
 
 use crate::helpers::*;
 use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
 use deephaven_client::{InputTable, InputTableKind};
-use e2e::fixtures::{captured_webhooks, refire_sequence, synthetic_webhook};
+use e2e::fixtures::{captured_webhooks, refire_sequence, synthetic_resolve, synthetic_webhook};
 use e2e::kafka::{read_all, Consumed};
 use e2e::metrics::sample;
+use e2e::wait;
 use publisher::pipeline::Mode;
 use schemas::tables::TableNames;
 use schemas::{parse, AlertRecord, Limits, Timestamp};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn fixture_records() -> Vec<AlertRecord> {
@@ -323,4 +326,49 @@ async fn two_publishers_in_one_group_complete_the_tables_without_duplicates() {
     assert!(consumed >= records.len() as u64);
     first.stop().await;
     second.stop().await;
+}
+
+/// Waits until the count tables of what fires now hold exactly `by_severity` and `by_name` (key -> `Firing`).
+async fn wait_for_firing_counts(setup: &Setup, by_severity: &[(&str, i64)], by_name: &[(&str, i64)]) {
+    let client = client(&setup.deephaven_url).await;
+    let names = TableNames::with_prefix(&setup.prefix);
+    let expected = |pairs: &[(&str, i64)]| -> BTreeMap<String, i64> {
+        pairs.iter().map(|(key, count)| ((*key).to_owned(), *count)).collect()
+    };
+    let expected = (expected(by_severity), expected(by_name));
+    wait::until("the counts of what fires now", TABLES_DEADLINE, || async {
+        let mut counts = (BTreeMap::new(), BTreeMap::new());
+        for (table, key, into) in [
+            (&names.alerts_firing_by_severity, "Severity", &mut counts.0),
+            (&names.alerts_firing_by_name, "AlertName", &mut counts.1),
+        ] {
+            for batch in snapshot(&client, table).await {
+                let keys = batch.column_by_name(key).unwrap().as_string::<i32>().clone();
+                let firing = batch.column_by_name("Firing").unwrap().as_primitive::<Int64Type>().clone();
+                into.extend((0..batch.num_rows()).map(|row| (keys.value(row).to_owned(), firing.value(row))));
+            }
+        }
+        if counts == expected {
+            Ok(())
+        } else {
+            Err(format!("{counts:?}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_fires_now_is_counted_by_severity_and_by_name_and_follows_each_resolve() {
+    let setup = setup(2).await;
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    // Three bodies of ten alerts each: per body 4 critical (every third) and 6 warning, all SyntheticLoad.
+    let records = synthetic_records(3, 8_000);
+    produce(&setup.brokers, &setup.topic, &records).await;
+    wait_for_firing_counts(&setup, &[("critical", 12), ("warning", 18)], &[("SyntheticLoad", 30)]).await;
+
+    // The first body resolves: the counts follow without anyone asking.
+    let webhook = parse(&synthetic_resolve(8_000, 10).0, &Limits::default()).unwrap();
+    produce(&setup.brokers, &setup.topic, &AlertRecord::from_webhook(webhook, received_at(records.len()))).await;
+    wait_for_firing_counts(&setup, &[("critical", 8), ("warning", 12)], &[("SyntheticLoad", 20)]).await;
+    publisher.stop().await;
 }
