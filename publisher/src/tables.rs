@@ -25,7 +25,10 @@ use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef,
 use deephaven_client::{
     Aggregate, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation, TlsConfig,
 };
-use schemas::tables::{column, Applied, KafkaPosition, PositionedRecord, TableNames, ALERTS, ALERT_EVENTS, LOG};
+use schemas::tables::{
+    column, Applied, KafkaPosition, PositionedRecord, TableNames, ALERTS, ALERT_EPISODE_COLUMNS, ALERT_EPISODE_KEY,
+    ALERT_EVENTS, LOG,
+};
 use schemas::{Status, Timestamp};
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
@@ -55,11 +58,24 @@ pub fn rank_formula(refire_grace: Duration) -> String {
     format!("{RANKED_AT} = epochNanos({received}) + ({status} == `{resolved}` ? {grace}L : 0L)")
 }
 
+/// `alert_episodes`' computed columns: a resolved episode's duration, an open one's age when read.
+fn episode_formulas() -> Vec<String> {
+    let (status, starts, ends) = (column::STATUS, column::STARTS_AT, "EndsAt");
+    let (resolved, firing) = (Status::Resolved.as_str(), Status::Firing.as_str());
+    vec![
+        format!(
+            "{} = {status} == `{resolved}` ? diffSeconds({starts}, {ends}) : NULL_DOUBLE",
+            column::DURATION_SECONDS
+        ),
+        format!("{} = {status} == `{firing}` ? diffSeconds({starts}, now()) : NULL_DOUBLE", column::AGE_SECONDS),
+    ]
+}
+
 /// The rank column `alerts` sorts by; computed on the fly, never stored.
 const RANKED_AT: &str = "RankedAt";
 
 /// The table operations that derive each published table.
-fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 6] {
+fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 7] {
     let states = || Operation::Filter(Filter::expression(format!("!isNull({})", column::EVENT_ID)));
     let alerts = vec![
         states(),
@@ -82,12 +98,21 @@ fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<
         ),
         Operation::view([column::KAFKA_PARTITION, column::TOPIC_INCARNATION, column::KAFKA_OFFSET]),
     ];
+    // Each occurrence ranked like `alerts` ranks an alert's states, so a late copy does not reopen it.
+    let episodes = vec![
+        states(),
+        Operation::UpdateView(vec![rank_formula(refire_grace)]),
+        Operation::aggregate_all(Aggregate::sorted_last([RANKED_AT]), ALERT_EPISODE_KEY),
+        Operation::view(ALERT_EPISODE_COLUMNS),
+        Operation::UpdateView(episode_formulas()),
+    ];
     let firing = vec![Operation::Filter(Filter::equals(column::STATUS, Status::Firing.as_str()))];
     let firing_by = |key: &str| vec![Operation::count(column::FIRING, [key])];
     [
         (&names.log, &names.alerts, alerts),
         (&names.log, &names.alert_events, alert_events),
         (&names.log, &names.progress, progress),
+        (&names.log, &names.alert_episodes, episodes),
         (&names.alerts, &names.alerts_firing, firing),
         (&names.alerts_firing, &names.alerts_firing_by_severity, firing_by(column::SEVERITY)),
         (&names.alerts_firing, &names.alerts_firing_by_name, firing_by(column::ALERT_NAME)),
@@ -270,6 +295,17 @@ mod tests {
         assert_eq!(
             rank_formula(Duration::from_secs(60)),
             "RankedAt = epochNanos(ReceivedAt) + (Status == `resolved` ? 60000000000L : 0L)"
+        );
+    }
+
+    #[test]
+    fn the_episode_formulas_hold_only_our_constants() {
+        assert_eq!(
+            episode_formulas(),
+            [
+                "DurationSeconds = Status == `resolved` ? diffSeconds(StartsAt, EndsAt) : NULL_DOUBLE",
+                "AgeSeconds = Status == `firing` ? diffSeconds(StartsAt, now()) : NULL_DOUBLE"
+            ]
         );
     }
 

@@ -60,6 +60,8 @@ pub struct TableNames {
     pub alert_events: String,
     /// The rows of `alerts` that are firing.
     pub alerts_firing: String,
+    /// [`ALERT_EPISODE_KEY`]: one row per occurrence of an alert, from its firing to its resolve.
+    pub alert_episodes: String,
     /// How many alerts are firing now per `Severity` (a severity with none firing has no row).
     pub alerts_firing_by_severity: String,
     /// How many alerts are firing now per `AlertName`.
@@ -76,6 +78,7 @@ impl TableNames {
             alerts: format!("{prefix}alerts"),
             alert_events: format!("{prefix}alert_events"),
             alerts_firing: format!("{prefix}alerts_firing"),
+            alert_episodes: format!("{prefix}alert_episodes"),
             alerts_firing_by_severity: format!("{prefix}alerts_firing_by_severity"),
             alerts_firing_by_name: format!("{prefix}alerts_firing_by_name"),
             progress: format!("{prefix}publisher_offsets"),
@@ -83,17 +86,35 @@ impl TableNames {
     }
 
     /// The tables users read, all derived by the server from the log.
-    pub fn derived(&self) -> [&str; 6] {
+    pub fn derived(&self) -> [&str; 7] {
         [
             &self.alerts,
             &self.alert_events,
             &self.alerts_firing,
+            &self.alert_episodes,
             &self.alerts_firing_by_severity,
             &self.alerts_firing_by_name,
             &self.progress,
         ]
     }
 }
+
+/// What keys `alert_episodes`: an occurrence of an alert is its fingerprint and the `StartsAt` Alertmanager gave it.
+pub const ALERT_EPISODE_KEY: [&str; 2] = ["Fingerprint", column::STARTS_AT];
+
+/// The columns of `alert_episodes` taken from the occurrence's current state, before the computed
+/// [`column::DURATION_SECONDS`] and [`column::AGE_SECONDS`].
+pub const ALERT_EPISODE_COLUMNS: [&str; 9] = [
+    "Fingerprint",
+    column::ALERT_NAME,
+    column::SEVERITY,
+    "Instance",
+    "Job",
+    "Labels",
+    column::STARTS_AT,
+    "EndsAt",
+    column::STATUS,
+];
 
 /// One Deephaven table: its columns, in order, and the columns that key it.
 #[derive(Debug)]
@@ -111,6 +132,10 @@ pub mod column {
     pub const SEVERITY: &str = "Severity";
     /// In the counts of what fires now: how many alerts of the row's kind are firing.
     pub const FIRING: &str = "Firing";
+    /// In `alert_episodes`: how long a resolved episode lasted, from `StartsAt` to `EndsAt`, in seconds.
+    pub const DURATION_SECONDS: &str = "DurationSeconds";
+    /// In `alert_episodes`: how long an open episode has been firing, in seconds, as of when it is read.
+    pub const AGE_SECONDS: &str = "AgeSeconds";
     pub const STARTS_AT: &str = "StartsAt";
     pub const RECEIVED_AT: &str = "ReceivedAt";
     pub const TOPIC_INCARNATION: &str = "TopicIncarnation";

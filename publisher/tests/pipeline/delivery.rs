@@ -1,8 +1,8 @@
 //! Records become the right rows: values, repeats, ordering, dead letters, several publishers, replay.
 
 use crate::helpers::*;
-use arrow::array::AsArray;
-use arrow::datatypes::Int64Type;
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float64Type, Int64Type, TimestampNanosecondType};
 use deephaven_client::{InputTable, InputTableKind};
 use e2e::fixtures::{captured_webhooks, refire_sequence, synthetic_resolve, synthetic_webhook};
 use e2e::kafka::{read_all, Consumed};
@@ -370,5 +370,66 @@ async fn what_fires_now_is_counted_by_severity_and_by_name_and_follows_each_reso
     let webhook = parse(&synthetic_resolve(8_000, 10).0, &Limits::default()).unwrap();
     produce(&setup.brokers, &setup.topic, &AlertRecord::from_webhook(webhook, received_at(records.len()))).await;
     wait_for_firing_counts(&setup, &[("critical", 8), ("warning", 12)], &[("SyntheticLoad", 20)]).await;
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_occurrence_is_an_episode_with_its_duration_once_resolved_and_its_age_while_open() {
+    let setup = setup(3).await;
+    let records = fixture_records();
+    // The oracle: per (fingerprint, StartsAt), resolved with its EndsAt if any copy resolved it, otherwise open.
+    let mut expected: BTreeMap<(String, i64), Option<i64>> = BTreeMap::new();
+    for record in &records {
+        let ends_at = record.ends_at.filter(|_| record.status == schemas::Status::Resolved).map(|t| t.unix_nanos());
+        let episode = expected.entry((record.fingerprint.to_string(), record.starts_at.unix_nanos())).or_default();
+        *episode = (*episode).or(ends_at);
+    }
+    assert!(expected.values().any(Option::is_some) && expected.values().any(Option::is_none), "both kinds captured");
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    produce(&setup.brokers, &setup.topic, &records).await;
+
+    let client = client(&setup.deephaven_url).await;
+    let table = TableNames::with_prefix(&setup.prefix).alert_episodes;
+    let episodes = wait::until("every episode in alert_episodes", TABLES_DEADLINE, || async {
+        let mut episodes = BTreeMap::new();
+        for batch in snapshot(&client, &table).await {
+            let column = |name| batch.column_by_name(name).unwrap().clone();
+            let (fingerprints, starts, ends) = (column("Fingerprint"), column("StartsAt"), column("EndsAt"));
+            let (fingerprints, starts) =
+                (fingerprints.as_string::<i32>(), starts.as_primitive::<TimestampNanosecondType>());
+            let ends = ends.as_primitive::<TimestampNanosecondType>();
+            let (duration, age) = (column("DurationSeconds"), column("AgeSeconds"));
+            let (duration, age) = (duration.as_primitive::<Float64Type>(), age.as_primitive::<Float64Type>());
+            for row in 0..batch.num_rows() {
+                let key = (fingerprints.value(row).to_owned(), starts.value(row));
+                let value = (
+                    ends.is_valid(row).then(|| ends.value(row)),
+                    duration.is_valid(row).then(|| duration.value(row)),
+                    age.is_valid(row).then(|| age.value(row)),
+                );
+                episodes.insert(key, value);
+            }
+        }
+        if episodes.len() == expected.len() {
+            Ok(episodes)
+        } else {
+            Err(format!("{} of {} episodes", episodes.len(), expected.len()))
+        }
+    })
+    .await;
+    for (key, ends_at) in &expected {
+        let (shown_ends, duration, age) = episodes[key];
+        assert_eq!(shown_ends, *ends_at, "{key:?}: EndsAt once resolved, null while open");
+        match ends_at {
+            Some(ends_at) => {
+                assert_eq!(duration, Some((ends_at - key.1) as f64 / 1e9), "{key:?}: the resolved episode's length");
+                assert_eq!(age, None, "{key:?}: no age once resolved");
+            }
+            None => {
+                assert_eq!(duration, None, "{key:?}: no duration while open");
+                assert!(age.is_some_and(|age| age > 0.0), "{key:?}: an open episode's age: {age:?}");
+            }
+        }
+    }
     publisher.stop().await;
 }
