@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::flight;
 use crate::proto::backplane::compare_condition::CompareOperation;
 use crate::proto::backplane::{
-    agg_spec, aggregation, condition, literal, value, AggSpec, AggregateAllRequest, AggregateRequest, Aggregation,
+    self as proto, agg_spec, aggregation, condition, literal, value, AggSpec, AggregateAllRequest, AggregateRequest,
     CaseSensitivity, CompareCondition, Condition, ExportedTableCreationResponse, FilterTableRequest, Reference,
     SelectOrUpdateRequest, TableReference, Ticket, UnstructuredFilterTableRequest, Value,
 };
@@ -120,11 +120,17 @@ fn equals_condition(column: &str, value: &Literal) -> Condition {
 }
 
 /// How an aggregation combines the rows of one group.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Aggregate {
+    /// The mean of the values (numeric columns).
+    Avg,
     /// The greatest value.
     Max,
+    /// The middle value; for an even-sized group of numbers, the mean of the two middle ones.
+    Median,
+    /// The value at this fraction (0 to 1) of the sorted values.
+    Percentile(f64),
     /// The row that sorts first by these columns (ascending; ties: the row added first).
     SortedFirst(Vec<String>),
     /// The row that sorts last by these columns (ascending; ties: the row added last).
@@ -150,7 +156,13 @@ impl Aggregate {
                 .collect(),
         };
         let spec = match self {
+            Self::Avg => agg_spec::Type::Avg(agg_spec::AggSpecAvg {}),
             Self::Max => agg_spec::Type::Max(agg_spec::AggSpecMax {}),
+            Self::Median => agg_spec::Type::Median(agg_spec::AggSpecMedian { average_evenly_divided: true }),
+            Self::Percentile(percentile) => agg_spec::Type::Percentile(agg_spec::AggSpecPercentile {
+                percentile: *percentile,
+                average_evenly_divided: false,
+            }),
             Self::SortedFirst(columns) => agg_spec::Type::SortedFirst(sorted(columns)),
             Self::SortedLast(columns) => agg_spec::Type::SortedLast(sorted(columns)),
         };
@@ -178,23 +190,44 @@ pub enum Operation {
         /// The key columns of the result.
         group_by: Vec<String>,
     },
-    /// One row per distinct `group_by` value and the number of rows with it in `column` (Deephaven's `count_by`);
-    /// a value no row has any more leaves the result.
-    Count {
-        /// The output column.
-        column: String,
-        /// The key columns of the result.
-        group_by: Vec<String>,
-    },
-    /// One row per distinct `group_by` value with the `columns` (`"Output=Input"` or a bare name) aggregated.
+    /// One row per distinct `group_by` value with the columns each of `aggregations` makes; a value no row has any
+    /// more leaves the result.
     Aggregate {
-        /// How each group's rows combine.
-        aggregate: Aggregate,
-        /// The aggregated columns.
-        columns: Vec<String>,
+        /// What the result holds for each group, in order.
+        aggregations: Vec<Aggregation>,
         /// The key columns of the result.
         group_by: Vec<String>,
     },
+}
+
+/// Columns an [`Operation::Aggregate`] makes from each group's rows.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Aggregation {
+    /// The number of rows in the group, into this column (Deephaven's `count_by`).
+    Count(String),
+    /// These columns (`"Output=Input"` or a bare name), each combined by the aggregate.
+    Columns(Aggregate, Vec<String>),
+}
+
+impl Aggregation {
+    /// [`Aggregation::Columns`] of these columns.
+    pub fn columns<I: IntoIterator<Item = S>, S: Into<String>>(aggregate: Aggregate, columns: I) -> Self {
+        Self::Columns(aggregate, columns.into_iter().map(Into::into).collect())
+    }
+
+    fn to_proto(&self) -> proto::Aggregation {
+        let aggregation = match self {
+            Self::Count(column) => {
+                aggregation::Type::Count(aggregation::AggregationCount { column_name: column.clone() })
+            }
+            Self::Columns(aggregate, columns) => aggregation::Type::Columns(aggregation::AggregationColumns {
+                spec: Some(aggregate.to_proto()),
+                match_pairs: columns.clone(),
+            }),
+        };
+        proto::Aggregation { r#type: Some(aggregation) }
+    }
 }
 
 impl Operation {
@@ -208,9 +241,14 @@ impl Operation {
         Self::AggregateAll { aggregate, group_by: group_by.into_iter().map(Into::into).collect() }
     }
 
-    /// [`Operation::Count`] into `column`, grouped by these columns.
+    /// [`Operation::Aggregate`] of these aggregations, grouped by these columns.
+    pub fn aggregate<I: IntoIterator<Item = S>, S: Into<String>>(aggregations: Vec<Aggregation>, group_by: I) -> Self {
+        Self::Aggregate { aggregations, group_by: group_by.into_iter().map(Into::into).collect() }
+    }
+
+    /// The number of rows per distinct `group_by` value, into `column` (Deephaven's `count_by`).
     pub fn count<I: IntoIterator<Item = S>, S: Into<String>>(column: impl Into<String>, group_by: I) -> Self {
-        Self::Count { column: column.into(), group_by: group_by.into_iter().map(Into::into).collect() }
+        Self::aggregate(vec![Aggregation::Count(column.into())], group_by)
     }
 
     /// Sends the operation: its result goes to export `result`.
@@ -246,35 +284,17 @@ impl Operation {
                 let request = AggregateAllRequest { result_id, source_id, spec, group_by_columns: strings(group_by) };
                 tables.aggregate_all(request).await
             }
-            Self::Count { column, group_by } => {
-                let count = aggregation::Type::Count(aggregation::AggregationCount { column_name: column.clone() });
-                let request = aggregate_request(result_id, source_id, count, group_by);
+            Self::Aggregate { aggregations, group_by } => {
+                let request = AggregateRequest {
+                    result_id,
+                    source_id,
+                    preserve_empty: false,
+                    aggregations: aggregations.iter().map(Aggregation::to_proto).collect(),
+                    group_by_columns: strings(group_by),
+                };
                 tables.aggregate(request).await
             }
-            Self::Aggregate { aggregate, columns, group_by } => {
-                let columns = aggregation::Type::Columns(aggregation::AggregationColumns {
-                    spec: Some(aggregate.to_proto()),
-                    match_pairs: strings(columns),
-                });
-                tables.aggregate(aggregate_request(result_id, source_id, columns, group_by)).await
-            }
         }
-    }
-}
-
-/// One aggregation of the `source` rows per distinct `group_by` value; groups left empty leave the result.
-fn aggregate_request(
-    result_id: Option<Ticket>,
-    source_id: Option<TableReference>,
-    aggregation: aggregation::Type,
-    group_by: &[String],
-) -> AggregateRequest {
-    AggregateRequest {
-        result_id,
-        source_id,
-        preserve_empty: false,
-        aggregations: vec![Aggregation { r#type: Some(aggregation) }],
-        group_by_columns: group_by.to_vec(),
     }
 }
 
@@ -372,11 +392,10 @@ impl Client {
         if match_pairs.is_empty() {
             return Err(Error::InvalidInput("aggregate_max_by needs at least one column".into()));
         }
-        let max = Operation::Aggregate {
-            aggregate: Aggregate::Max,
-            columns: match_pairs.iter().map(|s| (*s).to_owned()).collect(),
-            group_by: group_by.iter().map(|s| (*s).to_owned()).collect(),
-        };
+        let max = Operation::aggregate(
+            vec![Aggregation::columns(Aggregate::Max, match_pairs.iter().copied())],
+            group_by.iter().copied(),
+        );
         self.derived_snapshot(source, &[max]).await
     }
 

@@ -23,7 +23,7 @@ use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use deephaven_client::{
-    Aggregate, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation, TlsConfig,
+    Aggregate, Aggregation, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation, TlsConfig,
 };
 use schemas::tables::{
     column, Applied, KafkaPosition, PositionedRecord, TableNames, ALERTS, ALERT_EPISODE_COLUMNS, ALERT_EPISODE_KEY,
@@ -71,11 +71,24 @@ fn episode_formulas() -> Vec<String> {
     ]
 }
 
+/// `alert_mttr`'s columns: how many resolved episodes a group has, and their durations' mean, median, 90th
+/// percentile and maximum.
+fn duration_statistics() -> Vec<Aggregation> {
+    let of_duration = |output: &str| format!("{output}={}", column::DURATION_SECONDS);
+    vec![
+        Aggregation::Count("Episodes".to_owned()),
+        Aggregation::columns(Aggregate::Avg, [of_duration("MeanSeconds")]),
+        Aggregation::columns(Aggregate::Median, [of_duration("MedianSeconds")]),
+        Aggregation::columns(Aggregate::Percentile(0.9), [of_duration("P90Seconds")]),
+        Aggregation::columns(Aggregate::Max, [of_duration("MaxSeconds")]),
+    ]
+}
+
 /// The rank column `alerts` sorts by; computed on the fly, never stored.
 const RANKED_AT: &str = "RankedAt";
 
 /// The table operations that derive each published table.
-fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 7] {
+fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 8] {
     let states = || Operation::Filter(Filter::expression(format!("!isNull({})", column::EVENT_ID)));
     let alerts = vec![
         states(),
@@ -106,6 +119,10 @@ fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<
         Operation::view(ALERT_EPISODE_COLUMNS),
         Operation::UpdateView(episode_formulas()),
     ];
+    let mttr = vec![
+        Operation::Filter(Filter::equals(column::STATUS, Status::Resolved.as_str())),
+        Operation::aggregate(duration_statistics(), [column::ALERT_NAME, column::SEVERITY]),
+    ];
     let firing = vec![Operation::Filter(Filter::equals(column::STATUS, Status::Firing.as_str()))];
     let firing_by = |key: &str| vec![Operation::count(column::FIRING, [key])];
     [
@@ -113,6 +130,7 @@ fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<
         (&names.log, &names.alert_events, alert_events),
         (&names.log, &names.progress, progress),
         (&names.log, &names.alert_episodes, episodes),
+        (&names.alert_episodes, &names.alert_mttr, mttr),
         (&names.alerts, &names.alerts_firing, firing),
         (&names.alerts_firing, &names.alerts_firing_by_severity, firing_by(column::SEVERITY)),
         (&names.alerts_firing, &names.alerts_firing_by_name, firing_by(column::ALERT_NAME)),

@@ -62,6 +62,8 @@ pub struct TableNames {
     pub alerts_firing: String,
     /// [`ALERT_EPISODE_KEY`]: one row per occurrence of an alert, from its firing to its resolve.
     pub alert_episodes: String,
+    /// Per `AlertName` and `Severity`, how long resolved episodes lasted: count, mean, median, 90th percentile, max.
+    pub alert_mttr: String,
     /// How many alerts are firing now per `Severity` (a severity with none firing has no row).
     pub alerts_firing_by_severity: String,
     /// How many alerts are firing now per `AlertName`.
@@ -79,6 +81,7 @@ impl TableNames {
             alert_events: format!("{prefix}alert_events"),
             alerts_firing: format!("{prefix}alerts_firing"),
             alert_episodes: format!("{prefix}alert_episodes"),
+            alert_mttr: format!("{prefix}alert_mttr"),
             alerts_firing_by_severity: format!("{prefix}alerts_firing_by_severity"),
             alerts_firing_by_name: format!("{prefix}alerts_firing_by_name"),
             progress: format!("{prefix}publisher_offsets"),
@@ -86,12 +89,13 @@ impl TableNames {
     }
 
     /// The tables users read, all derived by the server from the log.
-    pub fn derived(&self) -> [&str; 7] {
+    pub fn derived(&self) -> [&str; 8] {
         [
             &self.alerts,
             &self.alert_events,
             &self.alerts_firing,
             &self.alert_episodes,
+            &self.alert_mttr,
             &self.alerts_firing_by_severity,
             &self.alerts_firing_by_name,
             &self.progress,

@@ -154,7 +154,10 @@ async fn a_refire_after_the_grace_shows_and_a_late_copy_within_it_does_not() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_published_tables_refuse_every_add_and_delete() {
     let setup = setup(1).await;
-    let records = synthetic_records(1, 40);
+    // Alerts firing and alerts resolved, so that every table has rows.
+    let mut records = synthetic_records(2, 40);
+    let webhook = parse(&synthetic_resolve(41, 10).0, &Limits::default()).unwrap();
+    records.extend(AlertRecord::from_webhook(webhook, received_at(records.len())));
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     let acked = produce(&setup.brokers, &setup.topic, &records).await;
     let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
@@ -430,6 +433,98 @@ async fn each_occurrence_is_an_episode_with_its_duration_once_resolved_and_its_a
                 assert!(age.is_some_and(|age| age > 0.0), "{key:?}: an open episode's age: {age:?}");
             }
         }
+    }
+    publisher.stop().await;
+}
+
+/// A resolved notification of one alert named `Flappy` whose occurrence started `starts` and lasted `seconds`.
+fn flappy_resolved(starts: &str, seconds: i64, index: usize) -> AlertRecord {
+    let started = Timestamp::parse_rfc3339(starts).unwrap();
+    let ends = Timestamp::from_unix_nanos(started.unix_nanos() + seconds * 1_000_000_000);
+    let body = serde_json::json!({
+        "receiver": "alerthaven", "status": "resolved", "version": "4", "groupKey": "{}:{alertname=\"Flappy\"}",
+        "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
+        "alerts": [{
+            "status": "resolved", "labels": { "alertname": "Flappy", "severity": "page" }, "annotations": {},
+            "startsAt": starts, "endsAt": ends.to_string(), "generatorURL": "", "fingerprint": "f1a9f1a9f1a9f1a9",
+        }],
+    });
+    let webhook = parse(&serde_json::to_vec(&body).unwrap(), &Limits::default()).unwrap();
+    AlertRecord::from_webhook(webhook, received_at(index)).remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resolved_episodes_are_summarized_per_alert_name_and_severity() {
+    let setup = setup(2).await;
+    let mut records = fixture_records();
+    // Four occurrences of one alert, 10, 20, 30 and 100 s long: mean 40, median 25, max 100.
+    for (index, (starts, seconds)) in [
+        ("2026-11-23T10:00:00Z", 10),
+        ("2026-11-23T11:00:00Z", 20),
+        ("2026-11-23T12:00:00Z", 30),
+        ("2026-11-23T13:00:00Z", 100),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        records.push(flappy_resolved(starts, seconds, 100 + index));
+    }
+    // The oracle: each resolved occurrence's duration, grouped by (AlertName, Severity).
+    let mut resolved: BTreeMap<(String, i64), (String, Option<String>, f64)> = BTreeMap::new();
+    for record in records.iter().filter(|record| record.status == schemas::Status::Resolved) {
+        let (starts, ends) = (record.starts_at.unix_nanos(), record.ends_at.expect("resolved").unix_nanos());
+        let name = record.labels.get("alertname").unwrap_or_default().to_owned();
+        let severity = record.labels.get("severity").map(str::to_owned);
+        resolved.insert((record.fingerprint.to_string(), starts), (name, severity, (ends - starts) as f64 / 1e9));
+    }
+    let mut groups: BTreeMap<(String, Option<String>), Vec<f64>> = BTreeMap::new();
+    for (name, severity, seconds) in resolved.into_values() {
+        groups.entry((name, severity)).or_default().push(seconds);
+    }
+    assert!(!groups.is_empty(), "the captures hold resolved occurrences");
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    produce(&setup.brokers, &setup.topic, &records).await;
+
+    let client = client(&setup.deephaven_url).await;
+    let table = TableNames::with_prefix(&setup.prefix).alert_mttr;
+    type Summary = (i64, f64, f64, f64, f64);
+    let shown: BTreeMap<(String, Option<String>), Summary> = wait::until("alert_mttr", TABLES_DEADLINE, || async {
+        let mut shown = BTreeMap::new();
+        for batch in snapshot(&client, &table).await {
+            let column = |name| batch.column_by_name(name).unwrap().clone();
+            let (names, severities, episodes) = (column("AlertName"), column("Severity"), column("Episodes"));
+            let (names, severities) = (names.as_string::<i32>(), severities.as_string::<i32>());
+            let episodes = episodes.as_primitive::<Int64Type>();
+            let statistics: Vec<_> = ["MeanSeconds", "MedianSeconds", "P90Seconds", "MaxSeconds"].map(column).into();
+            let value = |index: usize, row| statistics[index].as_primitive::<Float64Type>().value(row);
+            for row in 0..batch.num_rows() {
+                let severity = severities.is_valid(row).then(|| severities.value(row).to_owned());
+                let summary = (episodes.value(row), value(0, row), value(1, row), value(2, row), value(3, row));
+                shown.insert((names.value(row).to_owned(), severity), summary);
+            }
+        }
+        let total: i64 = shown.values().map(|summary: &Summary| summary.0).sum();
+        if total == groups.values().map(Vec::len).sum::<usize>() as i64 {
+            Ok(shown)
+        } else {
+            Err(format!("{total} episodes summarized"))
+        }
+    })
+    .await;
+    assert_eq!(shown.keys().collect::<Vec<_>>(), groups.keys().collect::<Vec<_>>(), "one row per name and severity");
+    for (key, mut durations) in groups {
+        durations.sort_by(f64::total_cmp);
+        let (count, mean, median, p90, max) = shown[&key];
+        let n = durations.len();
+        assert_eq!(count, n as i64, "{key:?}");
+        assert!((mean - durations.iter().sum::<f64>() / n as f64).abs() < 1e-9, "{key:?}: mean {mean}");
+        let middle = if n % 2 == 1 { durations[n / 2] } else { (durations[n / 2 - 1] + durations[n / 2]) / 2.0 };
+        assert!((median - middle).abs() < 1e-9, "{key:?}: median {median}, not {middle}");
+        assert_eq!(max, durations[n - 1], "{key:?}");
+        assert!(
+            durations.contains(&p90) && p90 >= median,
+            "{key:?}: p90 {p90} is one of the durations, above the median"
+        );
     }
     publisher.stop().await;
 }

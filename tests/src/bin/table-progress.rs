@@ -8,7 +8,7 @@
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use deephaven_client::{Aggregate, Client, ClientConfig, Operation};
+use deephaven_client::{Aggregate, Aggregation, Client, ClientConfig, Operation};
 use e2e::bench::Flags;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,11 +21,7 @@ async fn main() {
     let records: i64 = flags.optional("records").unwrap_or_else(|| panic!("--records is required; usage: {USAGE}"));
     let deadline = Duration::from_secs(flags.get("deadline-seconds", 600));
     let client = Client::connect(ClientConfig::new(url)).await.expect("Deephaven is reachable");
-    let highest = Operation::Aggregate {
-        aggregate: Aggregate::Max,
-        columns: vec!["KafkaOffset".to_owned()],
-        group_by: vec!["KafkaPartition".to_owned()],
-    };
+    let highest = Operation::aggregate(vec![Aggregation::columns(Aggregate::Max, ["KafkaOffset"])], ["KafkaPartition"]);
     let started = std::time::Instant::now();
     loop {
         let seen: i64 = match client.derived_snapshot(&table, std::slice::from_ref(&highest)).await {
