@@ -64,13 +64,7 @@ CFG
 }
 
 launch_balancer() {
-  command -v haproxy >/dev/null || die "no haproxy: run scripts/install-monitoring.sh"
-  port_is_open 127.0.0.1 "$BALANCER_PORT" &&
-    die "port $BALANCER_PORT is already in use by a process this stack did not start"
-  write_config
-  haproxy -c -q -f "$CONFIG_FILE" || die "haproxy refused $CONFIG_FILE"
-  # -db: stay in the foreground, so the tracked PID is HAProxy itself.
-  start_background "$NAME" haproxy -db -f "$CONFIG_FILE"
+  launch_haproxy "$NAME" "$BALANCER_PORT" "$CONFIG_FILE" write_config
 }
 
 await_balancer_ready() {

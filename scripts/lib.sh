@@ -127,6 +127,21 @@ wait_for_http() { # url deadline_s what [process-name]
   _wait_until "$2" "$3 ($1)" "${4:-}" _http_is_200 "$1"
 }
 
+# --- HAProxy -----------------------------------------------------------------
+# launch_haproxy NAME PORT CONFIG_FILE WRITE_CONFIG: writes the config (the
+# WRITE_CONFIG function), checks it, and runs HAProxy in the foreground (-db),
+# so that the tracked PID is HAProxy itself. Shared by balancer.sh and
+# tls-front.sh.
+launch_haproxy() {
+  local name=$1 port=$2 config_file=$3 write_config=$4
+  command -v haproxy >/dev/null || die "no haproxy: run scripts/install-monitoring.sh"
+  port_is_open 127.0.0.1 "$port" &&
+    die "port $port is already in use by a process this stack did not start"
+  "$write_config"
+  haproxy -c -q -f "$config_file" || die "haproxy refused $config_file"
+  start_background "$name" haproxy -db -f "$config_file"
+}
+
 # --- processes tracked by PID -----------------------------------------------
 # A pid file holds "PID STARTTIME"; the start time (from /proc) guards against
 # a recycled PID being taken for ours. Processes are stopped by that PID only.

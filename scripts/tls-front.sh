@@ -48,13 +48,7 @@ CFG
 }
 
 launch_front() {
-  command -v haproxy >/dev/null || die "no haproxy: run scripts/install-monitoring.sh"
-  port_is_open 127.0.0.1 "$TLS_FRONT_PORT" &&
-    die "port $TLS_FRONT_PORT is already in use by a process this stack did not start"
-  write_config
-  haproxy -c -q -f "$CONFIG_FILE" || die "haproxy refused $CONFIG_FILE"
-  # -db: stay in the foreground, so the tracked PID is HAProxy itself.
-  start_background "$NAME" haproxy -db -f "$CONFIG_FILE"
+  launch_haproxy "$NAME" "$TLS_FRONT_PORT" "$CONFIG_FILE" write_config
 }
 
 await_front_ready() {

@@ -124,11 +124,6 @@ impl PrivateBroker {
         broker
     }
 
-    /// The port it listens on (plaintext).
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// `host:port` for clients.
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)

@@ -2,7 +2,7 @@
 //! ([`crate::stack::TlsFront`]) and for the clients that must trust it.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A CA and one server certificate, in a temporary directory removed on drop.
 pub struct TestPki {
@@ -43,9 +43,5 @@ impl TestPki {
     /// The server certificate followed by its private key (PEM): what the TLS front serves.
     pub fn server_file(&self) -> PathBuf {
         self.dir.path().join("server.pem")
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }

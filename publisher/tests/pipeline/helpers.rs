@@ -142,29 +142,27 @@ impl RunningPublisher {
 
 pub use e2e::kafka::{read_acked, Acked};
 
+/// What a record of ingest's is made of: key = fingerprint, the format header, the encoded value.
+type RawRecord<'a> = (Vec<u8>, Option<&'a str>, Vec<u8>);
+
+fn raw(records: &[AlertRecord]) -> Vec<RawRecord<'static>> {
+    records.iter().map(|r| (r.key().to_vec(), Some(RecordHeaders::CURRENT_FORMAT), r.encode())).collect()
+}
+
+/// How long one send may take.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Produces records as ingest does: key = fingerprint, the format headers, the encoded value.
 pub async fn produce(brokers: &str, topic: &str, records: &[AlertRecord]) -> Vec<Acked> {
-    let raw: Vec<(Vec<u8>, Option<&str>, Vec<u8>)> =
-        records.iter().map(|r| (r.key().to_vec(), Some(RecordHeaders::CURRENT_FORMAT), r.encode())).collect();
-    produce_raw(brokers, topic, &raw).await
+    produce_raw(brokers, topic, &raw(records)).await
 }
 
 /// Produces (key, format header value, value) triples, in order, each acknowledged before the next.
-pub async fn produce_raw(brokers: &str, topic: &str, records: &[(Vec<u8>, Option<&str>, Vec<u8>)]) -> Vec<Acked> {
+pub async fn produce_raw(brokers: &str, topic: &str, records: &[RawRecord<'_>]) -> Vec<Acked> {
     // Larger than librdkafka's default, so that a test can produce records near the broker's limit.
     let producer: FutureProducer =
         KafkaConfig::new().set("bootstrap.servers", brokers).set("message.max.bytes", "4000000").create().unwrap();
-    let mut acked = Vec::with_capacity(records.len());
-    for (key, format, value) in records {
-        let mut headers = OwnedHeaders::new();
-        if let Some(format) = format {
-            headers = headers.insert(Header { key: RecordHeaders::FORMAT, value: Some(*format) });
-        }
-        let record = FutureRecord::to(topic).key(key.as_slice()).payload(value.as_slice()).headers(headers);
-        let delivery = producer.send(record, Duration::from_secs(10)).await.map_err(|(err, _)| err).unwrap();
-        acked.push((delivery.partition, delivery.offset));
-    }
-    acked
+    send_in_order(&producer, topic, records).await
 }
 
 /// Produces `records` in one committed transaction, as an exactly-once producer would. Its commit marker takes an
@@ -175,19 +173,25 @@ pub async fn produce_in_transaction(brokers: &str, topic: &str, records: &[Alert
         .set("transactional.id", unique_name("transactional"))
         .create()
         .unwrap();
-    let timeout = Duration::from_secs(10);
-    producer.init_transactions(timeout).expect("the broker takes transactions");
+    producer.init_transactions(SEND_TIMEOUT).expect("the broker takes transactions");
     producer.begin_transaction().unwrap();
+    let acked = send_in_order(&producer, topic, &raw(records)).await;
+    producer.commit_transaction(SEND_TIMEOUT).unwrap();
+    acked
+}
+
+/// Sends `records` with `producer`, each acknowledged before the next.
+async fn send_in_order(producer: &FutureProducer, topic: &str, records: &[RawRecord<'_>]) -> Vec<Acked> {
     let mut acked = Vec::with_capacity(records.len());
-    for record in records {
-        let (key, value) = (record.key().to_vec(), record.encode());
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: RecordHeaders::FORMAT, value: Some(RecordHeaders::CURRENT_FORMAT) });
+    for (key, format, value) in records {
+        let mut headers = OwnedHeaders::new();
+        if let Some(format) = format {
+            headers = headers.insert(Header { key: RecordHeaders::FORMAT, value: Some(*format) });
+        }
         let record = FutureRecord::to(topic).key(key.as_slice()).payload(value.as_slice()).headers(headers);
-        let delivery = producer.send(record, timeout).await.map_err(|(err, _)| err).unwrap();
+        let delivery = producer.send(record, SEND_TIMEOUT).await.map_err(|(err, _)| err).unwrap();
         acked.push((delivery.partition, delivery.offset));
     }
-    producer.commit_transaction(timeout).unwrap();
     acked
 }
 

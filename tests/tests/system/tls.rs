@@ -38,6 +38,29 @@ fn kafka_tls(prefix: &str, ca: &Path) -> Vec<(String, String)> {
     ]
 }
 
+/// Ingest and the publisher of `pipeline`, each with its log kept for the test to read.
+fn both_services_logged(pipeline: &Pipeline) -> [(&'static str, Service); 2] {
+    let ingest_port = free_port();
+    let ingest = Service::spawn_logged(&built_binary("ingest"), &[], &pipeline.ingest_env(ingest_port), ingest_port);
+    let publisher_port = free_port();
+    let publisher_env = pipeline.publisher_env(publisher_port, &pipeline.prefix, &pipeline.deephaven_url);
+    let publisher = Service::spawn_logged(&built_binary("publisher"), &[], &publisher_env, publisher_port);
+    [("ingest", ingest), ("publisher", publisher)]
+}
+
+/// Waits until `service` has logged `text`.
+async fn wait_for_log(service: &Service, name: &str, text: &str) {
+    wait::until(&format!("{name} to log {text:?}"), READY_DEADLINE, || async {
+        let log = service.log();
+        if log.contains(text) {
+            Ok(())
+        } else {
+            Err(log.lines().last().unwrap_or_default().to_owned())
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_reach_deephaven_over_tls_to_kafka_and_to_deephaven() {
     let pki = TestPki::generate("alerthaven test CA", &["127.0.0.1"]);
@@ -93,23 +116,9 @@ async fn a_broker_certificate_from_an_unknown_ca_is_refused_clearly_and_keeps_bo
     let mut pipeline = Pipeline::new(&broker.brokers(), &Stack::from_env().deephaven_url, "alerts", "alerts.dlq");
     pipeline.ingest_settings = kafka_tls("INGEST", &stranger.ca_file());
     pipeline.publisher_settings = kafka_tls("PUBLISHER", &stranger.ca_file());
-    let ingest_port = free_port();
-    let ingest = Service::spawn_logged(&built_binary("ingest"), &[], &pipeline.ingest_env(ingest_port), ingest_port);
-    let publisher_port = free_port();
-    let publisher_env = pipeline.publisher_env(publisher_port, &pipeline.prefix, &pipeline.deephaven_url);
-    let publisher = Service::spawn_logged(&built_binary("publisher"), &[], &publisher_env, publisher_port);
-
-    for (name, service) in [("ingest", &ingest), ("publisher", &publisher)] {
+    for (name, service) in both_services_logged(&pipeline) {
         // librdkafka's own words for a chain it cannot verify.
-        wait::until(&format!("{name} to log the refused certificate"), READY_DEADLINE, || async {
-            let log = service.log();
-            if log.contains("certificate verify failed") {
-                Ok(())
-            } else {
-                Err(log.lines().last().unwrap_or_default().to_owned())
-            }
-        })
-        .await;
+        wait_for_log(&service, name, "certificate verify failed").await;
         let (status, body) = service.get("/readyz").await.expect("the operations endpoint answers");
         assert_eq!(status, 503, "{name} is not ready without a broker it trusts: {body}");
     }
@@ -134,22 +143,8 @@ async fn a_sasl_scram_login_is_attempted_with_the_password_from_its_file() {
     let mut pipeline = Pipeline::new(&broker.brokers(), &Stack::from_env().deephaven_url, "alerts", "alerts.dlq");
     pipeline.ingest_settings = sasl("INGEST");
     pipeline.publisher_settings = sasl("PUBLISHER");
-    let ingest_port = free_port();
-    let ingest = Service::spawn_logged(&built_binary("ingest"), &[], &pipeline.ingest_env(ingest_port), ingest_port);
-    let publisher_port = free_port();
-    let publisher_env = pipeline.publisher_env(publisher_port, &pipeline.prefix, &pipeline.deephaven_url);
-    let publisher = Service::spawn_logged(&built_binary("publisher"), &[], &publisher_env, publisher_port);
-
-    for (name, service) in [("ingest", &ingest), ("publisher", &publisher)] {
-        wait::until(&format!("{name} to log the refused SCRAM login"), READY_DEADLINE, || async {
-            let log = service.log();
-            if log.contains("SASL SCRAM authentication failed") {
-                Ok(())
-            } else {
-                Err(log.lines().last().unwrap_or_default().to_owned())
-            }
-        })
-        .await;
+    for (name, service) in both_services_logged(&pipeline) {
+        wait_for_log(&service, name, "SASL SCRAM authentication failed").await;
         let (status, _) = service.get("/readyz").await.expect("the operations endpoint answers");
         assert_eq!(status, 503, "{name} is not ready without a login");
         assert!(!service.log().contains("not-a-real-password"), "{name} printed the SASL password");
