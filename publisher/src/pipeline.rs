@@ -28,14 +28,14 @@ use crate::health::Health;
 use crate::kafka::{self, AlertConsumer};
 use crate::metrics::{Metrics, TableLabels};
 use crate::resume::{self, Shared};
-use crate::tables::{self, Sink};
+use crate::tables::Sink;
 use arrow::array::RecordBatch;
 use deephaven_client::ErrorClass;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::Message;
-use schemas::tables::{Applied, KafkaPosition, PositionedRecord};
+use schemas::tables::{Applied, KafkaPosition, PositionedRecord, RowsBuilder, LOG};
 use schemas::{AlertRecord, RecordHeaders, Timestamp};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -80,27 +80,40 @@ pub async fn run(
     result
 }
 
-/// Records read since the last write.
-#[derive(Default)]
+/// Records read since the last write, converted to the log's rows as they are read: a record is dropped as soon as
+/// it is appended, so a batch holds its Arrow columns and never every decoded record as well.
 struct Pending {
-    records: Vec<PositionedRecord>,
+    rows: RowsBuilder,
     dead_letters: Vec<DeadLetter>,
     /// The last position read per partition.
     offsets: BTreeMap<i32, Applied>,
     /// The size of the record values read, which bounds the batch's memory and its Arrow columns.
     bytes: usize,
+    /// The latest `ReceivedAt` among the decoded records.
+    newest_received_at: Option<Timestamp>,
 }
 
 impl Pending {
+    fn new(settings: &Settings) -> Self {
+        Self {
+            rows: LOG.builder(settings.batch.max_rows),
+            dead_letters: Vec::new(),
+            offsets: BTreeMap::new(),
+            bytes: 0,
+            newest_received_at: None,
+        }
+    }
+
     fn len(&self) -> usize {
-        self.records.len() + self.dead_letters.len()
+        self.rows.len()
     }
 
     fn is_full(&self, settings: &Settings) -> bool {
         self.len() >= settings.batch.max_rows || self.bytes >= settings.batch.max_bytes
     }
 
-    /// Adds a record read from `incarnation` of the topic.
+    /// Adds a record read from `incarnation` of the topic. An undecodable one is kept for the dead-letter topic and
+    /// gets a row with only its position, so the progress covers it.
     fn push(&mut self, message: &BorrowedMessage<'_>, incarnation: i32, metrics: &Metrics) {
         metrics.records_consumed.inc();
         self.bytes += message.payload_len();
@@ -109,9 +122,13 @@ impl Pending {
             headers.iter().find(|header| header.key == RecordHeaders::FORMAT).and_then(|header| header.value)
         });
         match AlertRecord::decode(format, message.payload().unwrap_or_default()) {
-            Ok(record) => self.records.push(PositionedRecord { record, position }),
+            Ok(record) => {
+                self.newest_received_at = self.newest_received_at.max(Some(record.received_at));
+                self.rows.append(&PositionedRecord { record, position });
+            }
             Err(err) => {
                 tracing::warn!(partition = position.partition, offset = position.offset, error = %err, "undecodable record: to the dead-letter topic");
+                self.rows.append_position_only(position);
                 self.dead_letters.push(DeadLetter { message: message.detach(), position, reason: err.to_string() });
             }
         }
@@ -121,26 +138,24 @@ impl Pending {
     }
 }
 
-/// A batch read and converted to the log's rows, ready to be written. Converting at the end of reading overlaps
-/// it with the previous write, and the decoded records are dropped before the batch waits for its turn.
+/// A batch read and finished as the log's rows, ready to be written.
 struct Batch {
     rows: RecordBatch,
     dead_letters: Vec<DeadLetter>,
     /// The last position read per partition.
     offsets: BTreeMap<i32, Applied>,
-    /// Records read, undecodable ones included.
-    records: usize,
     /// The latest `ReceivedAt` among the decoded records.
     newest_received_at: Option<Timestamp>,
 }
 
 impl From<Pending> for Batch {
     fn from(pending: Pending) -> Self {
-        let records = pending.len();
-        let set_aside: Vec<KafkaPosition> = pending.dead_letters.iter().map(|letter| letter.position).collect();
-        let rows = tables::log_rows(&pending.records, &set_aside);
-        let newest_received_at = pending.records.iter().map(|positioned| positioned.record.received_at).max();
-        Self { rows, dead_letters: pending.dead_letters, offsets: pending.offsets, records, newest_received_at }
+        Self {
+            rows: pending.rows.finish(),
+            dead_letters: pending.dead_letters,
+            offsets: pending.offsets,
+            newest_received_at: pending.newest_received_at,
+        }
     }
 }
 
@@ -357,7 +372,7 @@ impl Pipeline {
         shutdown: &mut watch::Receiver<bool>,
     ) -> (Pending, bool) {
         let settings = &self.settings;
-        let mut pending = Pending::default();
+        let mut pending = Pending::new(settings);
         let mut deadline: Option<tokio::time::Instant> = None;
         tokio::pin!(previous_write);
         let mut previous_written = false;
@@ -458,7 +473,7 @@ impl Pipeline {
             }
         };
         self.health.set_deephaven(true);
-        self.metrics.batch_records.observe(batch.records as f64);
+        self.metrics.batch_records.observe(row_count as f64);
         if let Some(newest) = batch.newest_received_at {
             let seconds = newest.unix_nanos() as f64 / 1e9;
             if seconds > self.metrics.newest_written_received_at.get() {

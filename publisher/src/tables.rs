@@ -20,30 +20,18 @@
 
 use crate::configuration::DeephavenSettings;
 use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
-use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use deephaven_client::{
     Aggregate, Aggregation, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation, TlsConfig,
 };
 use schemas::tables::{
-    column, Applied, KafkaPosition, PositionedRecord, TableNames, ALERTS, ALERT_EPISODE_COLUMNS, ALERT_EPISODE_KEY,
-    ALERT_EVENTS, LOG,
+    column, Applied, TableNames, ALERTS, ALERT_EPISODE_COLUMNS, ALERT_EPISODE_KEY, ALERT_EVENTS, LOG,
 };
 use schemas::{Status, Timestamp};
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The rows one [`Sink::write`] appends: the records read, and a position-only row for each record that went to
-/// the dead-letter topic instead (so the progress covers it).
-pub fn log_rows(records: &[PositionedRecord], dead_letters: &[KafkaPosition]) -> RecordBatch {
-    let rows = LOG.batch(records);
-    if dead_letters.is_empty() {
-        return rows;
-    }
-    concat_batches(&LOG.schema(), [&rows, &LOG.positions_only(dead_letters)]).expect("both batches are log rows")
-}
 
 /// The formula of the `RankedAt` column by which `alerts` picks an alert's current state among the states of one
 /// occurrence (one `StartsAt`; a later occurrence always wins): a firing copy ranks at its `ReceivedAt`, a resolved
@@ -246,7 +234,7 @@ impl Sink {
         Ok(progress)
     }
 
-    /// Appends `rows` ([`log_rows`]) to the log, then touches this publisher's flush row: that write makes the
+    /// Appends `rows` (of [`LOG`]'s schema: one per record read, a position-only one per dead letter) to the log, then touches this publisher's flush row: that write makes the
     /// server run an update cycle before it returns, which applies the log's rows too (a blink append alone would
     /// wait for the next periodic cycle), so the rows are visible in every derived table when this returns.
     pub async fn write(&self, rows: RecordBatch) -> deephaven_client::Result<()> {

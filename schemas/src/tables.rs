@@ -13,7 +13,7 @@
 //! names them all.
 
 use crate::{AlertRecord, LabelSet};
-use arrow::array::{new_null_array, ArrayRef, Int32Array, Int64Array, Int64Builder, StringBuilder};
+use arrow::array::{ArrayRef, Int64Builder, StringBuilder};
 use arrow::array::{Int32Builder, TimestampNanosecondBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -220,33 +220,130 @@ impl TableSpec {
     }
 
     /// Converts rows into one batch of this table's schema.
-    pub fn batch<R: Borrow<PositionedRecord>>(&self, rows: &[R]) -> RecordBatch {
-        let arrays: Vec<ArrayRef> = self.columns.iter().map(|column| column.array(rows)).collect();
-        RecordBatch::try_new(self.schema(), arrays).expect("every column builds one value per row of its declared type")
+    pub fn batch<R: Borrow<PositionedRecord>>(&'static self, rows: &[R]) -> RecordBatch {
+        let mut builder = self.builder(rows.len());
+        rows.iter().for_each(|row| builder.append(row.borrow()));
+        builder.finish()
     }
 
     /// Rows that carry only a Kafka position, every other column null (the log's rows for records that could
     /// not be decoded).
-    pub fn positions_only(&self, positions: &[KafkaPosition]) -> RecordBatch {
-        let arrays: Vec<ArrayRef> = self
-            .columns
-            .iter()
-            .map(|column| -> ArrayRef {
-                match column.value {
-                    Value::Int32(_) if column.name == column::TOPIC_INCARNATION => {
-                        Arc::new(positions.iter().map(|position| position.incarnation).collect::<Int32Array>())
-                    }
-                    Value::Int32(_) if column.name == column::KAFKA_PARTITION => {
-                        Arc::new(positions.iter().map(|position| position.partition).collect::<Int32Array>())
-                    }
-                    Value::Int64(_) if column.name == column::KAFKA_OFFSET => {
-                        Arc::new(positions.iter().map(|position| position.offset).collect::<Int64Array>())
-                    }
-                    _ => new_null_array(column.field().data_type(), positions.len()),
+    pub fn positions_only(&'static self, positions: &[KafkaPosition]) -> RecordBatch {
+        let mut builder = self.builder(positions.len());
+        positions.iter().for_each(|position| builder.append_position_only(*position));
+        builder.finish()
+    }
+
+    /// A builder of this table's rows, with room for `rows` of them before it grows.
+    pub fn builder(&'static self, rows: usize) -> RowsBuilder {
+        let columns = self.columns.iter().map(|column| ColumnBuilder::new(&column.value, rows)).collect();
+        RowsBuilder { spec: self, columns, rows: 0, json: Vec::new() }
+    }
+}
+
+/// A table's rows built one record at a time, so that a batch being read holds its Arrow columns and not every
+/// decoded record as well: each record can be dropped as soon as it is appended.
+pub struct RowsBuilder {
+    spec: &'static TableSpec,
+    /// One per column of `spec`, in order.
+    columns: Vec<ColumnBuilder>,
+    rows: usize,
+    /// Reused for every label set written as JSON, so writing one allocates nothing once warm.
+    json: Vec<u8>,
+}
+
+impl RowsBuilder {
+    /// Appends one record's row.
+    pub fn append(&mut self, row: &PositionedRecord) {
+        for builder in &mut self.columns {
+            builder.append(row, &mut self.json);
+        }
+        self.rows += 1;
+    }
+
+    /// Appends a row with only `position` set (see [`TableSpec::positions_only`]).
+    pub fn append_position_only(&mut self, position: KafkaPosition) {
+        for (column, builder) in self.spec.columns.iter().zip(&mut self.columns) {
+            match (builder, column.name) {
+                (ColumnBuilder::Int32(_, values), column::TOPIC_INCARNATION) => {
+                    values.append_value(position.incarnation)
                 }
-            })
-            .collect();
-        RecordBatch::try_new(self.schema(), arrays).expect("only the position columns are not nullable")
+                (ColumnBuilder::Int32(_, values), column::KAFKA_PARTITION) => values.append_value(position.partition),
+                (ColumnBuilder::Int64(_, values), column::KAFKA_OFFSET) => values.append_value(position.offset),
+                (builder, _) => builder.append_null(),
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// How many rows were appended.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The rows appended, as one batch of the table's schema.
+    pub fn finish(mut self) -> RecordBatch {
+        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
+        RecordBatch::try_new(self.spec.schema(), arrays)
+            .expect("every column holds one value per row, of its declared type, null only where nullable")
+    }
+}
+
+/// The Arrow builder of one column, with how the column reads its value from a record.
+enum ColumnBuilder {
+    Text(fn(&PositionedRecord) -> Option<Cow<'_, str>>, StringBuilder),
+    Json(fn(&PositionedRecord) -> &LabelSet, StringBuilder),
+    Time(fn(&PositionedRecord) -> Option<i64>, TimestampNanosecondBuilder),
+    Int32(fn(&PositionedRecord) -> i32, Int32Builder),
+    Int64(fn(&PositionedRecord) -> i64, Int64Builder),
+}
+
+impl ColumnBuilder {
+    fn new(value: &Value, rows: usize) -> Self {
+        // Text grows as it comes: its size is not known before the records are read.
+        match *value {
+            Value::Text(read) => Self::Text(read, StringBuilder::with_capacity(rows, 0)),
+            Value::Json(read) => Self::Json(read, StringBuilder::with_capacity(rows, 0)),
+            Value::Time(read) => Self::Time(read, TimestampNanosecondBuilder::with_capacity(rows).with_timezone(UTC)),
+            Value::Int32(read) => Self::Int32(read, Int32Builder::with_capacity(rows)),
+            Value::Int64(read) => Self::Int64(read, Int64Builder::with_capacity(rows)),
+        }
+    }
+
+    fn append(&mut self, row: &PositionedRecord, json: &mut Vec<u8>) {
+        match self {
+            Self::Text(read, builder) => builder.append_option(read(row)),
+            Self::Json(read, builder) => {
+                json.clear();
+                read(row).write_json(json);
+                builder.append_value(std::str::from_utf8(json).expect("serde_json writes UTF-8"));
+            }
+            Self::Time(read, builder) => builder.append_option(read(row)),
+            Self::Int32(read, builder) => builder.append_value(read(row)),
+            Self::Int64(read, builder) => builder.append_value(read(row)),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Self::Text(_, builder) | Self::Json(_, builder) => builder.append_null(),
+            Self::Time(_, builder) => builder.append_null(),
+            Self::Int32(_, builder) => builder.append_null(),
+            Self::Int64(_, builder) => builder.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Text(_, builder) | Self::Json(_, builder) => Arc::new(builder.finish()),
+            Self::Time(_, builder) => Arc::new(builder.finish()),
+            Self::Int32(_, builder) => Arc::new(builder.finish()),
+            Self::Int64(_, builder) => Arc::new(builder.finish()),
+        }
     }
 }
 
@@ -284,44 +381,6 @@ impl Column {
             Value::Int64(_) => (DataType::Int64, !self.is_position()),
         };
         Field::new(self.name, data_type, nullable)
-    }
-
-    fn array<R: Borrow<PositionedRecord>>(&self, rows: &[R]) -> ArrayRef {
-        let rows = rows.iter().map(Borrow::borrow);
-        match self.value {
-            Value::Text(read) => {
-                // Sized exactly up front: growing by doubling copied every string again, a tenth of the work.
-                let bytes = rows.clone().map(|row| read(row).map_or(0, |text| text.len())).sum();
-                let mut builder = StringBuilder::with_capacity(rows.len(), bytes);
-                rows.for_each(|row| builder.append_option(read(row)));
-                Arc::new(builder.finish())
-            }
-            Value::Json(read) => {
-                let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 128);
-                let mut json = Vec::new();
-                for row in rows {
-                    json.clear();
-                    read(row).write_json(&mut json);
-                    builder.append_value(std::str::from_utf8(&json).expect("serde_json writes UTF-8"));
-                }
-                Arc::new(builder.finish())
-            }
-            Value::Time(read) => {
-                let mut builder = TimestampNanosecondBuilder::with_capacity(rows.len()).with_timezone(UTC);
-                rows.for_each(|row| builder.append_option(read(row)));
-                Arc::new(builder.finish())
-            }
-            Value::Int32(read) => {
-                let mut builder = Int32Builder::with_capacity(rows.len());
-                rows.for_each(|row| builder.append_value(read(row)));
-                Arc::new(builder.finish())
-            }
-            Value::Int64(read) => {
-                let mut builder = Int64Builder::with_capacity(rows.len());
-                rows.for_each(|row| builder.append_value(read(row)));
-                Arc::new(builder.finish())
-            }
-        }
     }
 }
 

@@ -162,3 +162,29 @@ fn a_log_row_for_an_undecodable_record_holds_its_position_and_nothing_else() {
     assert_eq!(position(0), ("1".to_owned(), "2".to_owned(), "7".to_owned()));
     assert_eq!(position(1), ("0".to_owned(), "0".to_owned(), "9".to_owned()));
 }
+
+#[test]
+fn records_and_position_only_rows_built_one_at_a_time_keep_their_own_values_in_order() {
+    let (_, body) = &fixtures()[0];
+    let records = AlertRecord::from_webhook(parse(body, &Limits::default()).unwrap(), received_at());
+    let at = |offset| KafkaPosition { incarnation: 0, partition: 1, offset };
+    let mut rows = LOG.builder(1);
+    rows.append(&PositionedRecord { record: records[0].clone(), position: at(10) });
+    rows.append_position_only(at(11));
+    rows.append(&PositionedRecord { record: records[1].clone(), position: at(12) });
+    assert_eq!(rows.len(), 3);
+    let batch = rows.finish();
+    assert_eq!(batch.schema(), LOG.schema());
+    let text = |column: &str, row| {
+        let array = batch.column_by_name(column).unwrap();
+        (!array.is_null(row)).then(|| arrow::util::display::array_value_to_string(array, row).unwrap())
+    };
+    assert_eq!(text("EventId", 0), Some(records[0].event_id.to_string()));
+    assert_eq!(text("Labels", 0), Some(records[0].labels.to_json()));
+    assert_eq!(text("EventId", 1), None, "the undecodable record's row holds no state");
+    assert_eq!(text("Labels", 1), None);
+    assert_eq!(text("EventId", 2), Some(records[1].event_id.to_string()));
+    assert_eq!(text("Fingerprint", 2), Some(records[1].fingerprint.to_string()));
+    let offsets: Vec<_> = (0..3).map(|row| text("KafkaOffset", row)).collect();
+    assert_eq!(offsets, [Some("10".to_owned()), Some("11".to_owned()), Some("12".to_owned())]);
+}

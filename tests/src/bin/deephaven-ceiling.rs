@@ -11,8 +11,8 @@ use arrow::record_batch::RecordBatch;
 use deephaven_client::{Client, ClientConfig, InputTableKind};
 use e2e::bench::{synthetic_records, Flags};
 use publisher::configuration::DeephavenSettings;
-use publisher::tables::{log_rows, Sink};
-use schemas::tables::{KafkaPosition, PositionedRecord, TableSpec, ALERTS, ALERT_EVENTS};
+use publisher::tables::Sink;
+use schemas::tables::{KafkaPosition, PositionedRecord, TableSpec, ALERTS, ALERT_EVENTS, LOG};
 use std::time::Instant;
 
 const USAGE: &str = "deephaven-ceiling --url URL [--rows N] [--batch-rows N] [--table-prefix P]";
@@ -35,9 +35,9 @@ async fn main() {
         })
         .collect();
     let batches =
-        |spec: &TableSpec| -> Vec<RecordBatch> { records.chunks(batch_rows).map(|c| spec.batch(c)).collect() };
+        |spec: &'static TableSpec| -> Vec<RecordBatch> { records.chunks(batch_rows).map(|c| spec.batch(c)).collect() };
     let (events, alerts) = (batches(&ALERT_EVENTS), batches(&ALERTS));
-    let log: Vec<RecordBatch> = records.chunks(batch_rows).map(|chunk| log_rows(chunk, &[])).collect();
+    let log: Vec<RecordBatch> = records.chunks(batch_rows).map(|chunk| LOG.batch(chunk)).collect();
     let bytes_per_row = events.iter().map(RecordBatch::get_array_memory_size).sum::<usize>() / records.len();
 
     let settings = DeephavenSettings { url: url.clone(), table_prefix: format!("{prefix}log_"), ..Default::default() };
