@@ -140,9 +140,10 @@ impl Default for DeephavenSettings {
     }
 }
 
-/// A batch is written when it holds `max_rows` records or `max_bytes` of record values, or its oldest record waited
-/// `max_wait` and the batch before it is written (while Deephaven is busy with one batch the next keeps filling, up
-/// to the bounds).
+/// A batch is written when it holds `max_rows` records or `max_bytes` of record values, or once the batch before it
+/// is written, every record already fetched is in it and its oldest record waited `max_wait`. So batches grow by
+/// themselves while Deephaven is busy with the one before (up to the bounds) and stay small and quick when it is
+/// not, with no wait at all by default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchSettings {
@@ -150,13 +151,14 @@ pub struct BatchSettings {
     /// Bounds the memory two batches take (one written, one read) and keeps every Arrow text column far below its
     /// 2 GiB limit, whatever the records' size.
     pub max_bytes: usize,
+    /// How long a batch that could be written waits for more records: larger writes for a little latency (0: none).
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
 }
 
 impl Default for BatchSettings {
     fn default() -> Self {
-        Self { max_rows: 10_000, max_bytes: 16 * 1024 * 1024, max_wait: Duration::from_millis(100) }
+        Self { max_rows: 10_000, max_bytes: 16 * 1024 * 1024, max_wait: Duration::ZERO }
     }
 }
 
@@ -214,8 +216,8 @@ impl Settings {
         if deephaven.check_interval.is_zero() || deephaven.request_timeout.is_zero() {
             bail!("deephaven.check_interval and deephaven.request_timeout must be positive");
         }
-        if self.batch.max_rows == 0 || self.batch.max_bytes == 0 || self.batch.max_wait.is_zero() {
-            bail!("batch.max_rows, batch.max_bytes and batch.max_wait must be positive");
+        if self.batch.max_rows == 0 || self.batch.max_bytes == 0 {
+            bail!("batch.max_rows and batch.max_bytes must be positive");
         }
         // Beyond this an Arrow text column of one batch could pass its 2 GiB limit.
         if self.batch.max_bytes > 1 << 30 {
@@ -257,7 +259,7 @@ SETTINGS (TOML file key / environment variable, default)
   deephaven.refire_grace    PUBLISHER_DEEPHAVEN__REFIRE_GRACE    60s (a firing copy this long after resolved re-fires)
   batch.max_rows            PUBLISHER_BATCH__MAX_ROWS            10000
   batch.max_bytes           PUBLISHER_BATCH__MAX_BYTES           16777216 (record values per batch)
-  batch.max_wait            PUBLISHER_BATCH__MAX_WAIT            100ms
+  batch.max_wait            PUBLISHER_BATCH__MAX_WAIT            0s (extra wait for more records once writable)
   log.format                PUBLISHER_LOG__FORMAT                text (or json)
   log.filter                PUBLISHER_LOG__FILTER                info (RUST_LOG wins)";
 

@@ -1,10 +1,11 @@
 //! The publishing loop: consume a batch, write it to Deephaven, repeat; and what happens when a write fails.
 //!
-//! A batch closes at `batch.max_rows` records, `batch.max_bytes` of record values, or `batch.max_wait` after its
-//! first record, and is written while the next batch is read (one write at a time, in order), so a replay is
-//! bounded by the slower of the two, not their sum. A write sends the batch's undecodable records to the dead-letter
-//! topic, appends the batch's rows, positions included, to the log ([`crate::tables`]) and commits the group's
-//! offsets for lag monitoring.
+//! A batch closes at `batch.max_rows` records or `batch.max_bytes` of record values, or as soon as the write before
+//! it is done and it holds every record already fetched (plus `batch.max_wait`, none by default), and is written
+//! while the next batch is read (one write at a time, in order): a replay is bounded by the slower of the two, not
+//! their sum, and a record arriving at an idle publisher is written at once. A write sends the batch's undecodable
+//! records to the dead-letter topic, appends the batch's rows, positions included, to the log ([`crate::tables`])
+//! and commits the group's offsets for lag monitoring.
 //!
 //! Failures are handled by what can fix them:
 //! - a transient Deephaven error (unreachable, slow, frozen): the same write is retried on the same session after a
@@ -360,11 +361,11 @@ impl Pipeline {
         anyhow::anyhow!(reason)
     }
 
-    /// Reads one batch: waits for a first record, then takes more until the batch is full, or `max_wait` has passed
-    /// and `previous_write` is done (a batch that cannot be written yet keeps filling, so batches grow while
-    /// Deephaven is the bottleneck and stay small and quick when it is not). Returns early, with what it has, when
-    /// shutdown is asked for (then true), and empty after `check_interval` without records (so an idle publisher
-    /// still notices a lost Deephaven).
+    /// Reads one batch: waits for a first record, then takes more until the batch is full, or `previous_write` is
+    /// done, no fetched record is waiting and `max_wait` has passed since the first (a batch that cannot be written
+    /// yet keeps filling, so batches grow while Deephaven is the bottleneck and stay small and quick when it is
+    /// not). Returns early, with what it has, when shutdown is asked for (then true), and empty after
+    /// `check_interval` without records (so an idle publisher still notices a lost Deephaven).
     async fn collect(
         &self,
         previous_write: impl Future<Output = ()>,
@@ -394,6 +395,8 @@ impl Pipeline {
                 }
             };
             tokio::select! {
+                // Records already fetched first: they join this batch rather than wait for the next write.
+                biased;
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
                         let (partition, offset) = (message.partition(), message.offset());

@@ -317,6 +317,21 @@ async fn batches_close_at_max_bytes_whatever_their_record_count() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn records_fetched_together_are_written_together() {
+    let setup = setup(1).await;
+    let records = synthetic_records(20, 120);
+    let acked = produce_together(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
+    // No extra wait (the default): the batch closes as soon as nothing fetched is left to take.
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    let text = publisher.metrics_text();
+    assert_eq!(sample(&text, "publisher_batch_records_sum"), records.len() as f64);
+    assert_eq!(sample(&text, "publisher_batch_records_count"), 1.0, "one write for one fetched batch");
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn two_publishers_in_one_group_complete_the_tables_without_duplicates() {
     let setup = setup(6).await;
     let records = synthetic_records(40, 100);

@@ -62,7 +62,6 @@ impl Setup {
         settings.deephaven.table_prefix = self.prefix.clone();
         settings.deephaven.max_backoff = Duration::from_secs(2);
         settings.deephaven.check_interval = Duration::from_secs(1);
-        settings.batch.max_wait = Duration::from_millis(50);
         settings
     }
 
@@ -77,7 +76,6 @@ impl Setup {
             ("PUBLISHER_DEEPHAVEN__TABLE_PREFIX", self.prefix.clone()),
             ("PUBLISHER_DEEPHAVEN__MAX_BACKOFF", "2s".to_owned()),
             ("PUBLISHER_DEEPHAVEN__CHECK_INTERVAL", "1s".to_owned()),
-            ("PUBLISHER_BATCH__MAX_WAIT", "50ms".to_owned()),
             ("PUBLISHER_LOG__FILTER", "warn,publisher=info".to_owned()),
         ]
     }
@@ -163,6 +161,35 @@ pub async fn produce_raw(brokers: &str, topic: &str, records: &[RawRecord<'_>]) 
     let producer: FutureProducer =
         KafkaConfig::new().set("bootstrap.servers", brokers).set("message.max.bytes", "4000000").create().unwrap();
     send_in_order(&producer, topic, records).await
+}
+
+/// Produces `records` in one request (queued together, then sent), so that they are stored as one batch and a
+/// consumer fetches them together.
+pub async fn produce_together(brokers: &str, topic: &str, records: &[AlertRecord]) -> Vec<Acked> {
+    let producer: FutureProducer = KafkaConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "60000")
+        .set("batch.num.messages", records.len().max(1).to_string())
+        .create()
+        .unwrap();
+    let raw = raw(records);
+    let deliveries: Vec<_> = raw
+        .iter()
+        .map(|(key, _, value)| {
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: RecordHeaders::FORMAT, value: Some(RecordHeaders::CURRENT_FORMAT) });
+            let record =
+                FutureRecord::to(topic).partition(0).key(key.as_slice()).payload(value.as_slice()).headers(headers);
+            producer.send_result(record).map_err(|(err, _)| err).expect("the record is queued")
+        })
+        .collect();
+    producer.flush(SEND_TIMEOUT).expect("the records are sent");
+    let mut acked = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let delivery = delivery.await.expect("delivered").map_err(|(err, _)| err).unwrap();
+        acked.push((delivery.partition, delivery.offset));
+    }
+    acked
 }
 
 /// Produces `records` in one committed transaction, as an exactly-once producer would. Its commit marker takes an
