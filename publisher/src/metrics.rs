@@ -10,6 +10,7 @@ use service_kit::process_metrics::ProcessMetrics;
 use std::sync::atomic::AtomicU64;
 
 use crate::health::Health;
+use schemas::Timestamp;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabels {
@@ -51,8 +52,12 @@ pub struct Metrics {
     /// Observed from [`Health`]: 1 once the publisher stopped for a failure retrying cannot fix.
     halted: Gauge,
     /// When ingest received the newest alert state written to Deephaven, in seconds since the epoch: an alert rule
-    /// can tell "nothing reaches Deephaven any more" from "nothing to write".
+    /// can tell "nothing reaches Deephaven any more" from "nothing to write". One gauge serves every table, since
+    /// Deephaven derives them all from the log in the update cycle that applies the write.
     pub newest_written_received_at: Gauge<f64, AtomicU64>,
+    /// The same for the newest state consumed: ahead of the written one while states are read but not written,
+    /// so a stuck write is told apart from a quiet or unreachable Kafka.
+    pub newest_consumed_received_at: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -119,6 +124,13 @@ impl Default for Metrics {
             Unit::Seconds,
             newest_written_received_at.clone(),
         );
+        let newest_consumed_received_at = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "newest_consumed_received_at",
+            "When ingest received the newest alert state consumed from Kafka, since the Unix epoch",
+            Unit::Seconds,
+            newest_consumed_received_at.clone(),
+        );
         Self {
             registry,
             process: ProcessMetrics::new("publisher", env!("CARGO_PKG_VERSION")),
@@ -140,11 +152,21 @@ impl Default for Metrics {
             kafka_brokers_up,
             halted,
             newest_written_received_at,
+            newest_consumed_received_at,
         }
     }
 }
 
 impl Metrics {
+    /// Moves a `newest_*_received_at` gauge to `received_at` if that is newer (records of several partitions, and
+    /// their batches, do not arrive in the order ingest received them).
+    pub fn advance(gauge: &Gauge<f64, AtomicU64>, received_at: Timestamp) {
+        let seconds = received_at.unix_nanos() as f64 / 1e9;
+        if seconds > gauge.get() {
+            gauge.set(seconds);
+        }
+    }
+
     /// The metrics in the OpenMetrics text format, the health gauges as `health` has them now.
     pub fn render(&self, health: &Health) -> String {
         self.deephaven_connected.set(i64::from(health.deephaven()));

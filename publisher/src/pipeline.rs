@@ -125,6 +125,7 @@ impl Pending {
         match AlertRecord::decode(format, message.payload().unwrap_or_default()) {
             Ok(record) => {
                 self.newest_received_at = self.newest_received_at.max(Some(record.received_at));
+                Metrics::advance(&metrics.newest_consumed_received_at, record.received_at);
                 self.rows.append(&PositionedRecord { record, position });
             }
             Err(err) => {
@@ -478,10 +479,7 @@ impl Pipeline {
         self.health.set_deephaven(true);
         self.metrics.batch_records.observe(row_count as f64);
         if let Some(newest) = batch.newest_received_at {
-            let seconds = newest.unix_nanos() as f64 / 1e9;
-            if seconds > self.metrics.newest_written_received_at.get() {
-                self.metrics.newest_written_received_at.set(seconds);
-            }
+            Metrics::advance(&self.metrics.newest_written_received_at, newest);
         }
         self.metrics.rows_written.get_or_create(&TableLabels { table: sink.names().log.clone() }).inc_by(row_count);
         self.shared.wrote(&batch.offsets);

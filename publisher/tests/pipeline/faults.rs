@@ -193,12 +193,33 @@ async fn a_frozen_deephaven_makes_the_publisher_unready_and_it_catches_up_after(
     for (cycle, busy) in [true, false, true, false, true, false].into_iter().enumerate() {
         let records = synthetic_records(20, 10_000 + 100 * cycle as u64);
         acked.extend(produce(&setup.brokers, &setup.topic, &records[..records.len() / 2]).await);
+        if cycle == 0 {
+            // The partitions assigned and a first write done, so that the freeze finds the publisher reading.
+            wait_for_tables(
+                &setup.deephaven_url,
+                &setup.prefix,
+                &expected(&positions(&setup.brokers, &setup.topic, &acked).await),
+            )
+            .await;
+        }
         deephaven.pause();
         if busy {
             acked.extend(produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await);
         }
         let unusable = format!("cycle {cycle}: the publisher to report a frozen Deephaven unusable");
         publisher.wait_for_readiness(&unusable, |readiness| !readiness.deephaven).await;
+        if cycle == 0 {
+            // Read but not written: the consumed freshness moves on, the written one stays behind.
+            let newest = records.iter().map(|record| record.received_at.unix_nanos()).max().unwrap() as f64 / 1e9;
+            wait::until("the states read while frozen to count as consumed", Duration::from_secs(30), || async {
+                match publisher.metrics.newest_consumed_received_at.get() {
+                    consumed if consumed == newest => Ok(()),
+                    consumed => Err(consumed),
+                }
+            })
+            .await;
+            assert!(publisher.metrics.newest_written_received_at.get() < newest, "nothing newest is written yet");
+        }
         deephaven.resume();
         if !busy {
             acked.extend(produce(&setup.brokers, &setup.topic, &records[records.len() / 2..]).await);
