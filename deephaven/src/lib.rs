@@ -59,5 +59,5 @@ pub use client::Client;
 pub use config::{ClientConfig, TlsConfig};
 pub use error::{Error, ErrorClass, Result};
 pub use input_table::{InputTable, InputTableKind};
-pub use query::{Aggregate, Aggregation, Filter, Literal, Operation};
+pub use query::{Aggregate, Aggregation, Filter, Literal, Operation, SortKey};
 pub use session::SessionStatus;

@@ -10,14 +10,17 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::flight;
 use crate::proto::backplane::compare_condition::CompareOperation;
+use crate::proto::backplane::sort_descriptor::SortDirection;
 use crate::proto::backplane::{
-    self as proto, agg_spec, aggregation, condition, literal, value, AggSpec, AggregateAllRequest, AggregateRequest,
-    CaseSensitivity, CompareCondition, Condition, ExportedTableCreationResponse, FilterTableRequest, Reference,
-    SelectOrUpdateRequest, TableReference, Ticket, UnstructuredFilterTableRequest, Value,
+    self as proto, agg_spec, aggregation, condition, literal, time_table_request, value, AggSpec, AggregateAllRequest,
+    AggregateRequest, CaseSensitivity, CompareCondition, Condition, ExportedTableCreationResponse, FilterTableRequest,
+    HeadOrTailRequest, NaturalJoinTablesRequest, Reference, SelectOrUpdateRequest, SortDescriptor, SortTableRequest,
+    TableReference, Ticket, TimeTableRequest, UnstructuredFilterTableRequest, Value,
 };
 use crate::session::{check_created, Export, Session, TableService};
 use crate::ticket::{scope_ticket, table_ref};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A constant in a structured [`Filter`].
 #[derive(Clone, Debug, PartialEq)]
@@ -129,6 +132,8 @@ pub enum Aggregate {
     Max,
     /// The middle value; for an even-sized group of numbers, the mean of the two middle ones.
     Median,
+    /// The sum of the values (numeric columns; integers sum to a long).
+    Sum,
     /// The value at this fraction (0 to 1) of the sorted values.
     Percentile(f64),
     /// The row that sorts first by these columns (ascending; ties: the row added first).
@@ -159,6 +164,7 @@ impl Aggregate {
             Self::Avg => agg_spec::Type::Avg(agg_spec::AggSpecAvg {}),
             Self::Max => agg_spec::Type::Max(agg_spec::AggSpecMax {}),
             Self::Median => agg_spec::Type::Median(agg_spec::AggSpecMedian { average_evenly_divided: true }),
+            Self::Sum => agg_spec::Type::Sum(agg_spec::AggSpecSum {}),
             Self::Percentile(percentile) => agg_spec::Type::Percentile(agg_spec::AggSpecPercentile {
                 percentile: *percentile,
                 average_evenly_divided: false,
@@ -198,6 +204,47 @@ pub enum Operation {
         /// The key columns of the result.
         group_by: Vec<String>,
     },
+    /// The last rows, at most this many (Deephaven's `tail`).
+    Tail(i64),
+    /// The rows in this order, by the first key, then the next (Deephaven's `sort`).
+    Sort(Vec<SortKey>),
+    /// Every row, with the `add` columns (`"Output=Input"` or a bare name) of the row of scope table `right` whose
+    /// `on` columns equal its own (null where none does); with no `on` columns, of `right`'s only row (Deephaven's
+    /// `natural_join`). A change of that row changes the joined column of every row.
+    NaturalJoin {
+        /// The scope table joined in.
+        right: String,
+        /// The columns to match (`"Left=Right"` or a bare name common to both).
+        on: Vec<String>,
+        /// The columns added from `right`.
+        add: Vec<String>,
+    },
+}
+
+/// One column of an [`Operation::Sort`] and its direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SortKey {
+    /// The column sorted by.
+    pub column: String,
+    /// Largest first.
+    pub descending: bool,
+}
+
+impl SortKey {
+    /// Smallest first.
+    pub fn ascending(column: impl Into<String>) -> Self {
+        Self { column: column.into(), descending: false }
+    }
+
+    /// Largest first.
+    pub fn descending(column: impl Into<String>) -> Self {
+        Self { column: column.into(), descending: true }
+    }
+
+    fn to_proto(&self) -> SortDescriptor {
+        let direction = if self.descending { SortDirection::Descending } else { SortDirection::Ascending };
+        SortDescriptor { column_name: self.column.clone(), is_absolute: false, direction: direction.into() }
+    }
 }
 
 /// Columns an [`Operation::Aggregate`] makes from each group's rows.
@@ -251,6 +298,11 @@ impl Operation {
         Self::aggregate(vec![Aggregation::Count(column.into())], group_by)
     }
 
+    /// [`Operation::NaturalJoin`] with `right`'s only row: its `add` columns on every row.
+    pub fn join_single_row<I: IntoIterator<Item = S>, S: Into<String>>(right: impl Into<String>, add: I) -> Self {
+        Self::NaturalJoin { right: right.into(), on: Vec::new(), add: add.into_iter().map(Into::into).collect() }
+    }
+
     /// Sends the operation: its result goes to export `result`.
     async fn send(
         &self,
@@ -294,6 +346,21 @@ impl Operation {
                 };
                 tables.aggregate(request).await
             }
+            Self::Tail(rows) => tables.tail(HeadOrTailRequest { result_id, source_id, num_rows: *rows }).await,
+            Self::Sort(keys) => {
+                let sorts = keys.iter().map(SortKey::to_proto).collect();
+                tables.sort(SortTableRequest { result_id, source_id, sorts }).await
+            }
+            Self::NaturalJoin { right, on, add } => {
+                let request = NaturalJoinTablesRequest {
+                    result_id,
+                    left_id: source_id,
+                    right_id: Some(table_ref(scope_ticket(right))),
+                    columns_to_match: strings(on),
+                    columns_to_add: strings(add),
+                };
+                tables.natural_join_tables(request).await
+            }
         }
     }
 }
@@ -305,18 +372,18 @@ struct Chain {
 }
 
 impl Chain {
-    /// Applies `operations` to scope table `source`, in order; the last export holds the result.
+    /// Applies `operations` to `source`, in order; the last export holds the result.
     async fn run(
         session: &Arc<Session>,
         operation: &'static str,
-        source: &str,
+        source: TableReference,
         operations: &[Operation],
     ) -> Result<Self> {
         if operations.is_empty() {
             return Err(Error::InvalidInput("a derived table needs at least one operation".into()));
         }
         let mut chain = Chain { exports: Vec::with_capacity(operations.len()) };
-        let mut input = table_ref(scope_ticket(source));
+        let mut input = source;
         for step in operations {
             let export = session.export(operation)?;
             let ticket = export.ticket();
@@ -361,11 +428,47 @@ impl Client {
     pub async fn publish_derived(&self, source: &str, operations: &[Operation], name: &str) -> Result<()> {
         const OPERATION: &str = "derive table";
         let session = self.session();
-        let chain = Chain::run(&session, OPERATION, source, operations).await?;
+        let chain = Chain::run(&session, OPERATION, table_ref(scope_ticket(source)), operations).await?;
         let published = session.publish(chain.result(), name).await;
         chain.release().await;
         published?;
         tracing::info!(source, table = name, ?operations, "derived table published");
+        Ok(())
+    }
+
+    /// Publishes as `name` a one-row table whose `Now` column holds the server's time, moved on every `period`. A
+    /// derived table that joins it ([`Operation::join_single_row`]) sees `Now` change on every row each `period`,
+    /// so its filters on time windows are evaluated again and rows leave a window as time passes. Its rows cost
+    /// nothing: the time column is computed from the row number.
+    pub async fn publish_clock(&self, name: &str, period: Duration) -> Result<()> {
+        const OPERATION: &str = "publish clock";
+        let period_nanos = i64::try_from(period.as_nanos()).ok().filter(|nanos| *nanos > 0).ok_or_else(|| {
+            Error::InvalidInput(format!("a clock's period must be positive and below 292 years, not {period:?}"))
+        })?;
+        let session = self.session();
+        let ticks = session.export(OPERATION)?;
+        let request = TimeTableRequest {
+            result_id: Some(ticks.ticket()),
+            // The server's "no start time": the first tick now, not one per period since the epoch.
+            start_time: Some(time_table_request::StartTime::StartTimeNanos(i64::MIN)),
+            period: Some(time_table_request::Period::PeriodNanos(period_nanos)),
+        };
+        let published = async {
+            let response = session.tables().time_table(request).await;
+            check_created(
+                OPERATION,
+                &response.map_err(|status| session.status_error(OPERATION, &status))?.into_inner(),
+            )?;
+            let now = [Operation::Tail(1), Operation::view(["Now=Timestamp"])];
+            let chain = Chain::run(&session, OPERATION, table_ref(ticks.ticket()), &now).await?;
+            let published = session.publish(chain.result(), name).await;
+            chain.release().await;
+            published
+        }
+        .await;
+        ticks.release().await;
+        published?;
+        tracing::info!(table = name, ?period, "clock published");
         Ok(())
     }
 
@@ -374,7 +477,7 @@ impl Client {
     pub async fn derived_snapshot(&self, source: &str, operations: &[Operation]) -> Result<Vec<RecordBatch>> {
         const OPERATION: &str = "derived snapshot";
         let session = self.session();
-        let chain = Chain::run(&session, OPERATION, source, operations).await?;
+        let chain = Chain::run(&session, OPERATION, table_ref(scope_ticket(source)), operations).await?;
         let downloaded = self.within(OPERATION, flight::download(&session, OPERATION, &chain.result())).await;
         chain.release().await;
         downloaded
@@ -442,6 +545,19 @@ mod tests {
         assert_eq!(bytes, [0x82, 0x01, 5, 0x0a, 3, 0x0a, 1, b'A']);
         let first = Aggregate::sorted_first(["A"]).to_proto().encode_to_vec();
         assert_eq!(first[..2], [0x7a, 5], "sorted_first is field 15");
+    }
+
+    #[test]
+    fn sort_keys_carry_the_servers_direction_numbers() {
+        // SortDescriptor { column_name (1) "A", direction (3) }: DESCENDING is -1 (an enum varint of ten bytes).
+        let descending = SortKey::descending("A").to_proto();
+        assert_eq!(descending.direction, -1);
+        assert_eq!(SortKey::ascending("A").to_proto().direction, 1);
+        let bytes = descending.encode_to_vec();
+        assert_eq!(bytes[..3], [0x0a, 1, b'A']);
+        assert_eq!(bytes[3], 0x18, "direction is field 3");
+        assert_eq!(SortDescriptor::decode(bytes.as_slice()).expect("round trip"), descending);
+        assert_eq!(Aggregate::Sum.to_proto().encode_to_vec(), [0x92, 0x01, 0], "sum is field 18");
     }
 
     #[test]
