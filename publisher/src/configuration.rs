@@ -98,6 +98,10 @@ pub struct DeephavenSettings {
     /// `group_interval`: a re-fire comes at the earliest one group interval after the resolve.
     #[serde(with = "humantime_serde")]
     pub refire_grace: Duration,
+    /// How often the tables over recent time windows (`noisiest_alerts`, `alert_flapping`, `alert_mttr_24h`) move
+    /// on: a row leaves its window at most this late. Each step re-evaluates every row of those tables' sources.
+    #[serde(with = "humantime_serde")]
+    pub window_step: Duration,
     /// TLS for an `https` URL, beyond the defaults (the Web PKI roots, the URL's host name).
     pub tls: DeephavenTlsSettings,
 }
@@ -135,6 +139,7 @@ impl Default for DeephavenSettings {
             request_timeout: Duration::from_secs(15),
             check_interval: Duration::from_secs(5),
             refire_grace: Duration::from_secs(60),
+            window_step: Duration::from_secs(60),
             tls: DeephavenTlsSettings::default(),
         }
     }
@@ -213,8 +218,9 @@ impl Settings {
         if deephaven.tls.is_set() && !deephaven.url.starts_with("https://") {
             bail!("deephaven.tls is set but deephaven.url {:?} is not https://", deephaven.url);
         }
-        if deephaven.check_interval.is_zero() || deephaven.request_timeout.is_zero() {
-            bail!("deephaven.check_interval and deephaven.request_timeout must be positive");
+        if deephaven.check_interval.is_zero() || deephaven.request_timeout.is_zero() || deephaven.window_step.is_zero()
+        {
+            bail!("deephaven.check_interval, deephaven.request_timeout and deephaven.window_step must be positive");
         }
         if self.batch.max_rows == 0 || self.batch.max_bytes == 0 {
             bail!("batch.max_rows and batch.max_bytes must be positive");
@@ -257,6 +263,7 @@ SETTINGS (TOML file key / environment variable, default)
   deephaven.request_timeout PUBLISHER_DEEPHAVEN__REQUEST_TIMEOUT 15s (a call taking longer has failed)
   deephaven.check_interval  PUBLISHER_DEEPHAVEN__CHECK_INTERVAL  5s (is the session alive, are the tables there)
   deephaven.refire_grace    PUBLISHER_DEEPHAVEN__REFIRE_GRACE    60s (a firing copy this long after resolved re-fires)
+  deephaven.window_step     PUBLISHER_DEEPHAVEN__WINDOW_STEP     60s (how often time-window tables move on)
   batch.max_rows            PUBLISHER_BATCH__MAX_ROWS            10000
   batch.max_bytes           PUBLISHER_BATCH__MAX_BYTES           16777216 (record values per batch)
   batch.max_wait            PUBLISHER_BATCH__MAX_WAIT            0s (extra wait for more records once writable)

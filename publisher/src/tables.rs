@@ -9,7 +9,10 @@
 //! - `alerts`: per `Fingerprint`, the state of highest precedence ([`rank_formula`]);
 //! - `alerts_firing`: the rows of `alerts` that are firing;
 //! - `publisher_offsets`: per `KafkaPartition`, the furthest position applied (by `TopicIncarnation`, then
-//!   `KafkaOffset`): the progress.
+//!   `KafkaOffset`): the progress;
+//! - the analytics on top of those (episodes, durations, counts of what fires now), and the tables over recent
+//!   time windows (`noisiest_alerts`, `alert_flapping`, `alert_mttr_24h`), which join an internal clock table so
+//!   that rows leave a window as time passes, with nothing written.
 //!
 //! Every derived table is an order-independent function of the set of rows ever appended (first/last by explicit
 //! sort columns, max), so rows appended twice, late, or out of order by several publishers change nothing, and the
@@ -22,7 +25,8 @@ use crate::configuration::DeephavenSettings;
 use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use deephaven_client::{
-    Aggregate, Aggregation, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation, TlsConfig,
+    Aggregate, Aggregation, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation, SortKey,
+    TlsConfig,
 };
 use schemas::tables::{
     column, Applied, TableNames, ALERTS, ALERT_EPISODE_COLUMNS, ALERT_EPISODE_KEY, ALERT_EVENTS, LOG,
@@ -48,7 +52,7 @@ pub fn rank_formula(refire_grace: Duration) -> String {
 
 /// `alert_episodes`' computed columns: a resolved episode's duration, an open one's age when read.
 fn episode_formulas() -> Vec<String> {
-    let (status, starts, ends) = (column::STATUS, column::STARTS_AT, "EndsAt");
+    let (status, starts, ends) = (column::STATUS, column::STARTS_AT, column::ENDS_AT);
     let (resolved, firing) = (Status::Resolved.as_str(), Status::Firing.as_str());
     vec![
         format!(
@@ -75,8 +79,31 @@ fn duration_statistics() -> Vec<Aggregation> {
 /// The rank column `alerts` sorts by; computed on the fly, never stored.
 const RANKED_AT: &str = "RankedAt";
 
+/// The clock's column: the server's time, as of its last step.
+const NOW: &str = "Now";
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The condition that time column `column` lies within `window` before the clock's `Now`. Only our own constants
+/// go into it.
+fn within(column: &str, window: Duration) -> String {
+    format!("epochNanos({column}) >= epochNanos({NOW}) - {}L", window.as_nanos())
+}
+
+/// A column `output` that is 1 where `column` lies within `window` before `Now`, else 0: summed, a count.
+fn flag_within(output: &str, column: &str, window: Duration) -> String {
+    format!("{output} = {} ? 1 : 0", within(column, window))
+}
+
+/// The operations that keep the rows whose `column` lies within `window` before `Now`, re-evaluated at every step
+/// of the clock.
+fn recent(clock: &str, column: &str, window: Duration) -> [Operation; 2] {
+    [Operation::join_single_row(clock, [NOW]), Operation::Filter(Filter::expression(within(column, window)))]
+}
+
 /// The table operations that derive each published table.
-fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 8] {
+fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 11] {
     let states = || Operation::Filter(Filter::expression(format!("!isNull({})", column::EVENT_ID)));
     let alerts = vec![
         states(),
@@ -107,10 +134,36 @@ fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<
         Operation::view(ALERT_EPISODE_COLUMNS),
         Operation::UpdateView(episode_formulas()),
     ];
-    let mttr = vec![
-        Operation::Filter(Filter::equals(column::STATUS, Status::Resolved.as_str())),
-        Operation::aggregate(duration_statistics(), [column::ALERT_NAME, column::SEVERITY]),
-    ];
+    let resolved = || Operation::Filter(Filter::equals(column::STATUS, Status::Resolved.as_str()));
+    let mttr = vec![resolved(), Operation::aggregate(duration_statistics(), [column::ALERT_NAME, column::SEVERITY])];
+    let mut mttr_24h = vec![resolved()];
+    mttr_24h.extend(recent(&names.clock, column::ENDS_AT, DAY));
+    mttr_24h.push(Operation::aggregate(duration_statistics(), [column::ALERT_NAME, column::SEVERITY]));
+    let mut noisiest = recent(&names.clock, column::RECEIVED_AT, WEEK).to_vec();
+    noisiest.extend([
+        Operation::UpdateView(vec![flag_within("InLast24h", column::RECEIVED_AT, DAY)]),
+        Operation::aggregate(
+            vec![
+                Aggregation::columns(Aggregate::Sum, ["StatesLast24h=InLast24h"]),
+                Aggregation::Count("StatesLast7d".to_owned()),
+            ],
+            [column::ALERT_NAME],
+        ),
+        Operation::Sort(vec![SortKey::descending("StatesLast24h"), SortKey::descending("StatesLast7d")]),
+    ]);
+    // An episode starts with a firing transition, so counting the episodes that started counts the transitions.
+    let mut flapping = recent(&names.clock, column::STARTS_AT, DAY).to_vec();
+    flapping.extend([
+        Operation::UpdateView(vec![flag_within("InLastHour", column::STARTS_AT, HOUR)]),
+        Operation::aggregate(
+            vec![
+                Aggregation::columns(Aggregate::Sum, ["FiringsLastHour=InLastHour"]),
+                Aggregation::Count("FiringsLast24h".to_owned()),
+            ],
+            [column::FINGERPRINT, column::ALERT_NAME, column::SEVERITY],
+        ),
+        Operation::Sort(vec![SortKey::descending("FiringsLastHour"), SortKey::descending("FiringsLast24h")]),
+    ]);
     let firing = vec![Operation::Filter(Filter::equals(column::STATUS, Status::Firing.as_str()))];
     let firing_by = |key: &str| vec![Operation::count(column::FIRING, [key])];
     [
@@ -122,6 +175,9 @@ fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<
         (&names.alerts, &names.alerts_firing, firing),
         (&names.alerts_firing, &names.alerts_firing_by_severity, firing_by(column::SEVERITY)),
         (&names.alerts_firing, &names.alerts_firing_by_name, firing_by(column::ALERT_NAME)),
+        (&names.alert_events, &names.noisiest_alerts, noisiest),
+        (&names.alert_episodes, &names.alert_flapping, flapping),
+        (&names.alert_episodes, &names.alert_mttr_24h, mttr_24h),
     ]
 }
 
@@ -182,6 +238,7 @@ impl Sink {
             tracing::info!(log = %names.log, recreate, "creating the log and its derived tables");
             let log = client.create_input_table(&names.log, LOG.schema(), InputTableKind::Blink).await?;
             let flush = client.create_input_table(&names.flush, flush_row.schema(), flush_kind()).await?;
+            client.publish_clock(&names.clock, settings.window_step).await?;
             for (source, name, operations) in derivations(&names, settings.refire_grace) {
                 client.publish_derived(source, &operations, name).await?;
             }
@@ -245,7 +302,7 @@ impl Sink {
 
 /// Every table of the set, the log first.
 fn all_tables(names: &TableNames) -> impl Iterator<Item = &str> {
-    [names.log.as_str(), names.flush.as_str()].into_iter().chain(names.derived())
+    [names.log.as_str(), names.flush.as_str(), names.clock.as_str()].into_iter().chain(names.derived())
 }
 
 /// Whether every table of the set exists and the log and flush table have the columns this build writes.
@@ -312,6 +369,15 @@ mod tests {
                 "DurationSeconds = Status == `resolved` ? diffSeconds(StartsAt, EndsAt) : NULL_DOUBLE",
                 "AgeSeconds = Status == `firing` ? diffSeconds(StartsAt, now()) : NULL_DOUBLE"
             ]
+        );
+    }
+
+    #[test]
+    fn the_window_formulas_hold_only_our_constants() {
+        assert_eq!(within("ReceivedAt", DAY), "epochNanos(ReceivedAt) >= epochNanos(Now) - 86400000000000L");
+        assert_eq!(
+            flag_within("InLastHour", "StartsAt", HOUR),
+            "InLastHour = epochNanos(StartsAt) >= epochNanos(Now) - 3600000000000L ? 1 : 0"
         );
     }
 

@@ -70,6 +70,15 @@ pub struct TableNames {
     pub alerts_firing_by_name: String,
     /// The highest `KafkaOffset` applied per `KafkaPartition`: where the publisher resumes.
     pub progress: String,
+    /// A one-row table holding the server's time (`Now`), moved on periodically: what the tables over recent time
+    /// windows measure their windows from. Internal.
+    pub clock: String,
+    /// Per `AlertName`, the distinct states received in the last 24 hours and 7 days, most first.
+    pub noisiest_alerts: String,
+    /// Per alert, the episodes that started (its firing transitions) in the last hour and 24 hours, most first.
+    pub alert_flapping: String,
+    /// `alert_mttr` over the episodes resolved in the last 24 hours.
+    pub alert_mttr_24h: String,
 }
 
 impl TableNames {
@@ -85,11 +94,15 @@ impl TableNames {
             alerts_firing_by_severity: format!("{prefix}alerts_firing_by_severity"),
             alerts_firing_by_name: format!("{prefix}alerts_firing_by_name"),
             progress: format!("{prefix}publisher_offsets"),
+            clock: format!("_{prefix}clock"),
+            noisiest_alerts: format!("{prefix}noisiest_alerts"),
+            alert_flapping: format!("{prefix}alert_flapping"),
+            alert_mttr_24h: format!("{prefix}alert_mttr_24h"),
         }
     }
 
     /// The tables users read, all derived by the server from the log.
-    pub fn derived(&self) -> [&str; 8] {
+    pub fn derived(&self) -> [&str; 11] {
         [
             &self.alerts,
             &self.alert_events,
@@ -99,24 +112,27 @@ impl TableNames {
             &self.alerts_firing_by_severity,
             &self.alerts_firing_by_name,
             &self.progress,
+            &self.noisiest_alerts,
+            &self.alert_flapping,
+            &self.alert_mttr_24h,
         ]
     }
 }
 
 /// What keys `alert_episodes`: an occurrence of an alert is its fingerprint and the `StartsAt` Alertmanager gave it.
-pub const ALERT_EPISODE_KEY: [&str; 2] = ["Fingerprint", column::STARTS_AT];
+pub const ALERT_EPISODE_KEY: [&str; 2] = [column::FINGERPRINT, column::STARTS_AT];
 
 /// The columns of `alert_episodes` taken from the occurrence's current state, before the computed
 /// [`column::DURATION_SECONDS`] and [`column::AGE_SECONDS`].
 pub const ALERT_EPISODE_COLUMNS: [&str; 9] = [
-    "Fingerprint",
+    column::FINGERPRINT,
     column::ALERT_NAME,
     column::SEVERITY,
     "Instance",
     "Job",
     "Labels",
     column::STARTS_AT,
-    "EndsAt",
+    column::ENDS_AT,
     column::STATUS,
 ];
 
@@ -131,6 +147,7 @@ pub struct TableSpec {
 /// Column names the derived tables are computed from.
 pub mod column {
     pub const EVENT_ID: &str = "EventId";
+    pub const FINGERPRINT: &str = "Fingerprint";
     pub const STATUS: &str = "Status";
     pub const ALERT_NAME: &str = "AlertName";
     pub const SEVERITY: &str = "Severity";
@@ -141,6 +158,7 @@ pub mod column {
     /// In `alert_episodes`: how long an open episode has been firing, in seconds, as of when it is read.
     pub const AGE_SECONDS: &str = "AgeSeconds";
     pub const STARTS_AT: &str = "StartsAt";
+    pub const ENDS_AT: &str = "EndsAt";
     pub const RECEIVED_AT: &str = "ReceivedAt";
     pub const TOPIC_INCARNATION: &str = "TopicIncarnation";
     pub const KAFKA_PARTITION: &str = "KafkaPartition";
@@ -149,7 +167,7 @@ pub mod column {
 
 /// The current state of every alert ever seen, keyed by fingerprint.
 pub static ALERTS: TableSpec = TableSpec {
-    key_columns: &["Fingerprint"],
+    key_columns: &[column::FINGERPRINT],
     columns: &[
         FINGERPRINT,
         STATUS,
@@ -399,7 +417,7 @@ fn annotation<'a>(row: &'a PositionedRecord, name: &str) -> Option<Cow<'a, str>>
 const EVENT_ID: Column =
     Column { name: column::EVENT_ID, value: Value::Text(|row| text(row.record.event_id.as_str())) };
 const FINGERPRINT: Column =
-    Column { name: "Fingerprint", value: Value::Text(|row| text(row.record.fingerprint.as_str())) };
+    Column { name: column::FINGERPRINT, value: Value::Text(|row| text(row.record.fingerprint.as_str())) };
 const STATUS: Column = Column { name: column::STATUS, value: Value::Text(|row| text(row.record.status.as_str())) };
 const ALERT_NAME: Column = Column { name: column::ALERT_NAME, value: Value::Text(|row| label(row, "alertname")) };
 const SEVERITY: Column = Column { name: column::SEVERITY, value: Value::Text(|row| label(row, "severity")) };

@@ -1,20 +1,18 @@
 //! Records become the right rows: values, repeats, ordering, dead letters, several publishers, replay.
 
+use crate::analytics::{notification, FLAPPY};
 use crate::helpers::*;
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Float64Type, Int64Type, TimestampNanosecondType};
+use arrow::array::AsArray;
 use deephaven_client::{InputTable, InputTableKind};
 use e2e::fixtures::{captured_webhooks, refire_sequence, synthetic_resolve, synthetic_webhook};
 use e2e::kafka::{read_all, Consumed};
 use e2e::metrics::sample;
-use e2e::wait;
 use publisher::pipeline::Mode;
 use schemas::tables::TableNames;
 use schemas::{parse, AlertRecord, Limits, Timestamp};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-fn fixture_records() -> Vec<AlertRecord> {
+pub fn fixture_records() -> Vec<AlertRecord> {
     let mut records = Vec::new();
     for capture in captured_webhooks() {
         let webhook = parse(&capture.body, &Limits::default()).unwrap();
@@ -154,10 +152,15 @@ async fn a_refire_after_the_grace_shows_and_a_late_copy_within_it_does_not() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_published_tables_refuse_every_add_and_delete() {
     let setup = setup(1).await;
-    // Alerts firing and alerts resolved, so that every table has rows.
+    // Alerts firing and alerts resolved, so that every table has rows, and an occurrence of the last hour for the
+    // tables over recent windows.
     let mut records = synthetic_records(2, 40);
     let webhook = parse(&synthetic_resolve(41, 10).0, &Limits::default()).unwrap();
     records.extend(AlertRecord::from_webhook(webhook, received_at(records.len())));
+    let now = Timestamp::now().unix_nanos();
+    let (started, ended) = (Timestamp::from_unix_nanos(now - 600_000_000_000), Timestamp::from_unix_nanos(now));
+    records.push(notification("Flappy", FLAPPY, started, None, started));
+    records.push(notification("Flappy", FLAPPY, started, Some(ended), ended));
     let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
     let acked = produce(&setup.brokers, &setup.topic, &records).await;
     let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
@@ -344,202 +347,4 @@ async fn two_publishers_in_one_group_complete_the_tables_without_duplicates() {
     assert!(consumed >= records.len() as u64);
     first.stop().await;
     second.stop().await;
-}
-
-/// Waits until the count tables of what fires now hold exactly `by_severity` and `by_name` (key -> `Firing`).
-async fn wait_for_firing_counts(setup: &Setup, by_severity: &[(&str, i64)], by_name: &[(&str, i64)]) {
-    let client = client(&setup.deephaven_url).await;
-    let names = TableNames::with_prefix(&setup.prefix);
-    let expected = |pairs: &[(&str, i64)]| -> BTreeMap<String, i64> {
-        pairs.iter().map(|(key, count)| ((*key).to_owned(), *count)).collect()
-    };
-    let expected = (expected(by_severity), expected(by_name));
-    wait::until("the counts of what fires now", TABLES_DEADLINE, || async {
-        let mut counts = (BTreeMap::new(), BTreeMap::new());
-        for (table, key, into) in [
-            (&names.alerts_firing_by_severity, "Severity", &mut counts.0),
-            (&names.alerts_firing_by_name, "AlertName", &mut counts.1),
-        ] {
-            for batch in snapshot(&client, table).await {
-                let keys = batch.column_by_name(key).unwrap().as_string::<i32>().clone();
-                let firing = batch.column_by_name("Firing").unwrap().as_primitive::<Int64Type>().clone();
-                into.extend((0..batch.num_rows()).map(|row| (keys.value(row).to_owned(), firing.value(row))));
-            }
-        }
-        if counts == expected {
-            Ok(())
-        } else {
-            Err(format!("{counts:?}"))
-        }
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn what_fires_now_is_counted_by_severity_and_by_name_and_follows_each_resolve() {
-    let setup = setup(2).await;
-    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
-    // Three bodies of ten alerts each: per body 4 critical (every third) and 6 warning, all SyntheticLoad.
-    let records = synthetic_records(3, 8_000);
-    produce(&setup.brokers, &setup.topic, &records).await;
-    wait_for_firing_counts(&setup, &[("critical", 12), ("warning", 18)], &[("SyntheticLoad", 30)]).await;
-
-    // The first body resolves: the counts follow without anyone asking.
-    let webhook = parse(&synthetic_resolve(8_000, 10).0, &Limits::default()).unwrap();
-    produce(&setup.brokers, &setup.topic, &AlertRecord::from_webhook(webhook, received_at(records.len()))).await;
-    wait_for_firing_counts(&setup, &[("critical", 8), ("warning", 12)], &[("SyntheticLoad", 20)]).await;
-    publisher.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn each_occurrence_is_an_episode_with_its_duration_once_resolved_and_its_age_while_open() {
-    let setup = setup(3).await;
-    let records = fixture_records();
-    // The oracle: per (fingerprint, StartsAt), resolved with its EndsAt if any copy resolved it, otherwise open.
-    let mut expected: BTreeMap<(String, i64), Option<i64>> = BTreeMap::new();
-    for record in &records {
-        let ends_at = record.ends_at.filter(|_| record.status == schemas::Status::Resolved).map(|t| t.unix_nanos());
-        let episode = expected.entry((record.fingerprint.to_string(), record.starts_at.unix_nanos())).or_default();
-        *episode = (*episode).or(ends_at);
-    }
-    assert!(expected.values().any(Option::is_some) && expected.values().any(Option::is_none), "both kinds captured");
-    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
-    produce(&setup.brokers, &setup.topic, &records).await;
-
-    let client = client(&setup.deephaven_url).await;
-    let table = TableNames::with_prefix(&setup.prefix).alert_episodes;
-    let episodes = wait::until("every episode in alert_episodes", TABLES_DEADLINE, || async {
-        let mut episodes = BTreeMap::new();
-        for batch in snapshot(&client, &table).await {
-            let column = |name| batch.column_by_name(name).unwrap().clone();
-            let (fingerprints, starts, ends) = (column("Fingerprint"), column("StartsAt"), column("EndsAt"));
-            let (fingerprints, starts) =
-                (fingerprints.as_string::<i32>(), starts.as_primitive::<TimestampNanosecondType>());
-            let ends = ends.as_primitive::<TimestampNanosecondType>();
-            let (duration, age) = (column("DurationSeconds"), column("AgeSeconds"));
-            let (duration, age) = (duration.as_primitive::<Float64Type>(), age.as_primitive::<Float64Type>());
-            for row in 0..batch.num_rows() {
-                let key = (fingerprints.value(row).to_owned(), starts.value(row));
-                let value = (
-                    ends.is_valid(row).then(|| ends.value(row)),
-                    duration.is_valid(row).then(|| duration.value(row)),
-                    age.is_valid(row).then(|| age.value(row)),
-                );
-                episodes.insert(key, value);
-            }
-        }
-        if episodes.len() == expected.len() {
-            Ok(episodes)
-        } else {
-            Err(format!("{} of {} episodes", episodes.len(), expected.len()))
-        }
-    })
-    .await;
-    for (key, ends_at) in &expected {
-        let (shown_ends, duration, age) = episodes[key];
-        assert_eq!(shown_ends, *ends_at, "{key:?}: EndsAt once resolved, null while open");
-        match ends_at {
-            Some(ends_at) => {
-                assert_eq!(duration, Some((ends_at - key.1) as f64 / 1e9), "{key:?}: the resolved episode's length");
-                assert_eq!(age, None, "{key:?}: no age once resolved");
-            }
-            None => {
-                assert_eq!(duration, None, "{key:?}: no duration while open");
-                assert!(age.is_some_and(|age| age > 0.0), "{key:?}: an open episode's age: {age:?}");
-            }
-        }
-    }
-    publisher.stop().await;
-}
-
-/// A resolved notification of one alert named `Flappy` whose occurrence started `starts` and lasted `seconds`.
-fn flappy_resolved(starts: &str, seconds: i64, index: usize) -> AlertRecord {
-    let started = Timestamp::parse_rfc3339(starts).unwrap();
-    let ends = Timestamp::from_unix_nanos(started.unix_nanos() + seconds * 1_000_000_000);
-    let body = serde_json::json!({
-        "receiver": "alerthaven", "status": "resolved", "version": "4", "groupKey": "{}:{alertname=\"Flappy\"}",
-        "truncatedAlerts": 0, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
-        "alerts": [{
-            "status": "resolved", "labels": { "alertname": "Flappy", "severity": "page" }, "annotations": {},
-            "startsAt": starts, "endsAt": ends.to_string(), "generatorURL": "", "fingerprint": "f1a9f1a9f1a9f1a9",
-        }],
-    });
-    let webhook = parse(&serde_json::to_vec(&body).unwrap(), &Limits::default()).unwrap();
-    AlertRecord::from_webhook(webhook, received_at(index)).remove(0)
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn resolved_episodes_are_summarized_per_alert_name_and_severity() {
-    let setup = setup(2).await;
-    let mut records = fixture_records();
-    // Four occurrences of one alert, 10, 20, 30 and 100 s long: mean 40, median 25, max 100.
-    for (index, (starts, seconds)) in [
-        ("2026-11-23T10:00:00Z", 10),
-        ("2026-11-23T11:00:00Z", 20),
-        ("2026-11-23T12:00:00Z", 30),
-        ("2026-11-23T13:00:00Z", 100),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        records.push(flappy_resolved(starts, seconds, 100 + index));
-    }
-    // The oracle: each resolved occurrence's duration, grouped by (AlertName, Severity).
-    let mut resolved: BTreeMap<(String, i64), (String, Option<String>, f64)> = BTreeMap::new();
-    for record in records.iter().filter(|record| record.status == schemas::Status::Resolved) {
-        let (starts, ends) = (record.starts_at.unix_nanos(), record.ends_at.expect("resolved").unix_nanos());
-        let name = record.labels.get("alertname").unwrap_or_default().to_owned();
-        let severity = record.labels.get("severity").map(str::to_owned);
-        resolved.insert((record.fingerprint.to_string(), starts), (name, severity, (ends - starts) as f64 / 1e9));
-    }
-    let mut groups: BTreeMap<(String, Option<String>), Vec<f64>> = BTreeMap::new();
-    for (name, severity, seconds) in resolved.into_values() {
-        groups.entry((name, severity)).or_default().push(seconds);
-    }
-    assert!(!groups.is_empty(), "the captures hold resolved occurrences");
-    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
-    produce(&setup.brokers, &setup.topic, &records).await;
-
-    let client = client(&setup.deephaven_url).await;
-    let table = TableNames::with_prefix(&setup.prefix).alert_mttr;
-    type Summary = (i64, f64, f64, f64, f64);
-    let shown: BTreeMap<(String, Option<String>), Summary> = wait::until("alert_mttr", TABLES_DEADLINE, || async {
-        let mut shown = BTreeMap::new();
-        for batch in snapshot(&client, &table).await {
-            let column = |name| batch.column_by_name(name).unwrap().clone();
-            let (names, severities, episodes) = (column("AlertName"), column("Severity"), column("Episodes"));
-            let (names, severities) = (names.as_string::<i32>(), severities.as_string::<i32>());
-            let episodes = episodes.as_primitive::<Int64Type>();
-            let statistics: Vec<_> = ["MeanSeconds", "MedianSeconds", "P90Seconds", "MaxSeconds"].map(column).into();
-            let value = |index: usize, row| statistics[index].as_primitive::<Float64Type>().value(row);
-            for row in 0..batch.num_rows() {
-                let severity = severities.is_valid(row).then(|| severities.value(row).to_owned());
-                let summary = (episodes.value(row), value(0, row), value(1, row), value(2, row), value(3, row));
-                shown.insert((names.value(row).to_owned(), severity), summary);
-            }
-        }
-        let total: i64 = shown.values().map(|summary: &Summary| summary.0).sum();
-        if total == groups.values().map(Vec::len).sum::<usize>() as i64 {
-            Ok(shown)
-        } else {
-            Err(format!("{total} episodes summarized"))
-        }
-    })
-    .await;
-    assert_eq!(shown.keys().collect::<Vec<_>>(), groups.keys().collect::<Vec<_>>(), "one row per name and severity");
-    for (key, mut durations) in groups {
-        durations.sort_by(f64::total_cmp);
-        let (count, mean, median, p90, max) = shown[&key];
-        let n = durations.len();
-        assert_eq!(count, n as i64, "{key:?}");
-        assert!((mean - durations.iter().sum::<f64>() / n as f64).abs() < 1e-9, "{key:?}: mean {mean}");
-        let middle = if n % 2 == 1 { durations[n / 2] } else { (durations[n / 2 - 1] + durations[n / 2]) / 2.0 };
-        assert!((median - middle).abs() < 1e-9, "{key:?}: median {median}, not {middle}");
-        assert_eq!(max, durations[n - 1], "{key:?}");
-        assert!(
-            durations.contains(&p90) && p90 >= median,
-            "{key:?}: p90 {p90} is one of the durations, above the median"
-        );
-    }
-    publisher.stop().await;
 }

@@ -1,5 +1,6 @@
 //! publisher against the real broker and a real Deephaven: one test binary, one module per concern.
 
+mod analytics;
 mod delivery;
 mod faults;
 mod helpers;
