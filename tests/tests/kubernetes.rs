@@ -1,7 +1,7 @@
-//! Checks of the Kubernetes manifests (`deploy/kubernetes`) that need no cluster: kustomize renders them, every
-//! object passes the Kubernetes schemas (`kubernetes-validate --strict`), and what must agree with the rest of the
-//! project does: the alert rules are the local stack's, the probes are the services' endpoints, the grace period
-//! outlasts the drain.
+//! Checks of the Kubernetes manifests (`deploy/kubernetes`, and the overlays in `deploy/overlays`) that need no
+//! cluster: kustomize renders them, every object passes the Kubernetes schemas (`kubernetes-validate --strict`), and
+//! what must agree with the rest of the project does: the alert rules are the local stack's, the probes are the
+//! services' endpoints, the grace period outlasts the drain, every file a setting names is mounted.
 //!
 //! `kubectl` and `kubernetes-validate` come from `scripts/install-kubernetes-tools.sh`; without them the tests
 //! fail rather than skip.
@@ -11,10 +11,18 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::process::Command;
 
-/// The manifests as `kubectl kustomize` renders them, one document per object.
+/// The base and every overlay of it.
+const KUSTOMIZATIONS: [&str; 2] = ["deploy/kubernetes", "deploy/overlays/kafka-sasl-tls"];
+
+/// The base manifests as `kubectl kustomize` renders them, one document per object.
 fn rendered() -> String {
+    rendered_from(KUSTOMIZATIONS[0])
+}
+
+/// The manifests of kustomization `dir` as `kubectl kustomize` renders them.
+fn rendered_from(dir: &str) -> String {
     let output = Command::new("kubectl")
-        .args(["kustomize", "deploy/kubernetes"])
+        .args(["kustomize", dir])
         .current_dir(repo_root())
         .output()
         .expect("running kubectl (scripts/install-kubernetes-tools.sh installs it)");
@@ -35,7 +43,13 @@ fn object<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
 
 #[test]
 fn the_manifests_render_and_every_object_passes_the_schemas() {
-    let text = rendered();
+    for dir in KUSTOMIZATIONS {
+        passes_the_schemas(dir);
+    }
+}
+
+fn passes_the_schemas(dir: &str) {
+    let text = rendered_from(dir);
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &text).unwrap();
     let validator = std::env::var("TOOLS_DIR")
@@ -46,7 +60,7 @@ fn the_manifests_render_and_every_object_passes_the_schemas() {
             panic!("running {} ({err}): scripts/install-kubernetes-tools.sh", validator.display())
         });
     let report = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && !report.contains("ERROR"), "kubernetes-validate:\n{report}");
+    assert!(output.status.success() && !report.contains("ERROR"), "{dir}: kubernetes-validate:\n{report}");
 
     let objects = objects(&text);
     for (kind, name) in [
@@ -59,7 +73,7 @@ fn the_manifests_render_and_every_object_passes_the_schemas() {
         ("ServiceMonitor", "alerthaven"),
         ("PrometheusRule", "alerthaven"),
     ] {
-        assert_eq!(object(&objects, kind, name)["metadata"]["namespace"], "alerthaven", "{kind} {name}");
+        assert_eq!(object(&objects, kind, name)["metadata"]["namespace"], "alerthaven", "{dir}: {kind} {name}");
     }
 }
 
@@ -88,5 +102,58 @@ fn probes_reach_the_service_endpoints_and_the_grace_period_outlasts_the_drain() 
         // ingest drains for its server.shutdown_timeout (15 s); the publisher writes the batch in hand, within its
         // Deephaven deadlines.
         assert!(grace > 15, "{name}: a grace period of {grace} s cuts the drain short");
+    }
+}
+
+/// Whether setting `key` names files (a secret, a CA, a token list) rather than holding a value.
+fn names_files(key: &str) -> bool {
+    key.ends_with("_FILE") || key.ends_with("_FILES") || key.ends_with("_LOCATION") || key.contains("PROPERTY_FILES__")
+}
+
+#[test]
+fn every_file_a_setting_names_is_in_a_mounted_volume() {
+    for dir in KUSTOMIZATIONS {
+        let objects = objects(&rendered_from(dir));
+        let config = objects
+            .iter()
+            .find(|object| {
+                object["kind"] == "ConfigMap"
+                    && object["metadata"]["name"].as_str().is_some_and(|name| name.starts_with("alerthaven-config"))
+            })
+            .unwrap_or_else(|| panic!("{dir}: no alerthaven-config ConfigMap"));
+        let config = config["data"].as_mapping().expect("the ConfigMap has data");
+        let mut checked = 0;
+        for (name, prefix) in [("ingest", "INGEST_"), ("publisher", "PUBLISHER_")] {
+            let pod = &object(&objects, "Deployment", name)["spec"]["template"]["spec"];
+            let container = &pod["containers"][0];
+            let volumes: Vec<&str> =
+                pod["volumes"].as_sequence().into_iter().flatten().filter_map(|v| v["name"].as_str()).collect();
+            let mounts: Vec<&str> = container["volumeMounts"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .map(|mount| {
+                    let volume = mount["name"].as_str().unwrap();
+                    assert!(volumes.contains(&volume), "{dir}: {name} mounts {volume}, which is not a volume");
+                    mount["mountPath"].as_str().unwrap()
+                })
+                .collect();
+            let from_env =
+                container["env"].as_sequence().into_iter().flatten().map(|variable| {
+                    (variable["name"].as_str().unwrap(), variable["value"].as_str().unwrap_or_default())
+                });
+            let from_config =
+                config.iter().map(|(key, value)| (key.as_str().unwrap(), value.as_str().unwrap_or_default()));
+            for (key, value) in
+                from_env.chain(from_config).filter(|(key, _)| key.starts_with(prefix) && names_files(key))
+            {
+                for path in value.split(',') {
+                    let mounted = mounts.iter().any(|mount| path.starts_with(&format!("{mount}/")));
+                    assert!(mounted, "{dir}: {name}'s {key} names {path}, outside every volume it mounts");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 0, "{dir}: no setting names a file");
     }
 }
