@@ -1,9 +1,9 @@
 //! The whole pipeline on the real local stack: Prometheus fires and resolves alerts, Alertmanager sends them to
 //! HAProxy in front of two ingest instances, ingest writes them to the broker, the publisher writes them to
 //! Deephaven. The `alerts` table must show the alerts Alertmanager reports, and an alert that resolved must show
-//! as resolved.
+//! as resolved; the demo's rules must move the analytics tables within minutes.
 
-use crate::support::{read_tables, Pipeline, Running};
+use crate::support::{read_counts, read_tables, Pipeline, Running};
 use e2e::stack::Stack;
 use e2e::wait;
 use std::collections::BTreeSet;
@@ -32,6 +32,7 @@ async fn alertmanager_alerts_reach_deephaven_firing_and_resolved() {
     let pipeline = Pipeline::on_stack("e2e-alerts").await;
     // HAProxy where the stack's Alertmanager sends its webhooks.
     let Running { ingest, balancer: _balancer, publisher, .. } = pipeline.start(stack.ingest_port).await;
+    let started = std::time::Instant::now();
 
     // Exactly the alerts Alertmanager reports active are firing in Deephaven, and the flapping demo alert, having
     // resolved at least once since, shows a resolve. Alertmanager notifies within a few seconds (group_interval
@@ -53,6 +54,32 @@ async fn alertmanager_alerts_reach_deephaven_firing_and_resolved() {
         },
     )
     .await;
+
+    // The demo's rules move the analytics tables too: DemoFlapping fires and resolves every minute, so it soon has
+    // resolved episodes and ranks as flapping; the three demo alerts are noisy; more than one severity fires.
+    wait::until("the demo's movement in the analytics tables", Duration::from_secs(300), || async {
+        let table = |name: &str| format!("{}{name}", pipeline.prefix);
+        let url = &stack.deephaven_url;
+        let flapping = read_counts(url, &table("alert_flapping"), "AlertName", "FiringsLastHour").await?;
+        let episodes = read_counts(url, &table("alert_mttr"), "AlertName", "Episodes").await?;
+        let noisiest = read_counts(url, &table("noisiest_alerts"), "AlertName", "StatesLast24h").await?;
+        let severities = read_counts(url, &table("alerts_firing_by_severity"), "Severity", "Firing").await?;
+        let demo = ["DemoHeartbeat", "DemoFlapping", "DemoTargetDown"];
+        if flapping.get("DemoFlapping").is_some_and(|firings| *firings >= 2)
+            && episodes.get("DemoFlapping").is_some_and(|resolved| *resolved >= 1)
+            && demo.iter().all(|name| noisiest.contains_key(*name))
+            && severities.len() >= 2
+        {
+            Ok(())
+        } else {
+            Err(format!("flapping {flapping:?}, episodes {episodes:?}, noisiest {noisiest:?}, firing {severities:?}"))
+        }
+    })
+    .await;
+    eprintln!(
+        "the demo moved every analytics table {:.0} s after the pipeline started",
+        started.elapsed().as_secs_f64()
+    );
     publisher.kill();
     drop(ingest);
 }

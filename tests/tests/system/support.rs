@@ -184,6 +184,18 @@ pub async fn read_tables(url: &str, prefix: &str) -> Result<Tables, String> {
     Ok(tables)
 }
 
+/// One count per key of table `name` (a missing table reads as empty): string column `key`, long column `count`.
+pub async fn read_counts(url: &str, name: &str, key: &str, count: &str) -> Result<BTreeMap<String, i64>, String> {
+    let client = Client::connect(ClientConfig::new(url.to_owned())).await.map_err(|err| err.to_string())?;
+    let mut counts = BTreeMap::new();
+    for batch in snapshot(&client, name).await? {
+        let keys = batch.column_by_name(key).ok_or(format!("no {key}"))?.as_string::<i32>().clone();
+        let values = batch.column_by_name(count).ok_or(format!("no {count}"))?.as_primitive::<Int64Type>().clone();
+        counts.extend((0..batch.num_rows()).map(|row| (keys.value(row).to_owned(), values.value(row))));
+    }
+    Ok(counts)
+}
+
 async fn snapshot(client: &Client, name: &str) -> Result<Vec<RecordBatch>, String> {
     match client.scope_table_exists(name).await.map_err(|err| err.to_string())? {
         true => client.snapshot(name).await.map_err(|err| err.to_string()),
