@@ -4,7 +4,7 @@
 # gRPC and web IDE on the same port. State under $STACK_DIR/deephaven/ (no
 # persistence: every table is gone after a restart). Ready when GET /ide/ is 200.
 #
-# Env: STACK_DIR, DEEPHAVEN_PORT (10000), DEEPHAVEN_HEAP (2g),
+# Env: STACK_DIR, DEEPHAVEN_PORT (10000), DEEPHAVEN_HEAP (2g), DEEPHAVEN_TIMEZONE (UTC),
 #      DEEPHAVEN_PSK (unset: anonymous auth; set: pre-shared key auth),
 #      DEEPHAVEN_BASIC_USER + DEEPHAVEN_BASIC_PASSWORD (set: HTTP basic auth
 #        accepting this one user; its handler is compiled on first use),
@@ -28,7 +28,7 @@ launch_deephaven() {
   # environment (the JVM's handler reads it there).
   JAVA_HOME="${DEEPHAVEN_JAVA_HOME:-$JAVA17_HOME}" \
     start_background "$NAME" "$VENV_PYTHON" -u "$SCRIPTS_DIR/deephaven_server.py" \
-    --host 127.0.0.1 --port "$DEEPHAVEN_PORT" --heap "$DEEPHAVEN_HEAP" \
+    --host 127.0.0.1 --port "$DEEPHAVEN_PORT" --heap "$DEEPHAVEN_HEAP" --timezone "$DEEPHAVEN_TIMEZONE" \
     --state-dir "$STACK_DIR/deephaven"
 }
 

@@ -49,6 +49,11 @@ def parse_args(argv):
     parser.add_argument("--port", type=int, default=10000)
     parser.add_argument("--heap", default="2g", help="JVM -Xmx, e.g. 2g")
     parser.add_argument(
+        "--timezone",
+        default="UTC",
+        help="the JVM's default time zone: the server's, in which the IDE shows times",
+    )
+    parser.add_argument(
         "--state-dir",
         required=True,
         help="parent of the server's data/, cache/ and config/ directories",
@@ -117,6 +122,7 @@ def jvm_args_for(args):
         os.makedirs(dirs[name], exist_ok=True)
     jvm_args = [
         f"-Xmx{args.heap}",
+        f"-Duser.timezone={args.timezone}",
         f"-Ddeephaven.dataDir={dirs['data']}",
         f"-Ddeephaven.cacheDir={dirs['cache']}",
         f"-Ddeephaven.configDir={dirs['config']}",

@@ -27,6 +27,7 @@
 #   TOPIC_PARTITIONS        6                   partitions of $ALERTS_TOPIC
 #   DLQ_PARTITIONS          3                   partitions of $DLQ_TOPIC
 #   DEEPHAVEN_HEAP          2g                  JVM -Xmx
+#   DEEPHAVEN_TIMEZONE      UTC                 the server's time zone, in which the IDE shows times
 #   DEEPHAVEN_PSK           (unset)             set: PSK auth with this key instead of anonymous
 #   DEEPHAVEN_BASIC_USER, DEEPHAVEN_BASIC_PASSWORD (unset)  set: basic auth for this one user instead
 #   DEEPHAVEN_SESSION_DURATION_MS (unset)       set: -Dhttp.session.durationMs (server default 300000)
@@ -64,6 +65,7 @@ DLQ_TOPIC="${DLQ_TOPIC:-alerts.dlq}"
 TOPIC_PARTITIONS="${TOPIC_PARTITIONS:-6}"
 DLQ_PARTITIONS="${DLQ_PARTITIONS:-3}"
 DEEPHAVEN_HEAP="${DEEPHAVEN_HEAP:-2g}"
+DEEPHAVEN_TIMEZONE="${DEEPHAVEN_TIMEZONE:-UTC}"
 READY_DEADLINE_S="${READY_DEADLINE_S:-30}"
 DEEPHAVEN_READY_DEADLINE_S="${DEEPHAVEN_READY_DEADLINE_S:-120}"
 

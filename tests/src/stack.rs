@@ -255,6 +255,9 @@ impl PrivateDeephaven {
             ("STACK_DIR", self.dir.path().display().to_string()),
             ("DEEPHAVEN_PORT", self.port.to_string()),
             ("DEEPHAVEN_HEAP", "1g".to_owned()),
+            // A host whose own zone is not UTC, and no zone asked for: the scripts' default must win.
+            ("TZ", "America/New_York".to_owned()),
+            ("DEEPHAVEN_TIMEZONE", String::new()),
             // The scripts read an empty value as unset; it also hides the shared test stack's own settings.
             (
                 "DEEPHAVEN_SESSION_DURATION_MS",

@@ -7,4 +7,5 @@ mod faults;
 mod refire;
 mod soak;
 mod support;
+mod timezone;
 mod tls;
