@@ -96,6 +96,30 @@ fn flag_within(output: &str, column: &str, window: Duration) -> String {
     format!("{output} = {} ? 1 : 0", within(column, window))
 }
 
+/// Per `group_by` value, how many rows have time column `column` within the shorter and within the longer window
+/// before `Now` (each into the column named beside it), most first.
+fn counts_within(
+    clock: &str,
+    column: &str,
+    [(short, short_window), (long, long_window)]: [(&str, Duration); 2],
+    group_by: &[&str],
+) -> Vec<Operation> {
+    let flag = format!("In{short}");
+    let mut operations = recent(clock, column, long_window).to_vec();
+    operations.extend([
+        Operation::UpdateView(vec![flag_within(&flag, column, short_window)]),
+        Operation::aggregate(
+            vec![
+                Aggregation::columns(Aggregate::Sum, [format!("{short}={flag}")]),
+                Aggregation::Count(long.to_owned()),
+            ],
+            group_by.iter().copied(),
+        ),
+        Operation::Sort(vec![SortKey::descending(short), SortKey::descending(long)]),
+    ]);
+    operations
+}
+
 /// The operations that keep the rows whose `column` lies within `window` before `Now`, re-evaluated at every step
 /// of the clock.
 fn recent(clock: &str, column: &str, window: Duration) -> [Operation; 2] {
@@ -139,31 +163,19 @@ fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<
     let mut mttr_24h = vec![resolved()];
     mttr_24h.extend(recent(&names.clock, column::ENDS_AT, DAY));
     mttr_24h.push(Operation::aggregate(duration_statistics(), [column::ALERT_NAME, column::SEVERITY]));
-    let mut noisiest = recent(&names.clock, column::RECEIVED_AT, WEEK).to_vec();
-    noisiest.extend([
-        Operation::UpdateView(vec![flag_within("InLast24h", column::RECEIVED_AT, DAY)]),
-        Operation::aggregate(
-            vec![
-                Aggregation::columns(Aggregate::Sum, ["StatesLast24h=InLast24h"]),
-                Aggregation::Count("StatesLast7d".to_owned()),
-            ],
-            [column::ALERT_NAME],
-        ),
-        Operation::Sort(vec![SortKey::descending("StatesLast24h"), SortKey::descending("StatesLast7d")]),
-    ]);
+    let noisiest = counts_within(
+        &names.clock,
+        column::RECEIVED_AT,
+        [("StatesLast24h", DAY), ("StatesLast7d", WEEK)],
+        &[column::ALERT_NAME],
+    );
     // An episode starts with a firing transition, so counting the episodes that started counts the transitions.
-    let mut flapping = recent(&names.clock, column::STARTS_AT, DAY).to_vec();
-    flapping.extend([
-        Operation::UpdateView(vec![flag_within("InLastHour", column::STARTS_AT, HOUR)]),
-        Operation::aggregate(
-            vec![
-                Aggregation::columns(Aggregate::Sum, ["FiringsLastHour=InLastHour"]),
-                Aggregation::Count("FiringsLast24h".to_owned()),
-            ],
-            [column::FINGERPRINT, column::ALERT_NAME, column::SEVERITY],
-        ),
-        Operation::Sort(vec![SortKey::descending("FiringsLastHour"), SortKey::descending("FiringsLast24h")]),
-    ]);
+    let flapping = counts_within(
+        &names.clock,
+        column::STARTS_AT,
+        [("FiringsLastHour", HOUR), ("FiringsLast24h", DAY)],
+        &[column::FINGERPRINT, column::ALERT_NAME, column::SEVERITY],
+    );
     let firing = vec![Operation::Filter(Filter::equals(column::STATUS, Status::Firing.as_str()))];
     let firing_by = |key: &str| vec![Operation::count(column::FIRING, [key])];
     [

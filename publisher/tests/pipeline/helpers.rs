@@ -175,11 +175,8 @@ pub async fn produce_together(brokers: &str, topic: &str, records: &[AlertRecord
     let raw = raw(records);
     let deliveries: Vec<_> = raw
         .iter()
-        .map(|(key, _, value)| {
-            let headers = OwnedHeaders::new()
-                .insert(Header { key: RecordHeaders::FORMAT, value: Some(RecordHeaders::CURRENT_FORMAT) });
-            let record =
-                FutureRecord::to(topic).partition(0).key(key.as_slice()).payload(value.as_slice()).headers(headers);
+        .map(|raw| {
+            let record = kafka_record(topic, raw).partition(0);
             producer.send_result(record).map_err(|(err, _)| err).expect("the record is queued")
         })
         .collect();
@@ -210,16 +207,20 @@ pub async fn produce_in_transaction(brokers: &str, topic: &str, records: &[Alert
 /// Sends `records` with `producer`, each acknowledged before the next.
 async fn send_in_order(producer: &FutureProducer, topic: &str, records: &[RawRecord<'_>]) -> Vec<Acked> {
     let mut acked = Vec::with_capacity(records.len());
-    for (key, format, value) in records {
-        let mut headers = OwnedHeaders::new();
-        if let Some(format) = format {
-            headers = headers.insert(Header { key: RecordHeaders::FORMAT, value: Some(*format) });
-        }
-        let record = FutureRecord::to(topic).key(key.as_slice()).payload(value.as_slice()).headers(headers);
-        let delivery = producer.send(record, SEND_TIMEOUT).await.map_err(|(err, _)| err).unwrap();
+    for raw in records {
+        let delivery = producer.send(kafka_record(topic, raw), SEND_TIMEOUT).await.map_err(|(err, _)| err).unwrap();
         acked.push((delivery.partition, delivery.offset));
     }
     acked
+}
+
+/// The Kafka record of `raw`: its key, its format header if it has one, its value.
+fn kafka_record<'a>(topic: &'a str, (key, format, value): &'a RawRecord<'_>) -> FutureRecord<'a, [u8], [u8]> {
+    let mut headers = OwnedHeaders::new();
+    if let Some(format) = format {
+        headers = headers.insert(Header { key: RecordHeaders::FORMAT, value: Some(*format) });
+    }
+    FutureRecord::to(topic).key(key.as_slice()).payload(value.as_slice()).headers(headers)
 }
 
 /// What the tests compare: per alert its current (status, StartsAt, ReceivedAt); per event its (partition, offset).
