@@ -3,6 +3,7 @@
 # from Python by scripts/deephaven_server.py), on 127.0.0.1:$DEEPHAVEN_PORT,
 # gRPC and web IDE on the same port. State under $STACK_DIR/deephaven/ (no
 # persistence: every table is gone after a restart). Ready when GET /ide/ is 200.
+# Runs the dashboard (dashboard/) in Application Mode unless told otherwise.
 #
 # Env: STACK_DIR, DEEPHAVEN_PORT (10000), DEEPHAVEN_HEAP (2g), DEEPHAVEN_TIMEZONE (UTC),
 #      DEEPHAVEN_PSK (unset: anonymous auth; set: pre-shared key auth),
@@ -10,6 +11,9 @@
 #        accepting this one user; its handler is compiled on first use),
 #      DEEPHAVEN_SESSION_DURATION_MS (unset: server default 300000),
 #      DEEPHAVEN_SCRIPT (a Python file run in the server once it serves; bench.sh),
+#      DEEPHAVEN_APP_DIR (the Application Mode directory run at start; default
+#        dashboard/, the dashboard; empty for none),
+#      ALERTHAVEN_TABLE_PREFIX (the publisher's table prefix, read by the dashboard),
 #      DEEPHAVEN_READY_DEADLINE_S (120), DEEPHAVEN_JAVA_HOME (Debian's Java 17).
 set -euo pipefail
 # shellcheck source=lib.sh

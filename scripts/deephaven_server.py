@@ -38,6 +38,15 @@ BASIC_HANDLER = "alerthaven.deephaven.EnvBasicAuthHandler"
 BASIC_HANDLER_SOURCE = os.path.join(
     _HERE, "deephaven-auth", "alerthaven", "deephaven", "EnvBasicAuthHandler.java"
 )
+# What the server tells the web IDE (ConfigService): deephaven-server 42.7's own list (dh-defaults.prop), and
+# timeZone, which the IDE takes as its default display zone instead of its built-in America/New_York.
+CLIENT_CONFIGURATION = (
+    "timeZone,java.version,deephaven.version,barrage.version,groovy.version,python.version,"
+    "http.session.durationMs,file.separator,web.storage.layout.directory,web.storage.notebook.directory,"
+    "web.webgl,web.webgl.editable,web.flattenViewports"
+)
+# alerthaven's dashboard, an Application Mode directory (dashboard/alerthaven.app).
+DASHBOARD_DIR = os.path.join(os.path.dirname(_HERE), "dashboard")
 # Read by BASIC_HANDLER itself, in the JVM this process hosts.
 BASIC_USER_ENV = "DEEPHAVEN_BASIC_USER"
 BASIC_PASSWORD_ENV = "DEEPHAVEN_BASIC_PASSWORD"
@@ -51,7 +60,7 @@ def parse_args(argv):
     parser.add_argument(
         "--timezone",
         default="UTC",
-        help="the JVM's default time zone: the server's, in which the IDE shows times",
+        help="the server's default time zone, and the one the IDE shows times in",
     )
     parser.add_argument(
         "--state-dir",
@@ -63,6 +72,11 @@ def parse_args(argv):
         "--script",
         default=os.environ.get("DEEPHAVEN_SCRIPT") or None,
         help="a Python file run in the server's session once it serves (its globals are the query scope)",
+    )
+    parser.add_argument(
+        "--app-dir",
+        default=os.environ.get("DEEPHAVEN_APP_DIR", DASHBOARD_DIR),
+        help="an Application Mode directory the server runs at start ('' for none; default: the dashboard)",
     )
     parser.add_argument(
         "--session-duration-ms",
@@ -123,6 +137,9 @@ def jvm_args_for(args):
     jvm_args = [
         f"-Xmx{args.heap}",
         f"-Duser.timezone={args.timezone}",
+        # The IDE's default zone for tables and charts; each user can still pick another in its settings.
+        f"-DtimeZone={args.timezone}",
+        f"-Dclient.configuration.list={CLIENT_CONFIGURATION}",
         f"-Ddeephaven.dataDir={dirs['data']}",
         f"-Ddeephaven.cacheDir={dirs['cache']}",
         f"-Ddeephaven.configDir={dirs['config']}",
@@ -134,6 +151,8 @@ def jvm_args_for(args):
         jvm_args.append(f"-DAuthHandlers={BASIC_HANDLER}")
     else:
         jvm_args.append(f"-DAuthHandlers={ANONYMOUS_HANDLER}")
+    if args.app_dir:
+        jvm_args.append(f"-Ddeephaven.application.dir={os.path.abspath(args.app_dir)}")
     if args.session_duration_ms is not None:
         jvm_args.append(f"-Dhttp.session.durationMs={args.session_duration_ms}")
     return jvm_args

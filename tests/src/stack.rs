@@ -186,6 +186,9 @@ pub struct DeephavenOptions {
     pub auth: DeephavenAuth,
     /// `http.session.durationMs`; the server's default of 300 s if `None`.
     pub session_duration_ms: Option<u64>,
+    /// The table prefix of the publisher whose tables the dashboard shows (`ALERTHAVEN_TABLE_PREFIX`); none if
+    /// `None`.
+    pub dashboard_table_prefix: Option<String>,
 }
 
 /// A Deephaven server of the test's own (for tests that restart it or need another authentication), started by
@@ -201,7 +204,7 @@ impl PrivateDeephaven {
     /// 300 s if `None`); returns once its IDE answers. Shorthand for [`PrivateDeephaven::start_with`].
     pub fn start(psk: Option<&str>, session_duration_ms: Option<u64>) -> PrivateDeephaven {
         let auth = psk.map_or(DeephavenAuth::Anonymous, DeephavenAuth::psk);
-        PrivateDeephaven::start_with(DeephavenOptions { auth, session_duration_ms })
+        PrivateDeephaven::start_with(DeephavenOptions { auth, session_duration_ms, ..DeephavenOptions::default() })
     }
 
     /// Starts a server with `options`; returns once its IDE answers.
@@ -267,6 +270,7 @@ impl PrivateDeephaven {
             // Through the environment: credentials stay out of every command line.
             ("DEEPHAVEN_BASIC_USER", basic_user),
             ("DEEPHAVEN_BASIC_PASSWORD", basic_password),
+            ("ALERTHAVEN_TABLE_PREFIX", self.options.dashboard_table_prefix.clone().unwrap_or_default()),
         ];
         tokio::task::block_in_place(|| run_script("deephaven.sh", action, &env));
     }

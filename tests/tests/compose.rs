@@ -643,3 +643,21 @@ fn the_alerts_topic_is_created_with_the_retention_that_keeps_the_history() {
     assert!(alerts.contains("--config retention.ms=-1"), "the alerts topic keeps its history: {alerts}");
     assert!(alerts.contains("--config retention.bytes=-1"), "whatever its size: {alerts}");
 }
+
+#[test]
+fn deephaven_runs_the_dashboard_in_application_mode() {
+    let compose = Compose::load();
+    let deephaven = compose.service("deephaven");
+    let options = environment(deephaven).remove("START_OPTS").unwrap_or_default();
+    let app_dir = options
+        .split_whitespace()
+        .find_map(|option| option.strip_prefix("-Ddeephaven.application.dir="))
+        .unwrap_or_else(|| panic!("START_OPTS names no application directory: {options}"));
+    let mount = mounts(deephaven)
+        .into_iter()
+        .find(|mount| mount.target == app_dir)
+        .unwrap_or_else(|| panic!("nothing is mounted at the application directory {app_dir}"));
+    let host = compose.host_path(&mount.source);
+    assert_eq!(host.canonicalize().unwrap(), repo_root().join("dashboard").canonicalize().unwrap());
+    assert!(host.join("alerthaven.app").exists(), "{} holds no alerthaven.app", host.display());
+}

@@ -3,6 +3,8 @@
 //! module per concern.
 
 mod alertmanager;
+mod browser;
+mod dashboard;
 mod faults;
 mod refire;
 mod soak;
