@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh [CARGO TEST ARGS...]: what CI runs (.ci/run). Installs the
-# prerequisites, starts a separate test stack (own STACK_DIR and ports, so it
-# never clashes with a running demo stack), sources its $STACK_DIR/env, runs
+# prerequisites (the stack's, and the browser the dashboard test drives),
+# starts a separate test stack (own STACK_DIR and ports, so it never clashes
+# with a running demo stack), sources its $STACK_DIR/env, runs
 # `cargo build --workspace --bins` and `cargo test --workspace --locked "$@"`, and always stops the test stack again,
 # on failure too. Exits with cargo's status; prints the stack's log tails when
 # something failed.
@@ -44,6 +45,8 @@ stop_test_stack() {
 
 main() {
   bash "$SCRIPTS_DIR/install.sh"
+  # Only the tests need a browser (the dashboard's), not the stack.
+  bash "$SCRIPTS_DIR/install-browser.sh"
   trap stop_test_stack EXIT
   # Signals end the script through the EXIT trap, so the stack stops too.
   trap 'exit 130' INT

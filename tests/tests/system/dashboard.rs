@@ -6,6 +6,7 @@ use crate::browser::{output_dir, Browser};
 use crate::support::{Pipeline, READY_DEADLINE};
 use e2e::stack::{free_port, DeephavenOptions, PrivateDeephaven};
 use fantoccini::Locator;
+use std::collections::BTreeSet;
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -60,7 +61,11 @@ fn notification(
 /// The hours ("HH", UTC) a time axis over the last `minutes` may label, with a few minutes' margin either side.
 fn utc_hours_of_the_last(minutes: i64) -> Vec<String> {
     let now = OffsetDateTime::now_utc();
-    (-10..=minutes + 10).step_by(5).map(|ago| format!("{:02}", (now - time::Duration::minutes(ago)).hour())).collect()
+    let hours: BTreeSet<String> = (-10..=minutes + 10)
+        .step_by(5)
+        .map(|ago| format!("{:02}", (now - time::Duration::minutes(ago)).hour()))
+        .collect();
+    hours.into_iter().collect()
 }
 
 /// Opens the IDE, then the dashboard from the Panels menu, maximized.
