@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// How long the IDE may take to load, and an element or a text to appear in it.
-pub const PAGE_DEADLINE: Duration = Duration::from_secs(60);
+pub const PAGE_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A browser session and the ChromeDriver serving it.
 pub struct Browser {
