@@ -132,6 +132,8 @@ def waiting():
 
 @ui.component
 def alerthaven_layout():
+    """The dashboard's content, one per open dashboard: the panels over the tables published now, or what it waits
+    for; a background thread watches for tables created anew and has the component redraw with them."""
     tables, set_tables = ui.use_state(published_tables)
     queue = ui.use_render_queue()
 
