@@ -39,7 +39,6 @@ NAMES = {
 }
 
 _System = jpy.get_type("java.lang.System")
-_JTable = jpy.get_type("io.deephaven.engine.table.Table")
 
 
 def published_tables():
@@ -48,12 +47,9 @@ def published_tables():
     tables = {}
     for role, name in NAMES.items():
         value = scope.get(name)
-        if isinstance(value, Table):
-            tables[role] = value
-        elif value is not None and isinstance(value, _JTable):
-            tables[role] = Table(value)
-        else:
+        if not isinstance(value, Table):
             return None
+        tables[role] = value
     return tables
 
 
