@@ -8,6 +8,7 @@ use e2e::stack::free_port;
 use e2e::wait;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use std::time::Duration;
 /// How long the IDE may take to load, and an element or a text to appear in it.
 pub const PAGE_DEADLINE: Duration = Duration::from_secs(120);
 
-/// A browser session and the ChromeDriver serving it.
+/// A browser session and the ChromeDriver serving it; dropping it ends both.
 pub struct Browser {
     client: Client,
     driver: Child,
@@ -27,8 +28,11 @@ impl Browser {
     /// Starts ChromeDriver on a free port and opens a session in a fresh headless Chromium profile.
     pub async fn start(name: &str) -> Browser {
         let port = free_port();
+        // A process group of its own, which the Chromium it starts joins: dropping the session ends both, even when
+        // a failed test never closes the session.
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -135,7 +139,7 @@ impl Browser {
         }
     }
 
-    /// Ends the session, which closes Chromium; the driver ends on drop.
+    /// Ends the session politely (Chromium closes); drop ends whatever is left.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
     }
@@ -143,7 +147,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = nix::unistd::Pid::from_raw(i32::try_from(self.driver.id()).expect("a pid fits an i32"));
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.driver.wait();
     }
 }
