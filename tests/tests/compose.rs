@@ -661,3 +661,19 @@ fn deephaven_runs_the_dashboard_in_application_mode() {
     assert_eq!(host.canonicalize().unwrap(), repo_root().join("dashboard").canonicalize().unwrap());
     assert!(host.join("alerthaven.app").exists(), "{} holds no alerthaven.app", host.display());
 }
+
+#[test]
+fn deephaven_tells_the_ide_to_show_times_in_utc() {
+    let compose = Compose::load();
+    let options = environment(compose.service("deephaven")).remove("START_OPTS").unwrap_or_default();
+    let option = |name: &str| {
+        options.split_whitespace().find_map(|option| option.strip_prefix(&format!("-D{name}="))).map(str::to_owned)
+    };
+    assert_eq!(option("user.timezone").as_deref(), Some("UTC"), "the engine's zone: {options}");
+    assert_eq!(option("timeZone").as_deref(), Some("UTC"), "the IDE's default zone: {options}");
+    // The IDE reads only the properties this list names; it replaces the server's own list, so that list stays in.
+    let listed = option("client.configuration.list").unwrap_or_default();
+    for name in ["timeZone", "deephaven.version", "web.storage.layout.directory", "web.storage.notebook.directory"] {
+        assert!(listed.split(',').any(|item| item == name), "client.configuration.list lacks {name}: {listed}");
+    }
+}

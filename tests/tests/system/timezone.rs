@@ -1,5 +1,6 @@
-//! The local stack's Deephaven runs in UTC unless `DEEPHAVEN_TIMEZONE` says otherwise, whatever the host's zone, so
-//! the IDE shows alert times in UTC (`scripts/deephaven.sh`; compose sets the same for its container).
+//! The local stack's Deephaven engine runs in UTC unless `DEEPHAVEN_TIMEZONE` says otherwise, whatever the host's
+//! zone (`scripts/deephaven.sh`; compose sets the same for its container). That the IDE shows times in that zone too
+//! is the dashboard's browser test (`dashboard.rs`).
 
 use crate::support::table_prefix;
 use arrow::array::AsArray;
