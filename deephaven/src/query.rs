@@ -14,8 +14,8 @@ use crate::proto::backplane::sort_descriptor::SortDirection;
 use crate::proto::backplane::{
     self as proto, agg_spec, aggregation, condition, literal, time_table_request, value, AggSpec, AggregateAllRequest,
     AggregateRequest, CaseSensitivity, CompareCondition, Condition, ExportedTableCreationResponse, FilterTableRequest,
-    HeadOrTailRequest, NaturalJoinTablesRequest, Reference, SelectOrUpdateRequest, SortDescriptor, SortTableRequest,
-    TableReference, Ticket, TimeTableRequest, UnstructuredFilterTableRequest, Value,
+    HeadOrTailRequest, MergeTablesRequest, NaturalJoinTablesRequest, Reference, SelectOrUpdateRequest, SortDescriptor,
+    SortTableRequest, TableReference, Ticket, TimeTableRequest, UnstructuredFilterTableRequest, Value,
 };
 use crate::session::{check_created, Export, Session, TableService};
 use crate::ticket::{scope_ticket, table_ref};
@@ -433,6 +433,38 @@ impl Client {
         chain.release().await;
         published?;
         tracing::info!(source, table = name, ?operations, "derived table published");
+        Ok(())
+    }
+
+    /// Publishes as `name` the result of `operations` applied to the rows of every scope table in `sources`, one
+    /// after the other (their columns must agree). The server keeps it up to date as any source changes; which
+    /// sources it merges is fixed when it is published.
+    pub async fn publish_merged(&self, sources: &[&str], operations: &[Operation], name: &str) -> Result<()> {
+        const OPERATION: &str = "merge tables";
+        if sources.is_empty() {
+            return Err(Error::InvalidInput("a merge needs at least one source table".into()));
+        }
+        let session = self.session();
+        let merged = session.export(OPERATION)?;
+        let request = MergeTablesRequest {
+            result_id: Some(merged.ticket()),
+            source_ids: sources.iter().map(|source| table_ref(scope_ticket(source))).collect(),
+        };
+        let published = async {
+            let response = session.tables().merge_tables(request).await;
+            check_created(
+                OPERATION,
+                &response.map_err(|status| session.status_error(OPERATION, &status))?.into_inner(),
+            )?;
+            let chain = Chain::run(&session, OPERATION, table_ref(merged.ticket()), operations).await?;
+            let published = session.publish(chain.result(), name).await;
+            chain.release().await;
+            published
+        }
+        .await;
+        merged.release().await;
+        published?;
+        tracing::info!(?sources, table = name, ?operations, "merged table published");
         Ok(())
     }
 

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use deephaven_client::{Auth, Client, ClientConfig, Error, ErrorClass, Filter, InputTableKind, SessionStatus};
+use deephaven_client::{
+    Aggregate, Aggregation, Auth, Client, ClientConfig, Error, ErrorClass, Filter, InputTableKind, Operation,
+    SessionStatus,
+};
 use e2e::stack::{DeephavenAuth, DeephavenOptions, PrivateDeephaven};
 use futures::StreamExt as _;
 use support::{
@@ -257,6 +260,52 @@ async fn filtered_views_are_published_and_tick_with_their_source() {
         fingerprints(client.snapshot(&firing).await.expect("view")) == ["c", "d"]
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_table_aggregates_every_source_and_ticks_with_each() {
+    let client = connect().await;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("KafkaPartition", DataType::Int32, false),
+        Field::new("KafkaOffset", DataType::Int64, false),
+    ]));
+    let rows = |partitions: Vec<i32>, offsets: Vec<i64>| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(partitions)), Arc::new(Int64Array::from(offsets))],
+        )
+        .expect("batch")
+    };
+    let (first, second) = (unique_name("Old"), unique_name("New"));
+    let mut tables = Vec::new();
+    for name in [&first, &second] {
+        tables.push(client.ensure_input_table(name, schema.clone(), InputTableKind::AppendOnly).await.expect("create"));
+    }
+    client.append(&tables[0], rows(vec![0, 1], vec![5, 7])).await.expect("append");
+    client.append(&tables[1], rows(vec![0], vec![9])).await.expect("append");
+
+    let merged = unique_name("Merged");
+    let max = Operation::aggregate(vec![Aggregation::columns(Aggregate::Max, ["KafkaOffset"])], ["KafkaPartition"]);
+    client.publish_merged(&[&first, &second], &[max], &merged).await.expect("merge");
+    let maxima = || async {
+        let mut maxima = Vec::new();
+        for batch in client.snapshot(&merged).await.expect("snapshot") {
+            let partition = batch.column_by_name("KafkaPartition").expect("partition");
+            let partition = partition.as_any().downcast_ref::<Int32Array>().expect("int partition");
+            let offset = batch.column_by_name("KafkaOffset").expect("offset");
+            let offset = offset.as_any().downcast_ref::<Int64Array>().expect("long offset");
+            maxima.extend((0..batch.num_rows()).map(|i| (partition.value(i), offset.value(i))));
+        }
+        maxima.sort_unstable();
+        maxima
+    };
+    assert_eq!(maxima().await, [(0, 9), (1, 7)], "the rows of both sources");
+
+    client.append(&tables[0], rows(vec![1], vec![11])).await.expect("append");
+    wait_until("the merge to tick with its first source", DEADLINE, || async { maxima().await == [(0, 9), (1, 11)] })
+        .await;
+    assert!(client.publish_merged(&[], &[], &merged).await.is_err(), "a merge of nothing is refused");
+    assert_eq!(client.live_exports(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
