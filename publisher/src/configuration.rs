@@ -1,6 +1,7 @@
 //! Settings, layered like ingest's (see `service_kit::settings`): built-in defaults < a TOML file (`--config`) <
 //! environment (`PUBLISHER_` prefix, `__` between levels, e.g. `PUBLISHER_DEEPHAVEN__URL`) < command-line flags.
 
+use crate::retention::Retention;
 use anyhow::{bail, Context};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -102,6 +103,11 @@ pub struct DeephavenSettings {
     /// on: a row leaves its window at most this late. Each step re-evaluates every row of those tables' sources.
     #[serde(with = "humantime_serde")]
     pub window_step: Duration,
+    /// How long Deephaven keeps an alert's states after receiving them (between this and a quarter longer, see
+    /// [`crate::retention`]): its heap holds at most that much history, and `alerts` keeps an alert while it has a
+    /// state that recent. Alertmanager repeats a firing alert every `repeat_interval`, so keep it well above that.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
     /// TLS for an `https` URL, beyond the defaults (the Web PKI roots, the URL's host name).
     pub tls: DeephavenTlsSettings,
 }
@@ -140,6 +146,7 @@ impl Default for DeephavenSettings {
             check_interval: Duration::from_secs(5),
             refire_grace: Duration::from_secs(60),
             window_step: Duration::from_secs(60),
+            retention: Duration::from_secs(30 * 24 * 3600),
             tls: DeephavenTlsSettings::default(),
         }
     }
@@ -222,6 +229,14 @@ impl Settings {
         {
             bail!("deephaven.check_interval, deephaven.request_timeout and deephaven.window_step must be positive");
         }
+        match Retention::new(deephaven.retention) {
+            None => bail!("deephaven.retention must be positive and reach no further back than 1970"),
+            // The next slice is created at a check, so every slice must see at least two of them.
+            Some(retention) if retention.slice() < 2 * deephaven.check_interval => {
+                bail!("deephaven.retention must be at least 8 times deephaven.check_interval")
+            }
+            Some(_) => {}
+        }
         if self.batch.max_rows == 0 || self.batch.max_bytes == 0 {
             bail!("batch.max_rows and batch.max_bytes must be positive");
         }
@@ -264,6 +279,7 @@ SETTINGS (TOML file key / environment variable, default)
   deephaven.check_interval  PUBLISHER_DEEPHAVEN__CHECK_INTERVAL  5s (is the session alive, are the tables there)
   deephaven.refire_grace    PUBLISHER_DEEPHAVEN__REFIRE_GRACE    60s (a firing copy this long after resolved re-fires)
   deephaven.window_step     PUBLISHER_DEEPHAVEN__WINDOW_STEP     60s (how often time-window tables move on)
+  deephaven.retention       PUBLISHER_DEEPHAVEN__RETENTION       30days (states received longer ago leave the tables)
   batch.max_rows            PUBLISHER_BATCH__MAX_ROWS            10000
   batch.max_bytes           PUBLISHER_BATCH__MAX_BYTES           16777216 (record values per batch)
   batch.max_wait            PUBLISHER_BATCH__MAX_WAIT            0s (extra wait for more records once writable)
@@ -280,6 +296,19 @@ mod tests {
         settings.deephaven.user = user.map(str::to_owned);
         settings.deephaven.password = password.map(SecretString::from);
         settings
+    }
+
+    #[test]
+    fn a_retention_too_short_for_the_checks_that_rotate_it_is_refused() {
+        let mut settings = Settings::default();
+        settings.deephaven.check_interval = Duration::from_secs(5);
+        settings.deephaven.retention = Duration::from_secs(39);
+        let refused = settings.validate().unwrap_err().to_string();
+        assert!(refused.contains("deephaven.retention"), "{refused}");
+        settings.deephaven.retention = Duration::from_secs(40);
+        settings.validate().expect("a slice sees two checks");
+        settings.deephaven.retention = Duration::ZERO;
+        assert!(settings.validate().is_err(), "no retention at all");
     }
 
     #[test]

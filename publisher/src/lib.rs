@@ -16,6 +16,7 @@
 //! - [`kafka`]: the Kafka edge: the consumer, commits, moving partitions back.
 //! - [`tables`]: the log, the tables Deephaven derives from it, and reading the progress back.
 //! - [`continuity`]: a jump in a partition's offsets is read again before it is believed.
+//! - [`retention`]: which states Deephaven keeps: slices of time that leave once older than the retention.
 //! - [`resume`]: where each assigned partition resumes, and the consumer context that applies it.
 //! - [`fetching`]: fetching paused while every broker is down, resumed once the topic is back.
 //! - [`dead_letters`]: the dead-letter topic for records that cannot be decoded.
@@ -34,5 +35,6 @@ pub mod metrics;
 pub mod ops;
 pub mod pipeline;
 pub mod resume;
+pub mod retention;
 pub mod startup;
 pub mod tables;

@@ -526,9 +526,10 @@ impl Pipeline {
 
     /// A look at Deephaven, when idle and every `check_interval` while busy: the session answers, the tables are
     /// still there (a restarted server has neither), and they hold what this publisher wrote (tables created anew
-    /// by another publisher or a replay do not).
+    /// by another publisher or a replay do not). It also moves the retention on when a slice of time is due.
     async fn check(&self) -> Result<(), Failure> {
         let sink = self.shared.sink().ok_or(Failure::NoSession)?;
+        sink.keep_retention(Timestamp::now()).await?;
         if let Some(table) = sink.missing_table().await? {
             return Err(Failure::TablesReplaced(format!("table {table} is gone from Deephaven")));
         }

@@ -5,11 +5,15 @@
 //! operations, kept live by the server and published read-only (they are not input tables, so nobody can add or
 //! delete their rows):
 //!
-//! - `alert_events`: per `EventId`, its first copy (by `ReceivedAt`, then `KafkaOffset`);
-//! - `alerts`: per `Fingerprint`, the state of highest precedence ([`rank_formula`]);
+//! - per slice of time ([`crate::retention`]), the states received within it aggregated twice: per occurrence
+//!   (`Fingerprint`, `StartsAt`) its state of highest precedence ([`rank_formula`]), and per `EventId` its first
+//!   copy (by `ReceivedAt`, then `KafkaOffset`);
+//! - the slices within the retention merged and aggregated the same way again: the internal `states`, and
+//!   `alert_events`;
+//! - `alerts`: per `Fingerprint`, the state of its latest occurrence; `alert_episodes`: every occurrence;
 //! - `alerts_firing`: the rows of `alerts` that are firing;
 //! - `publisher_offsets`: per `KafkaPartition`, the furthest position applied (by `TopicIncarnation`, then
-//!   `KafkaOffset`): the progress;
+//!   `KafkaOffset`): the progress, from the whole log, never cut by the retention;
 //! - the analytics on top of those (episodes, durations, counts of what fires now), and the tables over recent
 //!   time windows (`noisiest_alerts`, `alert_flapping`, `alert_mttr_24h`), which join an internal clock table so
 //!   that rows leave a window as time passes, with nothing written.
@@ -17,12 +21,15 @@
 //! Every derived table is an order-independent function of the set of rows ever appended (first/last by explicit
 //! sort columns, max), so rows appended twice, late, or out of order by several publishers change nothing, and the
 //! progress lives in the same rows as the data, so it can never claim more than Deephaven holds. A blink log keeps
-//! no rows itself: the aggregations keep one row per key, so Deephaven's memory grows with distinct alert states,
-//! not with records. The price: the derived tables must exist before the first row is appended, so when any of
-//! them is missing the whole set is created again and the topic replayed (see [`Sink::open`]).
+//! no rows itself: the aggregations keep one row per key, so Deephaven's memory grows with the distinct alert
+//! states received within the retention, not with records. When a slice leaves, the merges are published anew
+//! without it ([`Sink::keep_retention`]). The price: the derived tables must exist before the first row is
+//! appended, so when any of them is missing the whole set is created again and the topic replayed (see
+//! [`Sink::open`]).
 
 use crate::configuration::DeephavenSettings;
-use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
+use crate::retention::{Retention, SLOTS};
+use arrow::array::{AsArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use deephaven_client::{
     Aggregate, Aggregation, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation, SortKey,
@@ -34,7 +41,8 @@ use schemas::tables::{
 use schemas::{Status, Timestamp};
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The formula of the `RankedAt` column by which `alerts` picks an alert's current state among the states of one
@@ -126,38 +134,65 @@ fn recent(clock: &str, column: &str, window: Duration) -> [Operation; 2] {
     [Operation::join_single_row(clock, [NOW]), Operation::Filter(Filter::expression(within(column, window)))]
 }
 
-/// The table operations that derive each published table.
-fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<Operation>); 11] {
-    let states = || Operation::Filter(Filter::expression(format!("!isNull({})", column::EVENT_ID)));
-    let alerts = vec![
-        states(),
-        Operation::UpdateView(vec![rank_formula(refire_grace)]),
-        Operation::aggregate_all(Aggregate::sorted_last([column::STARTS_AT, RANKED_AT]), ALERTS.key_columns.to_vec()),
-        Operation::view(ALERTS.column_names()),
-    ];
-    let alert_events = vec![
-        states(),
-        Operation::aggregate_all(
-            Aggregate::sorted_first([column::RECEIVED_AT, column::KAFKA_OFFSET]),
-            ALERT_EVENTS.key_columns.to_vec(),
-        ),
-        Operation::view(ALERT_EVENTS.column_names()),
-    ];
-    let progress = vec![
+/// The two tables of the slot holding one slice: its occurrences' states, and its events.
+fn slot_tables(names: &TableNames, slot: usize) -> [String; 2] {
+    [format!("{}_slot{slot}_states", names.log), format!("{}_slot{slot}_events", names.log)]
+}
+
+/// Every slot's tables, states then events.
+fn all_slot_tables(names: &TableNames) -> impl Iterator<Item = String> + '_ {
+    (0..SLOTS).flat_map(|slot| slot_tables(names, slot))
+}
+
+/// How an occurrence's states reduce to its current one: the highest rank ([`rank_formula`]).
+fn occurrence_state() -> Operation {
+    Operation::aggregate_all(Aggregate::sorted_last([RANKED_AT]), ALERT_EPISODE_KEY)
+}
+
+/// How the copies of an event reduce to one: the first received, then the first read.
+fn first_copy() -> Operation {
+    Operation::aggregate_all(
+        Aggregate::sorted_first([column::RECEIVED_AT, column::KAFKA_OFFSET]),
+        ALERT_EVENTS.key_columns.to_vec(),
+    )
+}
+
+/// The operations deriving a slice's two tables ([`slot_tables`]) from the log: the states it received within
+/// `from..until` (Unix nanoseconds; a dead letter's position-only row has no `ReceivedAt` and passes no bound),
+/// reduced per occurrence and per event. Only our own constants go into the filter.
+fn slice_derivations((from, until): (i64, i64), refire_grace: Duration) -> [Vec<Operation>; 2] {
+    let received = column::RECEIVED_AT;
+    let within = || {
+        Operation::Filter(Filter::expression(format!(
+            "epochNanos({received}) >= {from}L && epochNanos({received}) < {until}L"
+        )))
+    };
+    [
+        vec![within(), Operation::UpdateView(vec![rank_formula(refire_grace)]), occurrence_state()],
+        vec![within(), first_copy()],
+    ]
+}
+
+/// The progress: derived from the whole log (one row per partition), not from the slices, so the retention never
+/// moves where the publisher resumes.
+fn progress() -> Vec<Operation> {
+    vec![
         Operation::aggregate_all(
             Aggregate::sorted_last([column::TOPIC_INCARNATION, column::KAFKA_OFFSET]),
             vec![column::KAFKA_PARTITION.to_owned()],
         ),
         Operation::view([column::KAFKA_PARTITION, column::TOPIC_INCARNATION, column::KAFKA_OFFSET]),
+    ]
+}
+
+/// The table operations that derive each published table from the merged slices (`states`, `alert_events`), in
+/// the order they must be published.
+fn derivations(names: &TableNames) -> [(&str, &str, Vec<Operation>); 9] {
+    let alerts = vec![
+        Operation::aggregate_all(Aggregate::sorted_last([column::STARTS_AT]), ALERTS.key_columns.to_vec()),
+        Operation::view(ALERTS.column_names()),
     ];
-    // Each occurrence ranked like `alerts` ranks an alert's states, so a late copy does not reopen it.
-    let episodes = vec![
-        states(),
-        Operation::UpdateView(vec![rank_formula(refire_grace)]),
-        Operation::aggregate_all(Aggregate::sorted_last([RANKED_AT]), ALERT_EPISODE_KEY),
-        Operation::view(ALERT_EPISODE_COLUMNS),
-        Operation::UpdateView(episode_formulas()),
-    ];
+    let episodes = vec![Operation::view(ALERT_EPISODE_COLUMNS), Operation::UpdateView(episode_formulas())];
     let resolved = || Operation::Filter(Filter::equals(column::STATUS, Status::Resolved.as_str()));
     let mttr = vec![resolved(), Operation::aggregate(duration_statistics(), [column::ALERT_NAME, column::SEVERITY])];
     let mut mttr_24h = vec![resolved()];
@@ -179,10 +214,8 @@ fn derivations(names: &TableNames, refire_grace: Duration) -> [(&str, &str, Vec<
     let firing = vec![Operation::Filter(Filter::equals(column::STATUS, Status::Firing.as_str()))];
     let firing_by = |key: &str| vec![Operation::count(column::FIRING, [key])];
     [
-        (&names.log, &names.alerts, alerts),
-        (&names.log, &names.alert_events, alert_events),
-        (&names.log, &names.progress, progress),
-        (&names.log, &names.alert_episodes, episodes),
+        (&names.states, &names.alerts, alerts),
+        (&names.states, &names.alert_episodes, episodes),
         (&names.alert_episodes, &names.alert_mttr, mttr),
         (&names.alerts, &names.alerts_firing, firing),
         (&names.alerts_firing, &names.alerts_firing_by_severity, firing_by(column::SEVERITY)),
@@ -226,6 +259,14 @@ pub struct Sink {
     flush: InputTable,
     /// This publisher's row in the flush table.
     flush_row: RecordBatch,
+    /// Which slot holds which slice, as Deephaven records it: read again whenever the slices due change, since
+    /// another publisher may have moved them on.
+    slices: InputTable,
+    retention: Retention,
+    refire_grace: Duration,
+    /// The slices the published merges cover as far as this session knows: while they are still the ones due,
+    /// there is nothing to do.
+    covered: Mutex<Option<RangeInclusive<i64>>>,
 }
 
 impl Sink {
@@ -243,20 +284,36 @@ impl Sink {
         let names = TableNames::with_prefix(&settings.table_prefix);
         let flush_row = flush_row(&publisher_id());
         let intact = !recreate && is_intact(&client, &names, flush_row.schema()).await?;
-        let (log, flush) = if intact {
-            let log = InputTable::new(&names.log, LOG.schema(), InputTableKind::Blink);
-            (log, InputTable::new(&names.flush, flush_row.schema(), flush_kind()))
+        let (log, flush, slices) = if intact {
+            (
+                InputTable::new(&names.log, LOG.schema(), InputTableKind::Blink),
+                InputTable::new(&names.flush, flush_row.schema(), flush_kind()),
+                InputTable::new(&names.slices, slices_schema(), slices_kind()),
+            )
         } else {
             tracing::info!(log = %names.log, recreate, "creating the log and its derived tables");
             let log = client.create_input_table(&names.log, LOG.schema(), InputTableKind::Blink).await?;
             let flush = client.create_input_table(&names.flush, flush_row.schema(), flush_kind()).await?;
+            let slices = client.create_input_table(&names.slices, slices_schema(), slices_kind()).await?;
             client.publish_clock(&names.clock, settings.window_step).await?;
-            for (source, name, operations) in derivations(&names, settings.refire_grace) {
-                client.publish_derived(source, &operations, name).await?;
-            }
-            (log, flush)
+            client.publish_derived(&names.log, &progress(), &names.progress).await?;
+            (log, flush, slices)
         };
-        Ok(Sink { client, names, log, flush, flush_row })
+        let retention = Retention::new(settings.retention).expect("the settings validated the retention");
+        let sink = Sink {
+            client,
+            names,
+            log,
+            flush,
+            flush_row,
+            slices,
+            retention,
+            refire_grace: settings.refire_grace,
+            covered: Mutex::new(None),
+        };
+        // A new set has no slices yet: they are all created here, before the first row is appended.
+        sink.keep_retention(Timestamp::now()).await?;
+        Ok(sink)
     }
 
     pub fn names(&self) -> &TableNames {
@@ -270,11 +327,94 @@ impl Sink {
         }
     }
 
+    /// Makes the slices due at `now` exist and the published tables merge exactly those: a slice that left the
+    /// retention gives its slot to the next one, and the merges and every table derived from them are published
+    /// anew (users' views of them are replaced). Cheap while the slices due are the ones already covered; called
+    /// at every check, so the next slice always exists before its first state can arrive.
+    pub async fn keep_retention(&self, now: Timestamp) -> deephaven_client::Result<()> {
+        let due = self.retention.window(now);
+        if self.covered.lock().expect("never poisoned").as_ref() == Some(&due) {
+            return Ok(());
+        }
+        let recorded = self.recorded_slices().await?;
+        let mut created = Vec::new();
+        for slice in due.clone() {
+            let slot = Retention::slot(slice);
+            if recorded.get(&slot) == Some(&slice) {
+                continue;
+            }
+            let derivations = slice_derivations(self.retention.bounds(slice), self.refire_grace);
+            for (name, operations) in slot_tables(&self.names, slot).iter().zip(derivations) {
+                self.client.publish_derived(&self.names.log, &operations, name).await?;
+            }
+            created.push((slot, slice));
+        }
+        // Recorded last: a publisher stopped half-way leaves the slots unrecorded, so the next one does it all again.
+        if !created.is_empty() {
+            self.publish_merges().await?;
+            self.client.append(&self.slices, self.slices_rows(&created)).await?;
+            tracing::info!(?due, ?created, "retention: slices created (slot, slice) and the tables merged anew");
+        }
+        *self.covered.lock().expect("never poisoned") = Some(due);
+        Ok(())
+    }
+
+    /// Publishes the merges of every slot's tables and everything derived from them.
+    async fn publish_merges(&self) -> deephaven_client::Result<()> {
+        let names = &self.names;
+        let slots: Vec<[String; 2]> = (0..SLOTS).map(|slot| slot_tables(names, slot)).collect();
+        let of = |table: usize| slots.iter().map(|pair| pair[table].as_str()).collect::<Vec<_>>();
+        self.client.publish_merged(&of(0), &[occurrence_state()], &names.states).await?;
+        let events = [first_copy(), Operation::view(ALERT_EVENTS.column_names())];
+        self.client.publish_merged(&of(1), &events, &names.alert_events).await?;
+        for (source, name, operations) in derivations(names) {
+            self.client.publish_derived(source, &operations, name).await?;
+        }
+        Ok(())
+    }
+
+    /// Which slice each slot holds, as recorded in Deephaven.
+    async fn recorded_slices(&self) -> deephaven_client::Result<BTreeMap<usize, i64>> {
+        let mut recorded = BTreeMap::new();
+        for batch in self.client.snapshot(&self.names.slices).await? {
+            let slots = batch.column_by_name(SLOT).and_then(|c| c.as_primitive_opt::<Int32Type>());
+            let slices = batch.column_by_name(SLICE).and_then(|c| c.as_primitive_opt::<Int64Type>());
+            let (Some(slots), Some(slices)) = (slots, slices) else {
+                return Err(Error::Protocol {
+                    operation: "read slices",
+                    message: format!("{} lacks its slot or slice column", self.names.slices),
+                });
+            };
+            for row in 0..batch.num_rows() {
+                let slot = usize::try_from(slots.value(row)).unwrap_or(usize::MAX);
+                recorded.insert(slot, slices.value(row));
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// The slices table's rows for `created` (slot, slice): the slot, the slice and the `ReceivedAt` range it takes.
+    fn slices_rows(&self, created: &[(usize, i64)]) -> RecordBatch {
+        let bounds: Vec<(i64, i64)> = created.iter().map(|(_, slice)| self.retention.bounds(*slice)).collect();
+        let time = |values: Vec<i64>| Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"));
+        let slots = created.iter().map(|(slot, _)| i32::try_from(*slot).expect("a handful of slots"));
+        RecordBatch::try_new(
+            slices_schema(),
+            vec![
+                Arc::new(Int32Array::from_iter_values(slots)),
+                Arc::new(Int64Array::from_iter_values(created.iter().map(|(_, slice)| *slice))),
+                time(bounds.iter().map(|(from, _)| *from).collect()),
+                time(bounds.iter().map(|(_, until)| *until).collect()),
+            ],
+        )
+        .expect("the slices' rows match their schema")
+    }
+
     /// A table of the set that has left the query scope (deleted by hand; a restarted server loses the session
     /// too), if any. Fails when the session is gone.
-    pub async fn missing_table(&self) -> deephaven_client::Result<Option<&str>> {
+    pub async fn missing_table(&self) -> deephaven_client::Result<Option<String>> {
         for name in all_tables(&self.names) {
-            if !self.client.scope_table_exists(name).await? {
+            if !self.client.scope_table_exists(&name).await? {
                 return Ok(Some(name));
             }
         }
@@ -303,9 +443,10 @@ impl Sink {
         Ok(progress)
     }
 
-    /// Appends `rows` (of [`LOG`]'s schema: one per record read, a position-only one per dead letter) to the log, then touches this publisher's flush row: that write makes the
-    /// server run an update cycle before it returns, which applies the log's rows too (a blink append alone would
-    /// wait for the next periodic cycle), so the rows are visible in every derived table when this returns.
+    /// Appends `rows` (of [`LOG`]'s schema: one per record read, a position-only one per dead letter) to the log,
+    /// then touches this publisher's flush row: that write makes the server run an update cycle before it returns,
+    /// which applies the log's rows too (a blink append alone would wait for the next periodic cycle), so the rows
+    /// are visible in every derived table when this returns.
     pub async fn write(&self, rows: RecordBatch) -> deephaven_client::Result<()> {
         self.client.append(&self.log, rows).await?;
         self.client.append(&self.flush, self.flush_row.clone()).await
@@ -313,21 +454,27 @@ impl Sink {
 }
 
 /// Every table of the set, the log first.
-fn all_tables(names: &TableNames) -> impl Iterator<Item = &str> {
-    [names.log.as_str(), names.flush.as_str(), names.clock.as_str()].into_iter().chain(names.derived())
+fn all_tables(names: &TableNames) -> impl Iterator<Item = String> + '_ {
+    [names.log.as_str(), &names.flush, &names.slices, &names.clock, &names.states]
+        .into_iter()
+        .chain(names.derived())
+        .map(|name| name.to_owned())
+        .chain(all_slot_tables(names))
 }
 
-/// Whether every table of the set exists and the log and flush table have the columns this build writes.
+/// Whether every table of the set exists and the input tables have the columns this build writes.
 async fn is_intact(client: &Client, names: &TableNames, flush_schema: SchemaRef) -> deephaven_client::Result<bool> {
     for name in all_tables(names) {
-        if !client.scope_table_exists(name).await? {
+        if !client.scope_table_exists(&name).await? {
             tracing::info!(table = name, "table missing");
             return Ok(false);
         }
     }
-    for (name, schema, kind) in
-        [(&names.log, LOG.schema(), InputTableKind::Blink), (&names.flush, flush_schema, flush_kind())]
-    {
+    for (name, schema, kind) in [
+        (&names.log, LOG.schema(), InputTableKind::Blink),
+        (&names.flush, flush_schema, flush_kind()),
+        (&names.slices, slices_schema(), slices_kind()),
+    ] {
         match client.ensure_input_table(name, schema, kind).await {
             Ok(_) => {}
             Err(Error::SchemaMismatch { table, differences }) => {
@@ -338,6 +485,25 @@ async fn is_intact(client: &Client, names: &TableNames, flush_schema: SchemaRef)
         }
     }
     Ok(true)
+}
+
+/// The slices table's columns: which slot, the slice it holds, and (for people reading it) the `ReceivedAt`
+/// range that slice takes.
+const SLOT: &str = "Slot";
+const SLICE: &str = "Slice";
+
+fn slices_schema() -> SchemaRef {
+    let time = |name| Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false);
+    Arc::new(Schema::new(vec![
+        Field::new(SLOT, DataType::Int32, false),
+        Field::new(SLICE, DataType::Int64, false),
+        time("ReceivedFrom"),
+        time("ReceivedUntil"),
+    ]))
+}
+
+fn slices_kind() -> InputTableKind {
+    InputTableKind::keyed([SLOT])
 }
 
 fn flush_kind() -> InputTableKind {
@@ -394,17 +560,41 @@ mod tests {
     }
 
     #[test]
-    fn every_derived_table_is_derived_from_the_set() {
+    fn every_published_table_is_derived_from_the_set() {
         let names = TableNames::with_prefix("p_");
-        let derived: Vec<&str> = derivations(&names, Duration::from_secs(1)).iter().map(|(_, name, _)| *name).collect();
+        let derivations = derivations(&names);
+        // Published apart: the events' merge, and the progress from the whole log.
+        let mut found: Vec<&str> = derivations.iter().map(|(_, name, _)| *name).collect();
+        found.extend([names.alert_events.as_str(), names.progress.as_str()]);
         let mut expected = names.derived().to_vec();
-        let mut found = derived.clone();
         expected.sort_unstable();
         found.sort_unstable();
         assert_eq!(found, expected);
-        for (source, _, operations) in derivations(&names, Duration::from_secs(1)) {
-            assert!(source == names.log || derived.contains(&source), "{source} is part of the set");
+        for (position, (source, name, operations)) in derivations.iter().enumerate() {
+            let earlier = derivations[..position].iter().any(|(_, earlier, _)| earlier == source);
+            assert!(
+                *source == names.states || *source == names.alert_events || earlier,
+                "{name}'s source {source} is published before it"
+            );
             assert!(!operations.is_empty());
         }
+    }
+
+    #[test]
+    fn a_slice_takes_only_the_states_received_within_its_bounds() {
+        let [states, events] = slice_derivations((10, 20), Duration::from_secs(1));
+        let bounded = Operation::Filter(Filter::expression(
+            "epochNanos(ReceivedAt) >= 10L && epochNanos(ReceivedAt) < 20L".to_owned(),
+        ));
+        assert_eq!(states.first(), Some(&bounded));
+        assert_eq!(events.first(), Some(&bounded));
+    }
+
+    #[test]
+    fn every_slot_has_tables_of_its_own() {
+        let names = TableNames::with_prefix("p_");
+        let slots: std::collections::BTreeSet<String> = all_slot_tables(&names).collect();
+        assert_eq!(slots.len(), 2 * SLOTS);
+        assert!(slots.iter().all(|name| name.starts_with(&names.log)), "internal, beside the log: {slots:?}");
     }
 }

@@ -54,6 +54,12 @@ pub struct TableNames {
     /// A one-row-per-publisher input table whose write makes the server run an update cycle at once, so the
     /// rows just appended to the log are visible when the write returns.
     pub flush: String,
+    /// A keyed input table recording which slice of time each slot of the retention's ring holds (one row per
+    /// slot). Internal: the publisher's bookkeeping for `deephaven.retention`.
+    pub slices: String,
+    /// Per occurrence of an alert (its fingerprint and `StartsAt`), its state of highest precedence among those
+    /// retained: what `alerts` and `alert_episodes` are derived from. Internal.
+    pub states: String,
     /// [`ALERTS`]: the current state of every alert.
     pub alerts: String,
     /// [`ALERT_EVENTS`]: one row per distinct alert state.
@@ -86,6 +92,8 @@ impl TableNames {
         Self {
             log: format!("_{prefix}alert_log"),
             flush: format!("_{prefix}alert_log_flush"),
+            slices: format!("_{prefix}alert_log_slices"),
+            states: format!("_{prefix}alert_states"),
             alerts: format!("{prefix}alerts"),
             alert_events: format!("{prefix}alert_events"),
             alerts_firing: format!("{prefix}alerts_firing"),

@@ -25,6 +25,10 @@ use tokio::task::JoinHandle;
 
 pub const TABLES_DEADLINE: Duration = Duration::from_secs(120);
 
+/// The retention the tests run with: their records carry fixed `ReceivedAt` times ([`received_at`]), which the
+/// default retention would drop once they are a month old. The retention's own test sets its own.
+const RETENTION_DAYS: u64 = 20 * 365;
+
 /// A fresh topic pair and table prefix on the shared stack (or a given Deephaven).
 #[derive(Clone)]
 pub struct Setup {
@@ -62,6 +66,7 @@ impl Setup {
         settings.deephaven.table_prefix = self.prefix.clone();
         settings.deephaven.max_backoff = Duration::from_secs(2);
         settings.deephaven.check_interval = Duration::from_secs(1);
+        settings.deephaven.retention = Duration::from_secs(RETENTION_DAYS * 24 * 3600);
         settings
     }
 
@@ -76,6 +81,7 @@ impl Setup {
             ("PUBLISHER_DEEPHAVEN__TABLE_PREFIX", self.prefix.clone()),
             ("PUBLISHER_DEEPHAVEN__MAX_BACKOFF", "2s".to_owned()),
             ("PUBLISHER_DEEPHAVEN__CHECK_INTERVAL", "1s".to_owned()),
+            ("PUBLISHER_DEEPHAVEN__RETENTION", format!("{RETENTION_DAYS}days")),
             ("PUBLISHER_LOG__FILTER", "warn,publisher=info".to_owned()),
         ]
     }

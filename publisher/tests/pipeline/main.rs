@@ -5,3 +5,4 @@ mod delivery;
 mod faults;
 mod helpers;
 mod operations;
+mod retention;

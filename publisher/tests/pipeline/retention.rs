@@ -1,0 +1,110 @@
+//! The retention: states received longer ago than `deephaven.retention` leave the tables as time passes, a replay
+//! does not bring them back, and what still fires (Alertmanager repeats it) stays.
+
+use crate::helpers::*;
+use e2e::fixtures::synthetic_webhook;
+use e2e::wait;
+use publisher::pipeline::Mode;
+use schemas::tables::TableNames;
+use schemas::{parse, AlertRecord, Limits, Timestamp};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Short enough to watch states leave (slices of 6 s), long enough for the 1 s checks that move it on.
+const RETENTION: Duration = Duration::from_secs(24);
+
+/// The one alert of synthetic body `batch`, received at `received_at`.
+fn alert(batch: u64, received_at: Timestamp) -> AlertRecord {
+    let webhook = parse(&synthetic_webhook(batch, 1).0, &Limits::default()).unwrap();
+    AlertRecord::from_webhook(webhook, received_at).remove(0)
+}
+
+fn ago(age: Duration) -> Timestamp {
+    Timestamp::from_unix_nanos(Timestamp::now().unix_nanos() - age.as_nanos() as i64)
+}
+
+/// Which of `alerts` are in `alerts`, `alerts_firing` and `alert_events` (by fingerprint; by event id).
+async fn presence(setup: &Setup, alerts: &[&AlertRecord]) -> Vec<(bool, bool, bool)> {
+    let client = client(&setup.deephaven_url).await;
+    let tables = read_tables(&client, &setup.prefix).await;
+    let firing_table = TableNames::with_prefix(&setup.prefix).alerts_firing;
+    let mut firing = Vec::new();
+    for batch in snapshot(&client, &firing_table).await {
+        let fingerprints = batch.column_by_name("Fingerprint").unwrap();
+        let fingerprints = arrow::array::AsArray::as_string::<i32>(fingerprints);
+        firing.extend((0..batch.num_rows()).map(|row| fingerprints.value(row).to_owned()));
+    }
+    alerts
+        .iter()
+        .map(|alert| {
+            let fingerprint = alert.fingerprint.to_string();
+            (
+                tables.alerts.contains_key(&fingerprint),
+                firing.contains(&fingerprint),
+                tables.events.contains_key(&alert.event_id.to_string()),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn states_older_than_the_retention_leave_and_a_replay_keeps_them_out_while_what_fires_stays() {
+    let setup = setup(1).await;
+    let mut settings = setup.settings();
+    settings.deephaven.retention = RETENTION;
+    let publisher = spawn_publisher(settings.clone(), Mode::Follow).await;
+
+    // One partition, so `stale` is read before the others and written no later than they are.
+    let stale = alert(1, ago(3 * RETENTION));
+    let once = alert(2, Timestamp::now());
+    let still_firing = alert(3, Timestamp::now());
+    produce(&setup.brokers, &setup.topic, &[stale.clone(), once.clone(), still_firing.clone()]).await;
+    wait::until("the recent alerts in every table", TABLES_DEADLINE, || async {
+        match presence(&setup, &[&once, &still_firing]).await.as_slice() {
+            [(true, true, true), (true, true, true)] => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(presence(&setup, &[&stale]).await, [(false, false, false)], "a state older than the retention");
+
+    // Alertmanager repeats what still fires; `once` is never sent again.
+    let repeating = Arc::new(AtomicBool::new(true));
+    let repeater = tokio::spawn({
+        let (setup, repeating, still_firing) = (setup.clone(), Arc::clone(&repeating), still_firing.clone());
+        async move {
+            while repeating.load(Ordering::Relaxed) {
+                let repeat = AlertRecord { received_at: Timestamp::now(), ..still_firing.clone() };
+                produce(&setup.brokers, &setup.topic, &[repeat]).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+    wait::until("the state received once to leave every table", TABLES_DEADLINE, || async {
+        match presence(&setup, &[&once]).await.as_slice() {
+            [(false, false, false)] => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(presence(&setup, &[&still_firing]).await, [(true, true, true)], "what fires stays");
+    repeating.store(false, Ordering::Relaxed);
+    repeater.await.unwrap();
+    publisher.stop().await;
+
+    // A replay reads the whole topic again, old states included: they stay out. `marker`, produced after the first
+    // publisher stopped, is the last record: once it shows, the replay has read everything before it.
+    let marker = alert(4, Timestamp::now());
+    produce(&setup.brokers, &setup.topic, std::slice::from_ref(&marker)).await;
+    let replay = spawn_publisher(settings, Mode::Replay).await;
+    wait::until("the replay to reach the last record", TABLES_DEADLINE, || async {
+        match presence(&setup, &[&marker, &still_firing]).await.as_slice() {
+            [(true, true, true), (true, true, true)] => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(presence(&setup, &[&stale, &once]).await, [(false, false, false); 2], "old states stay out");
+    replay.stop().await;
+}
