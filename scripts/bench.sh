@@ -21,13 +21,17 @@
 #   6. end to end, on a fresh broker and Deephaven: ingest and a following publisher; after a 10 s warm-up,
 #      `latency` posts 100 and 1,000 alerts/s and measures from each 200 to the row's `SeenAt = now()` in
 #      Deephaven; peak RSS of both.
+#   7. retention (only when asked for: BENCH_STEPS=retention), on a fresh broker and Deephaven each time: ingest and
+#      a publisher at `deephaven.retention` 60 s, then at the default 30 days, under 500 new alert states/s for
+#      BENCH_RETENTION_SECONDS; Deephaven's live heap after a full GC every 30 s (what the retention bounds).
 #
 # Fresh broker and Deephaven between steps because both slow down as they fill (Tansu's memory store spends more
 # CPU per fetch the more it holds; Deephaven's heap fills with a million wide rows per table).
 #
 # Env: BENCH_SECONDS (10, per load run), BENCH_CONNECTIONS (32), BENCH_RECORDS (1000000),
-#      BENCH_LATENCY_SECONDS (30), BENCH_DEEPHAVEN_HEAP (6g), BENCH_STEPS ("publisher ingest end-to-end": steps 2-4,
-#      5 and 6; step 1, the broker ceiling, always runs).
+#      BENCH_LATENCY_SECONDS (30), BENCH_RETENTION_SECONDS (300), BENCH_DEEPHAVEN_HEAP (6g), BENCH_STEPS
+#      ("publisher ingest end-to-end": steps 2-4, 5 and 6; "retention" for step 7; step 1, the broker ceiling,
+#      always runs).
 set -euo pipefail
 export STACK_DIR="${STACK_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.stack-bench}"
 export BROKER_PORT="${BROKER_PORT:-29092}" TOPIC_PARTITIONS="${TOPIC_PARTITIONS:-6}"
@@ -38,6 +42,7 @@ SECONDS_EACH="${BENCH_SECONDS:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 RECORDS="${BENCH_RECORDS:-1000000}"
 LATENCY_SECONDS="${BENCH_LATENCY_SECONDS:-30}"
+RETENTION_SECONDS="${BENCH_RETENTION_SECONDS:-300}"
 STEPS="${BENCH_STEPS:-publisher ingest end-to-end}"
 INGEST_BENCH_PORT=28080
 HTTP_CEILING_PORT=28090
@@ -93,6 +98,15 @@ peak_rss_mb() { # process name
 
 rss_mb() { # process name: resident now
   awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$(pid_by_name "$1")/status"
+}
+
+live_heap_mb() { # Deephaven's live heap after a full GC, with the jcmd of the JDK whose libjvm.so the server runs
+  local pid libjvm jcmd
+  pid=$(pid_by_name deephaven)
+  libjvm=$(grep -o '/[^ ]*/libjvm.so' "/proc/$pid/maps" | head -n 1)
+  jcmd="$(dirname "$(dirname "$(dirname "$libjvm")")")/bin/jcmd"
+  "$jcmd" "$pid" GC.run >/dev/null
+  "$jcmd" "$pid" GC.heap_info | sed -n 's/.*used \([0-9]*\)K.*/\1/p' | head -n 1 | awk '{ printf "%.0f", $1 / 1024 }'
 }
 
 cpu_seconds() { # pid: user + system CPU seconds so far
@@ -181,6 +195,30 @@ bench_end_to_end() {
   stop_process ingest-bench 15
 }
 
+# Deephaven's live heap under a steady stream of new alert states, with the publisher at retention $1.
+bench_retention() { # retention
+  local samples elapsed=0 loadgen
+  fresh_broker
+  fresh_deephaven
+  start_ingest
+  PUBLISHER_DEEPHAVEN__RETENTION="$1" start_publisher
+  wait_for_http "http://127.0.0.1:$PUBLISHER_BENCH_PORT/readyz" 60 "publisher" publisher-bench
+  samples=$(live_heap_mb)
+  "$BIN/loadgen" --url "http://127.0.0.1:$INGEST_BENCH_PORT/alerts" --seconds "$RETENTION_SECONDS" --connections 4 \
+    --alerts 10 --rate 50 >/dev/null &
+  loadgen=$!
+  while ((elapsed < RETENTION_SECONDS)); do
+    sleep 30
+    elapsed=$((elapsed + 30))
+    samples="$samples,$(live_heap_mb)"
+  done
+  wait "$loadgen"
+  printf '{"bench":"Deephaven live heap under new states","retention":"%s","states_per_s":500,"every_s":30,"live_heap_mb":[%s]}\n' \
+    "$1" "$samples"
+  stop_process publisher-bench 15
+  stop_process ingest-bench 15
+}
+
 main() {
   bash "$SCRIPTS_DIR/install-broker.sh"
   bash "$SCRIPTS_DIR/install-deephaven.sh"
@@ -216,6 +254,13 @@ main() {
     fresh_deephaven
     log "end to end: webhook 200 to the row in Deephaven"
     bench_end_to_end
+  fi
+
+  if wants retention; then
+    for retention in 60s 30days; do
+      log "retention: Deephaven's live heap under 500 new states/s, deephaven.retention $retention"
+      bench_retention "$retention"
+    done
   fi
 }
 
