@@ -529,10 +529,10 @@ impl Pipeline {
     /// by another publisher or a replay do not). It also moves the retention on when a slice of time is due.
     async fn check(&self) -> Result<(), Failure> {
         let sink = self.shared.sink().ok_or(Failure::NoSession)?;
-        sink.keep_retention(Timestamp::now()).await?;
         if let Some(table) = sink.missing_table().await? {
             return Err(Failure::TablesReplaced(format!("table {table} is gone from Deephaven")));
         }
+        sink.keep_retention(Timestamp::now()).await?;
         let applied = sink.progress().await?;
         if let Some(partition) = self.shared.behind(&applied) {
             return Err(Failure::TablesReplaced(format!(
