@@ -139,6 +139,16 @@ impl PrivateBroker {
         self.run("start");
     }
 
+    /// Freezes the broker with SIGSTOP: connections stay open but nothing is acknowledged (a stalled broker).
+    pub fn pause(&self) {
+        signal_component(self.dir.path(), "broker", nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a paused broker run on with SIGCONT.
+    pub fn resume(&self) {
+        signal_component(self.dir.path(), "broker", nix::sys::signal::Signal::SIGCONT);
+    }
+
     fn run(&self, action: &str) {
         let env = [
             ("STACK_DIR", self.dir.path().display().to_string()),

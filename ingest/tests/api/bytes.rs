@@ -173,14 +173,37 @@ fn unread_bytes(port: u16) -> u64 {
     tcp_sockets().filter(|socket| socket.local_port == port && socket.state == "01").map(|socket| socket.rx_queue).sum()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn peak_memory_under_the_worst_bodies_stays_within_the_in_flight_budget() {
-    const MAX_BODY_BYTES: usize = 1024 * 1024;
-    const MAX_RECORD_BYTES_PER_BODY: usize = 4 * 1024 * 1024;
-    const MAX_IN_FLIGHT_BYTES: usize = 32 * 1024 * 1024;
-    // Four times the budget in bodies: without admission, reading them alone would take 128 MiB.
-    const SENDERS: usize = 4 * MAX_IN_FLIGHT_BYTES / MAX_BODY_BYTES;
+/// A body of the most alerts allowed, each with the most labels allowed, all short: small on the wire, its decoded
+/// form (a map entry per label) several times the body.
+fn short_labels_webhook(batch: u64, max_body_bytes: usize) -> Vec<u8> {
+    let limits = schemas::Limits::default();
+    let (body, _) = synthetic_webhook(batch, limits.max_alerts_per_body);
+    let mut body: Value = serde_json::from_slice(&body).unwrap();
+    for alert in body["alerts"].as_array_mut().unwrap() {
+        let labels = alert["labels"].as_object_mut().unwrap();
+        for index in labels.len()..limits.max_labels_per_alert {
+            labels.insert(format!("l{index}"), json!(""));
+        }
+    }
+    let body = serde_json::to_vec(&body).unwrap();
+    schemas::parse(&body, &limits).expect("a body within the limits");
+    assert!(body.len() <= max_body_bytes, "body of {} bytes", body.len());
+    body
+}
 
+/// Limits small enough for a test: 1 MiB bodies, 4 MiB of records per body, 32 MiB in flight.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+const MAX_RECORD_BYTES_PER_BODY: usize = 4 * 1024 * 1024;
+const MAX_IN_FLIGHT_BYTES: usize = 32 * 1024 * 1024;
+/// Four times the budget in bodies: without admission, reading them alone would take 128 MiB.
+const SENDERS: usize = 4 * MAX_IN_FLIGHT_BYTES / MAX_BODY_BYTES;
+
+/// Runs `SENDERS` concurrent uploads of `body` against a real ingest process with the limits above and returns its
+/// peak RSS beyond what it had at start, and the answers. Every sender uploads all of the body but its last bytes
+/// and holds it there: the attack is many concurrent large uploads. Each is either admitted (and read) or refused
+/// with 503 from its head. With `stalled_broker` the broker is frozen before the uploads finish, so every admitted
+/// body waits for Kafka until its deadline: everything admitted is held at once.
+async fn peak_memory_under_concurrent_uploads(body: &[u8], stalled_broker: bool) -> (u64, Vec<u16>) {
     // A broker of the test's own: the accepted records are many megabytes the shared one would keep.
     let broker = PrivateBroker::start(1);
     let limits = [
@@ -195,12 +218,9 @@ async fn peak_memory_under_the_worst_bodies_stays_within_the_in_flight_budget() 
     let (pid, port) = (process.child.id(), process.port());
     let at_start = e2e::process::memory_bytes(pid, "VmHWM").expect("the process's peak RSS");
 
-    // Every sender uploads all of the worst body but its last bytes, and holds it there: the attack is many
-    // concurrent large uploads. Each is either admitted (and read) or refused with 503 from its head.
-    let body = worst_allowed_webhook(1, MAX_BODY_BYTES, MAX_RECORD_BYTES_PER_BODY);
     let mut uploads = Vec::new();
     for _ in 0..SENDERS {
-        uploads.push(PartialUpload::start(&process.address, &body, body.len() - 10, true).await);
+        uploads.push(PartialUpload::start(&process.address, body, body.len() - 10, true).await);
     }
     wait::until("ingest to have read what the senders sent", Duration::from_secs(30), || async {
         match unread_bytes(port) {
@@ -209,24 +229,43 @@ async fn peak_memory_under_the_worst_bodies_stays_within_the_in_flight_budget() 
         }
     })
     .await;
+    if stalled_broker {
+        broker.pause();
+    }
     let statuses = futures::future::join_all(uploads.into_iter().map(PartialUpload::finish)).await;
     let peak = e2e::process::memory_bytes(pid, "VmHWM").expect("the process's peak RSS");
-
-    let accepted = statuses.iter().filter(|status| **status == 200).count();
+    broker.resume();
     eprintln!(
-        "peak RSS {} MiB (at start {} MiB): {SENDERS} concurrent uploads of {} KiB bodies (records {} KiB each), \
-         max_in_flight_bytes {} MiB, {accepted} accepted",
+        "peak RSS {} MiB (at start {} MiB): {SENDERS} concurrent uploads of {} KiB bodies, max_in_flight_bytes {} \
+         MiB, broker stalled: {stalled_broker}; answers {statuses:?}",
         peak >> 20,
         at_start >> 20,
         body.len() >> 10,
-        MAX_RECORD_BYTES_PER_BODY >> 10,
         MAX_IN_FLIGHT_BYTES >> 20
     );
+    (peak - at_start, statuses)
+}
+
+/// What the process may add to its peak: each admitted byte held about twice (a body and its parsed form, or the
+/// encoded records and the producer's copy), with headroom for the allocator. Without admission the same load
+/// takes several times the budget.
+const PEAK_BOUND: u64 = 3 * MAX_IN_FLIGHT_BYTES as u64;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn peak_memory_under_the_worst_bodies_stays_within_the_in_flight_budget() {
+    let body = worst_allowed_webhook(1, MAX_BODY_BYTES, MAX_RECORD_BYTES_PER_BODY);
+    let (added, statuses) = peak_memory_under_concurrent_uploads(&body, false).await;
+    let accepted = statuses.iter().filter(|status| **status == 200).count();
     assert!(statuses.iter().all(|status| matches!(status, 200 | 503)), "only 200 and 503: {statuses:?}");
     assert!(accepted > 0 && accepted < SENDERS, "some bodies accepted, not all: {statuses:?}");
-    // What the process had at start, and each admitted byte held about twice (a body and its parsed form, or the
-    // encoded records and the producer's copy), with headroom for the allocator. Without admission the same load
-    // takes several times the budget.
-    let bound = at_start + 3 * MAX_IN_FLIGHT_BYTES as u64;
-    assert!(peak <= bound, "peak RSS {} MiB exceeds {} MiB", peak >> 20, bound >> 20);
+    assert!(added <= PEAK_BOUND, "peak RSS grew by {} MiB, over {} MiB", added >> 20, PEAK_BOUND >> 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_waiting_for_kafka_hold_their_admitted_bytes_not_their_decoded_form() {
+    let body = short_labels_webhook(1, MAX_BODY_BYTES);
+    let (added, statuses) = peak_memory_under_concurrent_uploads(&body, true).await;
+    // Nothing can be acknowledged by a frozen broker: every answer is a 503, from admission or the deadline.
+    assert!(statuses.iter().all(|status| *status == 503), "only 503: {statuses:?}");
+    assert!(added <= PEAK_BOUND, "peak RSS grew by {} MiB, over {} MiB", added >> 20, PEAK_BOUND >> 20);
 }
