@@ -80,7 +80,19 @@ impl ServerSettings {
     pub fn worker_count(&self) -> usize {
         self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
     }
+
+    /// The HTTP/2 flow-control window granted to a client, per stream and per connection. HTTP/2 (offered over
+    /// TLS) reads a client's data off the connection up to this window before any handler asks for it, so before
+    /// admission: sized so that every connection together buffers at most one more `max_in_flight_bytes`, between
+    /// HTTP/2's own default (64 KiB) and actix's (1 MiB per stream).
+    pub fn http2_window(&self) -> u32 {
+        let per_connection = self.max_in_flight_bytes / self.max_connections.max(1);
+        u32::try_from(per_connection.clamp(HTTP2_MIN_WINDOW, HTTP2_MAX_WINDOW)).expect("within u32")
+    }
 }
+
+const HTTP2_MIN_WINDOW: usize = 65_535;
+const HTTP2_MAX_WINDOW: usize = 1024 * 1024;
 
 /// PEM files for HTTPS; without them the server speaks plain HTTP.
 #[derive(Debug, Clone, Deserialize)]
@@ -261,13 +273,15 @@ impl Settings {
         if server.shutdown_timeout.subsec_nanos() != 0 {
             bail!("server.shutdown_timeout must be whole seconds (the HTTP server counts it in seconds)");
         }
-        if self.kafka.linger >= server.request_timeout {
+        let (linger_setting, linger) = self.kafka.linger_in_effect()?;
+        if linger >= server.request_timeout {
             bail!(
-                "kafka.linger ({:?}) must be shorter than server.request_timeout ({:?}): every request would time out",
-                self.kafka.linger,
+                "{linger_setting} ({linger:?}) must be shorter than server.request_timeout ({:?}): every request would \
+                 time out",
                 server.request_timeout
             );
         }
+        self.kafka.idempotence_in_effect()?;
         if self.auth.reload_interval.is_zero() {
             bail!("auth.reload_interval must be positive");
         }
@@ -301,15 +315,16 @@ impl Settings {
     /// The settings that weaken the guarantee that an acknowledged alert survives a broker's loss, once each.
     pub fn weakened_guarantees(&self) -> Vec<Weakened> {
         let mut weakened = Vec::new();
-        if !matches!(self.kafka.acks.trim(), "all" | "-1") {
+        let (setting, acks) = self.kafka.acks_in_effect();
+        if !matches!(acks.trim(), "all" | "-1") {
             weakened.push(Weakened {
-                setting: "kafka.acks",
+                setting,
                 consequence: "acks is not `all`: an alert answered 200 can be lost with the broker that took it",
             });
         }
-        if !self.kafka.enable_idempotence {
+        if let Ok((setting, false)) = self.kafka.idempotence_in_effect() {
             weakened.push(Weakened {
-                setting: "kafka.enable_idempotence",
+                setting,
                 consequence: "idempotence is off: producer retries can duplicate or reorder an alert's states",
             });
         }
@@ -325,6 +340,46 @@ const RECORD_OVERHEAD_BYTES: usize = 1024;
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 impl KafkaSettings {
+    /// The first of `names` set in `kafka.properties`: they take precedence over the typed settings, so the checks
+    /// of those settings must look there too.
+    fn property(&self, names: &[&'static str]) -> Option<(&'static str, &str)> {
+        names.iter().find_map(|name| self.properties.get(name).map(|value| (*name, value)))
+    }
+
+    /// `acks` as the producer gets it, and the setting it comes from.
+    fn acks_in_effect(&self) -> (&'static str, &str) {
+        match self.property(&["acks", "request.required.acks"]) {
+            Some((_, value)) => ("kafka.properties.acks", value),
+            None => ("kafka.acks", self.acks.as_str()),
+        }
+    }
+
+    /// Whether the producer is idempotent, and the setting that says so.
+    fn idempotence_in_effect(&self) -> anyhow::Result<(&'static str, bool)> {
+        match self.property(&["enable.idempotence"]) {
+            None => Ok(("kafka.enable_idempotence", self.enable_idempotence)),
+            Some((_, "true" | "1")) => Ok(("kafka.properties.enable.idempotence", true)),
+            Some((_, "false" | "0")) => Ok(("kafka.properties.enable.idempotence", false)),
+            Some((_, value)) => bail!("kafka.properties.enable.idempotence must be true or false, got {value:?}"),
+        }
+    }
+
+    /// The producer's linger, and the setting it comes from (librdkafka counts it in milliseconds, fractions
+    /// allowed).
+    fn linger_in_effect(&self) -> anyhow::Result<(&'static str, Duration)> {
+        let Some((name, value)) = self.property(&["linger.ms", "queue.buffering.max.ms"]) else {
+            return Ok(("kafka.linger", self.linger));
+        };
+        let setting =
+            if name == "linger.ms" { "kafka.properties.linger.ms" } else { "kafka.properties.queue.buffering.max.ms" };
+        match value.parse::<f64>() {
+            Ok(millis) if millis.is_finite() && millis >= 0.0 => {
+                Ok((setting, Duration::from_secs_f64(millis / 1000.0)))
+            }
+            _ => bail!("{setting} must be a number of milliseconds, got {value:?}"),
+        }
+    }
+
     /// The largest message the producer sends, as `kafka.properties` sets it (or librdkafka's default).
     fn message_max_bytes(&self) -> anyhow::Result<usize> {
         match self.properties.get("message.max.bytes") {
@@ -467,6 +522,38 @@ mod tests {
         assert_eq!(named, ["kafka.acks", "kafka.enable_idempotence"]);
         settings.kafka.acks = "-1".to_owned();
         assert_eq!(settings.weakened_guarantees().len(), 1, "-1 is all");
+    }
+
+    #[test]
+    fn the_http2_window_shares_the_byte_budget_among_connections() {
+        let mut server = ServerSettings::default();
+        assert_eq!(server.http2_window(), 256 * 1024, "256 MiB over 1,024 connections");
+        server.max_connections = 100_000;
+        assert_eq!(server.http2_window(), 65_535, "never below HTTP/2's default");
+        server.max_connections = 10;
+        assert_eq!(server.http2_window(), 1024 * 1024, "never above actix's default");
+    }
+
+    #[test]
+    fn kafka_properties_that_override_the_guarantees_are_checked_too() {
+        let mut settings = Settings::default();
+        settings.kafka.properties.insert("request.required.acks", "1");
+        settings.kafka.properties.insert("enable.idempotence", "false");
+        let named: Vec<_> = settings.weakened_guarantees().iter().map(|weakened| weakened.setting).collect();
+        assert_eq!(named, ["kafka.properties.acks", "kafka.properties.enable.idempotence"]);
+
+        let refused = |name: &str, value: &str| {
+            let mut settings = Settings::default();
+            settings.kafka.properties.insert(name, value);
+            settings.validate().expect_err("refused").to_string()
+        };
+        assert!(refused("linger.ms", "5000").contains("kafka.properties.linger.ms"));
+        assert!(refused("queue.buffering.max.ms", "7500.5").contains("queue.buffering.max.ms"));
+        assert!(refused("linger.ms", "soon").contains("milliseconds"));
+        assert!(refused("enable.idempotence", "maybe").contains("true or false"));
+        let mut settings = Settings::default();
+        settings.kafka.properties.insert("linger.ms", "5");
+        settings.validate().expect("a short linger");
     }
 
     #[test]

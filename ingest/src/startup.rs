@@ -108,6 +108,8 @@ impl Application {
         let workers = server_settings.worker_count();
         // actix counts connections per worker.
         server = server.workers(workers).max_connections((server_settings.max_connections / workers).max(1));
+        let window = server_settings.http2_window();
+        server = server.h2_initial_window_size(window).h2_initial_connection_window_size(window);
         let server = match &server_settings.tls {
             Some(tls) => server.listen_rustls_0_23(listener, tls_config(tls)?)?,
             None => server.listen(listener)?,
