@@ -83,8 +83,8 @@ impl ServerSettings {
 
     /// The HTTP/2 flow-control window granted to a client, per stream and per connection. HTTP/2 (offered over
     /// TLS) reads a client's data off the connection up to this window before any handler asks for it, so before
-    /// admission: sized so that every connection together buffers at most one more `max_in_flight_bytes`, between
-    /// HTTP/2's own default (64 KiB) and actix's (1 MiB per stream).
+    /// admission: each connection gets its share of `max_in_flight_bytes`, so that all of them together buffer at
+    /// most one budget more, kept between HTTP/2's own default (below which uploads crawl) and actix's.
     pub fn http2_window(&self) -> u32 {
         let per_connection = self.max_in_flight_bytes / self.max_connections.max(1);
         u32::try_from(per_connection.clamp(HTTP2_MIN_WINDOW, HTTP2_MAX_WINDOW)).expect("within u32")
@@ -93,6 +93,14 @@ impl ServerSettings {
 
 const HTTP2_MIN_WINDOW: usize = 65_535;
 const HTTP2_MAX_WINDOW: usize = 1024 * 1024;
+
+/// librdkafka's second names for producer properties ingest sets itself: (alias, the name ingest uses).
+const PROPERTY_ALIASES: [(&str, &str); 4] = [
+    ("request.required.acks", "acks"),
+    ("queue.buffering.max.ms", "linger.ms"),
+    ("compression.codec", "compression.type"),
+    ("delivery.timeout.ms", "message.timeout.ms"),
+];
 
 /// PEM files for HTTPS; without them the server speaks plain HTTP.
 #[derive(Debug, Clone, Deserialize)]
@@ -273,6 +281,7 @@ impl Settings {
         if server.shutdown_timeout.subsec_nanos() != 0 {
             bail!("server.shutdown_timeout must be whole seconds (the HTTP server counts it in seconds)");
         }
+        self.kafka.refuse_aliases()?;
         let (linger_setting, linger) = self.kafka.linger_in_effect()?;
         if linger >= server.request_timeout {
             bail!(
@@ -340,38 +349,43 @@ const RECORD_OVERHEAD_BYTES: usize = 1024;
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 impl KafkaSettings {
-    /// The first of `names` set in `kafka.properties`: they take precedence over the typed settings, so the checks
-    /// of those settings must look there too.
-    fn property(&self, names: &[&'static str]) -> Option<(&'static str, &str)> {
-        names.iter().find_map(|name| self.properties.get(name).map(|value| (*name, value)))
+    /// Refuses, in `kafka.properties`, librdkafka's other names for the properties ingest sets itself: the client
+    /// takes its properties in no set order, so which of two names for one property won would be a guess, and so
+    /// would the checks below.
+    fn refuse_aliases(&self) -> anyhow::Result<()> {
+        for (alias, name) in PROPERTY_ALIASES {
+            if self.properties.get(alias).is_some() {
+                bail!("kafka.properties.{alias} is another name for {name}: set kafka.properties.{name} instead");
+            }
+        }
+        Ok(())
     }
 
-    /// `acks` as the producer gets it, and the setting it comes from.
+    /// `acks` as the producer gets it (`kafka.properties` take precedence), and the setting it comes from.
     fn acks_in_effect(&self) -> (&'static str, &str) {
-        match self.property(&["acks", "request.required.acks"]) {
-            Some((_, value)) => ("kafka.properties.acks", value),
+        match self.properties.get("acks") {
+            Some(value) => ("kafka.properties.acks", value),
             None => ("kafka.acks", self.acks.as_str()),
         }
     }
 
     /// Whether the producer is idempotent, and the setting that says so.
     fn idempotence_in_effect(&self) -> anyhow::Result<(&'static str, bool)> {
-        match self.property(&["enable.idempotence"]) {
+        match self.properties.get("enable.idempotence") {
             None => Ok(("kafka.enable_idempotence", self.enable_idempotence)),
-            Some((_, "true" | "1")) => Ok(("kafka.properties.enable.idempotence", true)),
-            Some((_, "false" | "0")) => Ok(("kafka.properties.enable.idempotence", false)),
-            Some((_, value)) => bail!("kafka.properties.enable.idempotence must be true or false, got {value:?}"),
+            Some("true" | "1") => Ok(("kafka.properties.enable.idempotence", true)),
+            Some("false" | "0") => Ok(("kafka.properties.enable.idempotence", false)),
+            Some(value) => bail!("kafka.properties.enable.idempotence must be true or false, got {value:?}"),
         }
     }
 
     /// The producer's linger, and the setting it comes from (librdkafka counts it in milliseconds, fractions
     /// allowed).
     fn linger_in_effect(&self) -> anyhow::Result<(&'static str, Duration)> {
-        let Some((name, value)) = self.property(&["linger.ms", "queue.buffering.max.ms"]) else {
+        let Some(value) = self.properties.get("linger.ms") else {
             return Ok(("kafka.linger", self.linger));
         };
-        let setting =
-            if name == "linger.ms" { "kafka.properties.linger.ms" } else { "kafka.properties.queue.buffering.max.ms" };
+        let setting = "kafka.properties.linger.ms";
         match value.parse::<f64>() {
             Ok(millis) if millis.is_finite() && millis >= 0.0 => {
                 Ok((setting, Duration::from_secs_f64(millis / 1000.0)))
@@ -537,7 +551,7 @@ mod tests {
     #[test]
     fn kafka_properties_that_override_the_guarantees_are_checked_too() {
         let mut settings = Settings::default();
-        settings.kafka.properties.insert("request.required.acks", "1");
+        settings.kafka.properties.insert("acks", "1");
         settings.kafka.properties.insert("enable.idempotence", "false");
         let named: Vec<_> = settings.weakened_guarantees().iter().map(|weakened| weakened.setting).collect();
         assert_eq!(named, ["kafka.properties.acks", "kafka.properties.enable.idempotence"]);
@@ -548,7 +562,9 @@ mod tests {
             settings.validate().expect_err("refused").to_string()
         };
         assert!(refused("linger.ms", "5000").contains("kafka.properties.linger.ms"));
-        assert!(refused("queue.buffering.max.ms", "7500.5").contains("queue.buffering.max.ms"));
+        assert!(refused("linger.ms", "7500.5").contains("kafka.properties.linger.ms"));
+        assert!(refused("queue.buffering.max.ms", "5").contains("another name for linger.ms"));
+        assert!(refused("request.required.acks", "all").contains("another name for acks"));
         assert!(refused("linger.ms", "soon").contains("milliseconds"));
         assert!(refused("enable.idempotence", "maybe").contains("true or false"));
         let mut settings = Settings::default();
