@@ -18,9 +18,10 @@
 //!   time windows (`noisiest_alerts`, `alert_flapping`, `alert_mttr_24h`), which join an internal clock table so
 //!   that rows leave a window as time passes, with nothing written.
 //!
-//! Every derived table is an order-independent function of the set of rows ever appended (first/last by explicit
-//! sort columns, max), so rows appended twice, late, or out of order by several publishers change nothing, and the
-//! progress lives in the same rows as the data, so it can never claim more than Deephaven holds. A blink log keeps
+//! Every derived table is an order-independent function of the set of rows appended whose `ReceivedAt` lies in a
+//! slice still kept (first/last by explicit sort columns, max), so rows appended twice, or out of order by several
+//! publishers, change nothing (a row whose slice has already left is dropped), and the progress lives in the same
+//! rows as the data, so it can never claim more than Deephaven holds. A blink log keeps
 //! no rows itself: the aggregations keep one row per key, so Deephaven's memory grows with the distinct alert
 //! states received within the retention, not with records. When a slice leaves, the merges are published anew
 //! without it ([`Sink::keep_retention`]). The price: the derived tables must exist before the first row is
@@ -30,7 +31,7 @@
 use crate::configuration::DeephavenSettings;
 use crate::retention::{Retention, SLOTS};
 use arrow::array::{AsArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampNanosecondType};
 use deephaven_client::{
     Aggregate, Aggregation, Auth, Client, ClientConfig, Error, Filter, InputTable, InputTableKind, Operation, SortKey,
     TlsConfig,
@@ -283,7 +284,8 @@ impl Sink {
         let client = Client::connect(config).await?;
         let names = TableNames::with_prefix(&settings.table_prefix);
         let flush_row = flush_row(&publisher_id());
-        let intact = !recreate && is_intact(&client, &names, flush_row.schema()).await?;
+        let retention = Retention::new(settings.retention).expect("the settings validated the retention");
+        let intact = !recreate && is_intact(&client, &names, flush_row.schema(), &retention).await?;
         let (log, flush, slices) = if intact {
             (
                 InputTable::new(&names.log, LOG.schema(), InputTableKind::Blink),
@@ -299,7 +301,6 @@ impl Sink {
             client.publish_derived(&names.log, &progress(), &names.progress).await?;
             (log, flush, slices)
         };
-        let retention = Retention::new(settings.retention).expect("the settings validated the retention");
         let sink = Sink {
             client,
             names,
@@ -336,11 +337,11 @@ impl Sink {
         if self.covered.lock().expect("never poisoned").as_ref() == Some(&due) {
             return Ok(());
         }
-        let recorded = self.recorded_slices().await?;
+        let recorded = recorded_slices(&self.client, &self.names).await?;
         let mut created = Vec::new();
         for slice in due.clone() {
             let slot = Retention::slot(slice);
-            if recorded.get(&slot) == Some(&slice) {
+            if recorded.get(&slot).map(|recorded| recorded.slice) == Some(slice) {
                 continue;
             }
             let derivations = slice_derivations(self.retention.bounds(slice), self.refire_grace);
@@ -371,26 +372,6 @@ impl Sink {
             self.client.publish_derived(source, &operations, name).await?;
         }
         Ok(())
-    }
-
-    /// Which slice each slot holds, as recorded in Deephaven.
-    async fn recorded_slices(&self) -> deephaven_client::Result<BTreeMap<usize, i64>> {
-        let mut recorded = BTreeMap::new();
-        for batch in self.client.snapshot(&self.names.slices).await? {
-            let slots = batch.column_by_name(SLOT).and_then(|c| c.as_primitive_opt::<Int32Type>());
-            let slices = batch.column_by_name(SLICE).and_then(|c| c.as_primitive_opt::<Int64Type>());
-            let (Some(slots), Some(slices)) = (slots, slices) else {
-                return Err(Error::Protocol {
-                    operation: "read slices",
-                    message: format!("{} lacks its slot or slice column", self.names.slices),
-                });
-            };
-            for row in 0..batch.num_rows() {
-                let slot = usize::try_from(slots.value(row)).unwrap_or(usize::MAX);
-                recorded.insert(slot, slices.value(row));
-            }
-        }
-        Ok(recorded)
     }
 
     /// The slices table's rows for `created` (slot, slice): the slot, the slice and the `ReceivedAt` range it takes.
@@ -462,8 +443,51 @@ fn all_tables(names: &TableNames) -> impl Iterator<Item = String> + '_ {
         .chain(all_slot_tables(names))
 }
 
-/// Whether every table of the set exists and the input tables have the columns this build writes.
-async fn is_intact(client: &Client, names: &TableNames, flush_schema: SchemaRef) -> deephaven_client::Result<bool> {
+/// A slot's slice as recorded in Deephaven, with the `ReceivedAt` range it was made for.
+struct RecordedSlice {
+    slice: i64,
+    bounds: (i64, i64),
+}
+
+/// Which slice each slot holds, as recorded in Deephaven.
+async fn recorded_slices(
+    client: &Client,
+    names: &TableNames,
+) -> deephaven_client::Result<BTreeMap<usize, RecordedSlice>> {
+    let mut recorded = BTreeMap::new();
+    for batch in client.snapshot(&names.slices).await? {
+        let long = |name| batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>());
+        let time = |name| batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+        let slots = batch.column_by_name(SLOT).and_then(|c| c.as_primitive_opt::<Int32Type>());
+        let (Some(slots), Some(slices), Some(from), Some(until)) =
+            (slots, long(SLICE), time(RECEIVED_FROM), time(RECEIVED_UNTIL))
+        else {
+            return Err(Error::Protocol {
+                operation: "read slices",
+                message: format!("{} lacks its slot, slice or range columns", names.slices),
+            });
+        };
+        for row in 0..batch.num_rows() {
+            let slot = usize::try_from(slots.value(row)).map_err(|_| Error::Protocol {
+                operation: "read slices",
+                message: format!("{} holds a negative slot", names.slices),
+            })?;
+            let slice = RecordedSlice { slice: slices.value(row), bounds: (from.value(row), until.value(row)) };
+            recorded.insert(slot, slice);
+        }
+    }
+    Ok(recorded)
+}
+
+/// Whether every table of the set exists, the input tables have the columns this build writes, and the slices
+/// were cut for this `retention`: slices of another length (the setting changed) would leave gaps and overlaps,
+/// so such a set is made anew and the topic replayed into it.
+async fn is_intact(
+    client: &Client,
+    names: &TableNames,
+    flush_schema: SchemaRef,
+    retention: &Retention,
+) -> deephaven_client::Result<bool> {
     for name in all_tables(names) {
         if !client.scope_table_exists(&name).await? {
             tracing::info!(table = name, "table missing");
@@ -484,21 +508,31 @@ async fn is_intact(client: &Client, names: &TableNames, flush_schema: SchemaRef)
             Err(err) => return Err(err),
         }
     }
+    let recorded = recorded_slices(client, names).await?;
+    if recorded.values().any(|recorded| retention.bounds(recorded.slice) != recorded.bounds) {
+        tracing::warn!(
+            table = %names.slices,
+            "the tables were made for another deephaven.retention; recreating the set and replaying the topic"
+        );
+        return Ok(false);
+    }
     Ok(true)
 }
 
-/// The slices table's columns: which slot, the slice it holds, and (for people reading it) the `ReceivedAt`
-/// range that slice takes.
+/// The slices table's columns: which slot, the slice it holds, and the `ReceivedAt` range that slice takes (for
+/// people reading it, and to tell a change of `deephaven.retention`).
 const SLOT: &str = "Slot";
 const SLICE: &str = "Slice";
+const RECEIVED_FROM: &str = "ReceivedFrom";
+const RECEIVED_UNTIL: &str = "ReceivedUntil";
 
 fn slices_schema() -> SchemaRef {
     let time = |name| Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false);
     Arc::new(Schema::new(vec![
         Field::new(SLOT, DataType::Int32, false),
         Field::new(SLICE, DataType::Int64, false),
-        time("ReceivedFrom"),
-        time("ReceivedUntil"),
+        time(RECEIVED_FROM),
+        time(RECEIVED_UNTIL),
     ]))
 }
 
