@@ -202,8 +202,9 @@ const SENDERS: usize = 4 * MAX_IN_FLIGHT_BYTES / MAX_BODY_BYTES;
 /// peak RSS beyond what it had at start, and the answers. Every sender uploads all of the body but its last bytes
 /// and holds it there: the attack is many concurrent large uploads. Each is either admitted (and read) or refused
 /// with 503 from its head. With `stalled_broker` the broker is frozen before the uploads finish, so every admitted
-/// body waits for Kafka until its deadline: everything admitted is held at once.
-async fn peak_memory_under_concurrent_uploads(body: &[u8], stalled_broker: bool) -> (u64, Vec<u16>) {
+/// body waits for Kafka until its deadline: everything admitted is held at once; then it also returns how many
+/// requests passed their deadline.
+async fn peak_memory_under_concurrent_uploads(body: &[u8], stalled_broker: bool) -> (u64, Vec<u16>, Option<f64>) {
     // A broker of the test's own: the accepted records are many megabytes the shared one would keep.
     let broker = PrivateBroker::start(1);
     let limits = [
@@ -234,6 +235,12 @@ async fn peak_memory_under_concurrent_uploads(body: &[u8], stalled_broker: bool)
     }
     let statuses = futures::future::join_all(uploads.into_iter().map(PartialUpload::finish)).await;
     let peak = e2e::process::memory_bytes(pid, "VmHWM").expect("the process's peak RSS");
+    let deadline_passed = if stalled_broker {
+        let metrics = reqwest::get(format!("{}/metrics", process.address)).await.unwrap().text().await.unwrap();
+        Some(sample(&metrics, "ingest_rejections_total{reason=\"deadline_exceeded\"}"))
+    } else {
+        None
+    };
     broker.resume();
     eprintln!(
         "peak RSS {} MiB (at start {} MiB): {SENDERS} concurrent uploads of {} KiB bodies, max_in_flight_bytes {} \
@@ -243,7 +250,7 @@ async fn peak_memory_under_concurrent_uploads(body: &[u8], stalled_broker: bool)
         body.len() >> 10,
         MAX_IN_FLIGHT_BYTES >> 20
     );
-    (peak - at_start, statuses)
+    (peak - at_start, statuses, deadline_passed)
 }
 
 /// What the process may add to its peak: each admitted byte held about twice (a body and its parsed form, or the
@@ -254,7 +261,7 @@ const PEAK_BOUND: u64 = 3 * MAX_IN_FLIGHT_BYTES as u64;
 #[tokio::test(flavor = "multi_thread")]
 async fn peak_memory_under_the_worst_bodies_stays_within_the_in_flight_budget() {
     let body = worst_allowed_webhook(1, MAX_BODY_BYTES, MAX_RECORD_BYTES_PER_BODY);
-    let (added, statuses) = peak_memory_under_concurrent_uploads(&body, false).await;
+    let (added, statuses, _) = peak_memory_under_concurrent_uploads(&body, false).await;
     let accepted = statuses.iter().filter(|status| **status == 200).count();
     assert!(statuses.iter().all(|status| matches!(status, 200 | 503)), "only 200 and 503: {statuses:?}");
     assert!(accepted > 0 && accepted < SENDERS, "some bodies accepted, not all: {statuses:?}");
@@ -264,8 +271,10 @@ async fn peak_memory_under_the_worst_bodies_stays_within_the_in_flight_budget() 
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_waiting_for_kafka_hold_their_admitted_bytes_not_their_decoded_form() {
     let body = short_labels_webhook(1, MAX_BODY_BYTES);
-    let (added, statuses) = peak_memory_under_concurrent_uploads(&body, true).await;
-    // Nothing can be acknowledged by a frozen broker: every answer is a 503, from admission or the deadline.
+    let (added, statuses, deadline_passed) = peak_memory_under_concurrent_uploads(&body, true).await;
+    // Nothing can be acknowledged by a frozen broker: every answer is a 503, from admission or the deadline, and
+    // the bodies admitted did wait for Kafka until their deadline.
     assert!(statuses.iter().all(|status| *status == 503), "only 503: {statuses:?}");
+    assert!(deadline_passed >= Some(1.0), "no body waited for Kafka: {deadline_passed:?} passed their deadline");
     assert!(added <= PEAK_BOUND, "peak RSS grew by {} MiB, over {} MiB", added >> 20, PEAK_BOUND >> 20);
 }
