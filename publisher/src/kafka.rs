@@ -34,6 +34,12 @@ pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertCo
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", settings.kafka.session_timeout.as_millis().to_string())
         .set("partition.assignment.strategy", "range,roundrobin")
+        // For the local broker (Tansu 0.6, memory store), which answers a waiting fetch only when it polls its
+        // store again, halfway through the time left: a short wait keeps the tables close behind the topic there.
+        // Apache Kafka answers as soon as records arrive, so there this only makes an idle consumer ask more often.
+        // Tansu's fetch also lists every batch of each partition within this wait, so a topic of a few hundred
+        // thousand batches starves a consumer at 50 ms (docs/benchmarks.md, docs/runbook.md): raise it through
+        // `kafka.properties` there. It can go when the local broker indexes its batches and wakes waiting fetches.
         .set("fetch.wait.max.ms", "50")
         // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression, so it
         // holds several times as many bytes of records (docs/benchmarks.md).
