@@ -100,7 +100,8 @@ pub struct DeephavenSettings {
     #[serde(with = "humantime_serde")]
     pub refire_grace: Duration,
     /// How often the tables over recent time windows (`noisiest_alerts`, `alert_flapping`, `alert_mttr_24h`) move
-    /// on: a row leaves its window at most this late. Each step re-evaluates every row of those tables' sources.
+    /// on: a row leaves its window at most this late. Each step filters every row of those tables' sources again;
+    /// only the rows crossing a window's edge reach the counts.
     #[serde(with = "humantime_serde")]
     pub window_step: Duration,
     /// How long Deephaven keeps an alert's states after receiving them (between this and a quarter longer, see

@@ -100,33 +100,48 @@ fn within(column: &str, window: Duration) -> String {
     format!("epochNanos({column}) >= epochNanos({NOW}) - {}L", window.as_nanos())
 }
 
-/// A column `output` that is 1 where `column` lies within `window` before `Now`, else 0: summed, a count.
-fn flag_within(output: &str, column: &str, window: Duration) -> String {
-    format!("{output} = {} ? 1 : 0", within(column, window))
+/// One window of a table over recent time: `output` counts, per `group_by` value, the rows whose time column
+/// `column` lies within `window` before `Now`.
+struct Window<'a> {
+    output: &'a str,
+    column: &'a str,
+    window: Duration,
 }
 
-/// Per `group_by` value, how many rows have time column `column` within the shorter and within the longer window
-/// before `Now` (each into the column named beside it), most first.
-fn counts_within(
+impl Window<'_> {
+    /// The count as its own filter and aggregation. A step of the clock changes `Now` on every row, but the count
+    /// reads none of the changed columns, so only the rows that cross the window's edge move it; a per-row flag
+    /// computed from `Now` and summed would change, and be summed again, on every row at every step.
+    fn count(&self, clock: &str, group_by: &[&str]) -> Vec<Operation> {
+        let mut operations = recent(clock, self.column, self.window).to_vec();
+        operations.push(Operation::count(self.output, group_by.iter().copied()));
+        operations
+    }
+}
+
+/// The two tables of a count over two windows, in the order they are published: `short_table` (internal), the
+/// counts within the shorter window; then `table`, per `group_by` value with a row in the longer window, both
+/// counts (0 where the shorter window has none), most first.
+fn counts_within<'a>(
     clock: &str,
-    column: &str,
-    [(short, short_window), (long, long_window)]: [(&str, Duration); 2],
+    source: &'a str,
+    (short_table, short): (&'a str, Window<'_>),
+    (table, long): (&'a str, Window<'_>),
     group_by: &[&str],
-) -> Vec<Operation> {
-    let flag = format!("In{short}");
-    let mut operations = recent(clock, column, long_window).to_vec();
-    operations.extend([
-        Operation::UpdateView(vec![flag_within(&flag, column, short_window)]),
-        Operation::aggregate(
-            vec![
-                Aggregation::columns(Aggregate::Sum, [format!("{short}={flag}")]),
-                Aggregation::Count(long.to_owned()),
-            ],
-            group_by.iter().copied(),
-        ),
-        Operation::Sort(vec![SortKey::descending(short), SortKey::descending(long)]),
+) -> [(&'a str, &'a str, Vec<Operation>); 2] {
+    let mut counts = long.count(clock, group_by);
+    let mut columns: Vec<String> = group_by.iter().map(|&key| key.to_owned()).collect();
+    columns.extend([format!("{0} = replaceIfNull({0}, 0L)", short.output), long.output.to_owned()]);
+    counts.extend([
+        Operation::NaturalJoin {
+            right: short_table.to_owned(),
+            on: group_by.iter().map(|&key| key.to_owned()).collect(),
+            add: vec![short.output.to_owned()],
+        },
+        Operation::View(columns),
+        Operation::Sort(vec![SortKey::descending(short.output), SortKey::descending(long.output)]),
     ]);
-    operations
+    [(source, short_table, short.count(clock, group_by)), (source, table, counts)]
 }
 
 /// The operations that keep the rows whose `column` lies within `window` before `Now`, re-evaluated at every step
@@ -188,7 +203,7 @@ fn progress() -> Vec<Operation> {
 
 /// The table operations that derive each published table from the merged slices (`states`, `alert_events`), in
 /// the order they must be published.
-fn derivations(names: &TableNames) -> [(&str, &str, Vec<Operation>); 9] {
+fn derivations(names: &TableNames) -> Vec<(&str, &str, Vec<Operation>)> {
     let alerts = vec![
         Operation::aggregate_all(Aggregate::sorted_last([column::STARTS_AT]), ALERTS.key_columns.to_vec()),
         Operation::view(ALERTS.column_names()),
@@ -201,30 +216,33 @@ fn derivations(names: &TableNames) -> [(&str, &str, Vec<Operation>); 9] {
     mttr_24h.push(Operation::aggregate(duration_statistics(), [column::ALERT_NAME, column::SEVERITY]));
     let noisiest = counts_within(
         &names.clock,
-        column::RECEIVED_AT,
-        [("StatesLast24h", DAY), ("StatesLast7d", WEEK)],
+        &names.alert_events,
+        (&names.noisiest_alerts_24h, Window { output: "StatesLast24h", column: column::RECEIVED_AT, window: DAY }),
+        (&names.noisiest_alerts, Window { output: "StatesLast7d", column: column::RECEIVED_AT, window: WEEK }),
         &[column::ALERT_NAME],
     );
     // An episode starts with a firing transition, so counting the episodes that started counts the transitions.
     let flapping = counts_within(
         &names.clock,
-        column::STARTS_AT,
-        [("FiringsLastHour", HOUR), ("FiringsLast24h", DAY)],
+        &names.alert_episodes,
+        (&names.alert_flapping_1h, Window { output: "FiringsLastHour", column: column::STARTS_AT, window: HOUR }),
+        (&names.alert_flapping, Window { output: "FiringsLast24h", column: column::STARTS_AT, window: DAY }),
         &[column::FINGERPRINT, column::ALERT_NAME, column::SEVERITY],
     );
     let firing = vec![Operation::Filter(Filter::equals(column::STATUS, Status::Firing.as_str()))];
     let firing_by = |key: &str| vec![Operation::count(column::FIRING, [key])];
-    [
-        (&names.states, &names.alerts, alerts),
+    let mut derivations = vec![
+        (names.states.as_str(), names.alerts.as_str(), alerts),
         (&names.states, &names.alert_episodes, episodes),
         (&names.alert_episodes, &names.alert_mttr, mttr),
         (&names.alerts, &names.alerts_firing, firing),
         (&names.alerts_firing, &names.alerts_firing_by_severity, firing_by(column::SEVERITY)),
         (&names.alerts_firing, &names.alerts_firing_by_name, firing_by(column::ALERT_NAME)),
-        (&names.alert_events, &names.noisiest_alerts, noisiest),
-        (&names.alert_episodes, &names.alert_flapping, flapping),
         (&names.alert_episodes, &names.alert_mttr_24h, mttr_24h),
-    ]
+    ];
+    derivations.extend(noisiest);
+    derivations.extend(flapping);
+    derivations
 }
 
 /// The login the settings ask for (validated: at most one kind is configured).
@@ -438,6 +456,7 @@ impl Sink {
 fn all_tables(names: &TableNames) -> impl Iterator<Item = String> + '_ {
     [names.log.as_str(), &names.flush, &names.slices, &names.clock, &names.states]
         .into_iter()
+        .chain([names.noisiest_alerts_24h.as_str(), &names.alert_flapping_1h])
         .chain(names.derived())
         .map(|name| name.to_owned())
         .chain(all_slot_tables(names))
@@ -587,10 +606,19 @@ mod tests {
     #[test]
     fn the_window_formulas_hold_only_our_constants() {
         assert_eq!(within("ReceivedAt", DAY), "epochNanos(ReceivedAt) >= epochNanos(Now) - 86400000000000L");
-        assert_eq!(
-            flag_within("InLastHour", "StartsAt", HOUR),
-            "InLastHour = epochNanos(StartsAt) >= epochNanos(Now) - 3600000000000L ? 1 : 0"
-        );
+    }
+
+    #[test]
+    fn nothing_after_a_window_filter_reads_the_clock() {
+        // A step of the clock changes `Now` on every row: what comes after the filter must not read it, or every
+        // row is computed and aggregated again at every step.
+        let names = TableNames::with_prefix("p_");
+        for (_, name, operations) in derivations(&names) {
+            let reads_clock = |operation: &&Operation| format!("{operation:?}").contains(NOW);
+            if let Some(last) = operations.iter().rev().find(reads_clock) {
+                assert!(matches!(last, Operation::Filter(_)), "{name} reads the clock after its filter: {last:?}");
+            }
+        }
     }
 
     #[test]
@@ -601,6 +629,7 @@ mod tests {
         let mut found: Vec<&str> = derivations.iter().map(|(_, name, _)| *name).collect();
         found.extend([names.alert_events.as_str(), names.progress.as_str()]);
         let mut expected = names.derived().to_vec();
+        expected.extend([names.noisiest_alerts_24h.as_str(), &names.alert_flapping_1h]);
         expected.sort_unstable();
         found.sort_unstable();
         assert_eq!(found, expected);

@@ -83,6 +83,10 @@ pub struct TableNames {
     pub noisiest_alerts: String,
     /// Per alert, the episodes that started (its firing transitions) in the last hour and 24 hours, most first.
     pub alert_flapping: String,
+    /// The shorter window's counts of `noisiest_alerts` (states in the last 24 hours), joined into it. Internal.
+    pub noisiest_alerts_24h: String,
+    /// The shorter window's counts of `alert_flapping` (firings in the last hour), joined into it. Internal.
+    pub alert_flapping_1h: String,
     /// `alert_mttr` over the episodes resolved in the last 24 hours.
     pub alert_mttr_24h: String,
 }
@@ -105,6 +109,8 @@ impl TableNames {
             clock: format!("_{prefix}clock"),
             noisiest_alerts: format!("{prefix}noisiest_alerts"),
             alert_flapping: format!("{prefix}alert_flapping"),
+            noisiest_alerts_24h: format!("_{prefix}noisiest_alerts_24h"),
+            alert_flapping_1h: format!("_{prefix}alert_flapping_1h"),
             alert_mttr_24h: format!("{prefix}alert_mttr_24h"),
         }
     }

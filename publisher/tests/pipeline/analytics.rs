@@ -246,7 +246,11 @@ async fn rows(
             .collect();
         for row in 0..batch.num_rows() {
             let key: Vec<&str> = keys.iter().map(|key| key.value(row)).collect();
-            rows.push((key.join("/"), values.iter().map(|value| value.value(row)).collect()));
+            let counts = values.iter().map(|value| {
+                assert!(value.is_valid(row), "{table} has a null count for {key:?}");
+                value.value(row)
+            });
+            rows.push((key.join("/"), counts.collect()));
         }
     }
     rows
