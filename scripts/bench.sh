@@ -15,13 +15,18 @@
 #      10,000-row batches into a fresh Deephaven (DoPut + AddTableToInputTable): the publisher's own layout (log +
 #      derived tables), the blink log alone, and the keyed layout before it. The Python client's reference
 #      (deephaven-grpc notes: 105–126k rows/s at 10k-row batches, ~297 B rows) is printed beside it.
-#   5. ingest, on a fresh broker: `loadgen` saturation at 1, 10 and 100 alerts per body, then fixed request rates
+#   5. clock: the same records replayed into a fresh Deephaven by a publisher whose time-window tables move on
+#      every BENCH_CLOCK_STEP_SECONDS (5); once every record is written, the update graph's work over a minute of
+#      nothing written, per step of that clock, as Deephaven's update performance log accounts it
+#      (scripts/bench/update_work.py): what a step costs with the records in the tables (a deployment steps once
+#      a minute, `deephaven.window_step`).
+#   6. ingest, on a fresh broker: `loadgen` saturation at 1, 10 and 100 alerts per body, then fixed request rates
 #      (open loop); the same load against `http-ceiling` (actix-web reading the body and answering 200, no parsing,
 #      no Kafka); ingest's peak RSS.
-#   6. end to end, on a fresh broker and Deephaven: ingest and a following publisher; after a 10 s warm-up,
+#   7. end to end, on a fresh broker and Deephaven: ingest and a following publisher; after a 10 s warm-up,
 #      `latency` posts 100 and 1,000 alerts/s and measures from each 200 to the row's `SeenAt = now()` in
 #      Deephaven; peak RSS of both.
-#   7. retention (only when asked for: BENCH_STEPS=retention), on a fresh broker and Deephaven each time: ingest and
+#   8. retention (only when asked for: BENCH_STEPS=retention), on a fresh broker and Deephaven each time: ingest and
 #      a publisher at `deephaven.retention` 60 s, then at the default 30 days, under 500 new alert states/s for
 #      BENCH_RETENTION_SECONDS; Deephaven's live heap after a full GC every 30 s (what the retention bounds).
 #
@@ -29,9 +34,9 @@
 # CPU per fetch the more it holds; Deephaven's heap fills with a million wide rows per table).
 #
 # Env: BENCH_SECONDS (10, per load run), BENCH_CONNECTIONS (32), BENCH_RECORDS (1000000),
-#      BENCH_LATENCY_SECONDS (30), BENCH_RETENTION_SECONDS (300), BENCH_DEEPHAVEN_HEAP (6g), BENCH_STEPS
-#      ("publisher ingest end-to-end": steps 2-4, 5 and 6; "retention" for step 7; step 1, the broker ceiling,
-#      always runs).
+#      BENCH_LATENCY_SECONDS (30), BENCH_RETENTION_SECONDS (300), BENCH_CLOCK_STEP_SECONDS (5),
+#      BENCH_DEEPHAVEN_HEAP (6g), BENCH_STEPS ("publisher clock ingest end-to-end": steps 2-4, 5, 6 and 7;
+#      "retention" for step 8; step 1, the broker ceiling, always runs).
 set -euo pipefail
 export STACK_DIR="${STACK_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.stack-bench}"
 export BROKER_PORT="${BROKER_PORT:-29092}" TOPIC_PARTITIONS="${TOPIC_PARTITIONS:-6}"
@@ -43,7 +48,8 @@ CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 RECORDS="${BENCH_RECORDS:-1000000}"
 LATENCY_SECONDS="${BENCH_LATENCY_SECONDS:-30}"
 RETENTION_SECONDS="${BENCH_RETENTION_SECONDS:-300}"
-STEPS="${BENCH_STEPS:-publisher ingest end-to-end}"
+STEPS="${BENCH_STEPS:-publisher clock ingest end-to-end}"
+CLOCK_STEP_SECONDS="${BENCH_CLOCK_STEP_SECONDS:-5}"
 INGEST_BENCH_PORT=28080
 HTTP_CEILING_PORT=28090
 PUBLISHER_BENCH_PORT=28102
@@ -117,20 +123,27 @@ metric_sum() { # url metric-name: the sum of the metric's samples
   curl -fsS "$1" | awk -v name="$2" '$1 == name || index($1, name "{") == 1 { sum += $2 } END { printf "%d", sum }'
 }
 
+# Waits until the running publisher has written $1 records; prints how many it wrote.
+wait_until_written() { # records to expect
+  local written=0
+  while ((written < $1)); do
+    is_running publisher-bench || die "the publisher exited during the replay"
+    sleep 0.2
+    written=$(metric_sum "http://127.0.0.1:$PUBLISHER_BENCH_PORT/metrics" publisher_batch_records_sum || echo 0)
+  done
+  echo "$written"
+}
+
 # Replays the pre-filled topic into a fresh Deephaven and times it until every record is written.
 bench_publisher_replay() { # records to expect
-  local expected=$1 written=0 started elapsed publisher deephaven broker deephaven_rss_before
+  local expected=$1 written started elapsed publisher deephaven broker deephaven_rss_before
   local -a cpu_before
   deephaven=$(pid_by_name deephaven) broker=$(pid_by_name broker)
   deephaven_rss_before=$(rss_mb deephaven)
   cpu_before=("$(cpu_seconds "$deephaven")" "$(cpu_seconds "$broker")")
   started=$(date +%s.%N)
   start_publisher replay
-  while ((written < expected)); do
-    is_running publisher-bench || die "the publisher exited during the replay"
-    sleep 0.2
-    written=$(metric_sum "http://127.0.0.1:$PUBLISHER_BENCH_PORT/metrics" publisher_batch_records_sum || echo 0)
-  done
+  written=$(wait_until_written "$expected")
   elapsed=$(awk -v start="$started" -v end="$(date +%s.%N)" 'BEGIN { printf "%.2f", end - start }')
   publisher=$(pid_by_name publisher-bench)
   printf '{"bench":"publisher replay","records":%d,"seconds":%s,"records_per_s":%.0f,' \
@@ -140,6 +153,39 @@ bench_publisher_replay() { # records to expect
     "$(cpu_seconds "$publisher")" \
     "$(awk -v a="$(cpu_seconds "$deephaven")" -v b="${cpu_before[0]}" 'BEGIN { printf "%.1f", a - b }')" \
     "$(awk -v a="$(cpu_seconds "$broker")" -v b="${cpu_before[1]}" 'BEGIN { printf "%.1f", a - b }')"
+  stop_process publisher-bench 15
+}
+
+# The update graph's work per step of the time-window tables' clock, with the pre-filled topic's records in the
+# tables, as its own performance log accounts it (scripts/bench/update_work.py), in a fresh Deephaven.
+bench_clock_step() { # records to expect
+  local work="$STACK_DIR/update-work.csv" started ended interval_ms=10000
+  bash "$SCRIPTS_DIR/deephaven.sh" stop
+  rm -f "$work"
+  DEEPHAVEN_SCRIPT="$SCRIPTS_DIR/bench/update_work.py" BENCH_UPDATE_WORK="$work" \
+    JAVA_TOOL_OPTIONS="-DUpdatePerformanceTracker.reportIntervalMillis=$interval_ms" \
+    bash "$SCRIPTS_DIR/deephaven.sh" start
+  PUBLISHER_DEEPHAVEN__WINDOW_STEP="${CLOCK_STEP_SECONDS}s" start_publisher replay
+  wait_until_written "$1" >/dev/null
+  # The replay's last update cycles are not the clock's: the measured minute starts one interval later.
+  sleep $((interval_ms / 1000))
+  started=$(date +%s%N)
+  sleep 60
+  ended=$(date +%s%N)
+  # Every interval inside the minute is in the file once one starting after the minute's end is.
+  local deadline=$((SECONDS + 60))
+  until [[ -s "$work" ]] && awk -F, -v until="$ended" '$1 >= until { found = 1 } END { exit !found }' "$work"; do
+    ((SECONDS < deadline)) || die "Deephaven reported no update work after the measured minute in $work"
+    sleep 1
+  done
+  awk -F, -v from="$started" -v until="$ended" -v interval="$interval_ms" -v step="$CLOCK_STEP_SECONDS" \
+    -v n="$1" '$1 >= from && $1 + interval * 1e6 <= until { intervals++; usage += $2; cpu += $3 }
+    END {
+      steps = intervals * interval / 1000 / step
+      if (steps < 1) { print "no reporting interval inside the measured minute" > "/dev/stderr"; exit 1 }
+      printf "{\"bench\":\"clock step\",\"records\":%d,\"step_s\":%d,\"steps\":%.0f,", n, step, steps
+      printf "\"update_ms_per_step\":%.1f,\"update_cpu_ms_per_step\":%.1f}\n", usage / 1e6 / steps, cpu / 1e6 / steps
+    }' "$work"
   stop_process publisher-bench 15
 }
 
@@ -240,6 +286,11 @@ main() {
     log "Deephaven ceiling: prepared 10,000-row batches into a fresh Deephaven"
     "$BIN/deephaven-ceiling" --url "$DEEPHAVEN_URL" --rows "$RECORDS" --batch-rows 10000
     echo '{"bench":"Python client reference","rows_per_s":"105000-126000","batch_rows":10000,"bytes_per_row":297,"source":"deephaven-grpc notes"}'
+  fi
+
+  if wants clock; then
+    log "clock: the $RECORDS records replayed, then a minute of time-window steps every ${CLOCK_STEP_SECONDS}s"
+    bench_clock_step "$RECORDS"
   fi
 
   if wants ingest; then
