@@ -44,6 +44,12 @@ pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertCo
         // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression, so it
         // holds several times as many bytes of records (docs/benchmarks.md).
         .set("queued.max.messages.kbytes", "4096")
+        // A fetch's answer is queued whole however full the queue is, so its size is what the queue overshoots
+        // by: most of the publisher's memory in a replay at the 50 MB default. A batch larger than this still
+        // comes whole. With answers this small, librdkafka's default second of pause once the queue is over its
+        // bound would leave the writer idle; a short pause keeps the queue fed.
+        .set("fetch.max.bytes", "1048576")
+        .set("fetch.queue.backoff.ms", "10")
         .set("statistics.interval.ms", "5000")
         // A subscribed topic that is missing (re-created after a broker restart, say) is found within this time
         // rather than librdkafka's default five minutes.
