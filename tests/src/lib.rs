@@ -8,6 +8,7 @@
 //!
 //! - [`stack`]: where the running stack is (from the environment `scripts/test.sh` exports), private broker
 //!   instances for tests that must stop one, free ports.
+//! - [`gate`]: a TCP pass-through a test shuts and opens, before a private broker.
 //! - [`kafka`]: fresh topics per test and reading every record of a topic back.
 //! - [`load`]: a steady, traceable webhook load and its ledger of what ingest acknowledged.
 //! - [`metrics`]: samples read out of a service's `/metrics`.
@@ -19,6 +20,7 @@
 
 pub mod bench;
 pub mod fixtures;
+pub mod gate;
 pub mod kafka;
 pub mod load;
 pub mod metrics;

@@ -5,6 +5,7 @@
 //! stop a component (a broker outage, say) start a private one with the same project script, on a free port in a
 //! directory of their own, so the shared stack other tests use concurrently is never disturbed.
 
+use crate::gate::Gate;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -98,19 +99,26 @@ pub struct PrivateBroker {
     partitions: u32,
     /// Whether clients must log in (SASL SCRAM).
     authentication: bool,
+    /// Before the broker when the test reaches it through the advertised port itself ([`PrivateBroker::start`]):
+    /// shut while the broker is stopped and until a restarted one has its topics again.
+    gate: Option<Gate>,
 }
 
 impl PrivateBroker {
-    /// Starts a broker with the alerts topic (`partitions` partitions) and returns once it is ready.
+    /// Starts a broker with the alerts topic (`partitions` partitions), behind a [`Gate`], and returns once it is
+    /// ready. Must be called within a Tokio runtime.
     pub fn start(partitions: u32) -> PrivateBroker {
         let port = free_port();
-        Self::start_advertising(partitions, port, port)
+        let gate = Gate::open_to(port);
+        let mut broker = Self::start_advertising(partitions, port, gate.port());
+        broker.gate = Some(gate);
+        broker
     }
 
     /// Starts a broker listening on `port` that tells clients to use `advertised_port` (a [`TlsFront`] before it).
     pub fn start_advertising(partitions: u32, port: u16, advertised_port: u16) -> PrivateBroker {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let broker = PrivateBroker { dir, port, advertised_port, partitions, authentication: false };
+        let broker = PrivateBroker { dir, port, advertised_port, partitions, authentication: false, gate: None };
         broker.run("start");
         broker
     }
@@ -119,24 +127,31 @@ impl PrivateBroker {
     /// it is attempted and refused.
     pub fn start_requiring_login() -> PrivateBroker {
         let (dir, port) = (tempfile::tempdir().expect("a temporary directory"), free_port());
-        let broker = PrivateBroker { dir, port, advertised_port: port, partitions: 1, authentication: true };
+        let broker =
+            PrivateBroker { dir, port, advertised_port: port, partitions: 1, authentication: true, gate: None };
         broker.run("start");
         broker
     }
 
     /// `host:port` for clients.
     pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.gate.as_ref().map_or(self.port, Gate::port))
     }
 
     /// Stops the broker; its topics and records are gone (memory storage).
     pub fn stop(&self) {
+        if let Some(gate) = &self.gate {
+            gate.shut();
+        }
         self.run("stop");
     }
 
-    /// Starts it again on the same port, with the topics re-created empty.
+    /// Starts it again on the same port, with the topics re-created empty; clients reach it only once they exist.
     pub fn restart(&self) {
         self.run("start");
+        if let Some(gate) = &self.gate {
+            gate.open();
+        }
     }
 
     /// Freezes the broker with SIGSTOP: connections stay open but nothing is acknowledged (a stalled broker).
