@@ -4,8 +4,9 @@
 # starts a separate test stack (own STACK_DIR and ports, so it never clashes
 # with a running demo stack), sources its $STACK_DIR/env, runs
 # `cargo build --workspace --bins` and `cargo test --workspace --locked "$@"`, and always stops the test stack again,
-# on failure too. Exits with cargo's status; prints the stack's log tails when
-# something failed.
+# on failure too. Exits with cargo's status. When something failed it prints
+# the stack's log tails and then, last (CI shows the tail of the output), which
+# tests failed and how; cargo's whole output stays in $STACK_DIR/cargo-test.log.
 #
 # Test stack: STACK_DIR=$REPO/.stack-test, broker 19092, Deephaven 10100
 # (sessions of DEEPHAVEN_SESSION_DURATION_MS=30000), Prometheus 19090,
@@ -35,6 +36,13 @@ print_stack_logs() {
   done
 }
 
+# The failing tests' names and panic messages, from cargo's output.
+print_failures() { # cargo-output-file
+  log "what failed (whole output: $1):"
+  grep -E -A4 "^---- .* stdout ----$|panicked at|^failures:$|didn't exit successfully|^error: " "$1" |
+    tail -n 80 | sed 's/^/    /' >&2 || true
+}
+
 stop_test_stack() {
   if [[ -n "${TEST_KEEP_STACK:-}" ]]; then
     log "TEST_KEEP_STACK set: leaving the test stack running (scripts/stack-down.sh with STACK_DIR=$STACK_DIR)"
@@ -62,12 +70,14 @@ main() {
   # shellcheck source=/dev/null # written by stack-up.sh
   source "$STACK_DIR/env"
 
-  local status=0
+  local status=0 output="$STACK_DIR/cargo-test.log"
   # The system tests run the binaries as processes (tests/src/process.rs: built_binary): build them first.
-  (cd "$REPO_ROOT" && cargo build --workspace --bins --locked && cargo test --workspace --locked "$@") || status=$?
+  (cd "$REPO_ROOT" && cargo build --workspace --bins --locked && cargo test --workspace --locked "$@") 2>&1 |
+    tee "$output" || status=$?
   if ((status != 0)); then
     log "cargo test failed (status $status); the stack's logs:"
     print_stack_logs
+    print_failures "$output"
   fi
   return "$status"
 }

@@ -31,6 +31,16 @@ pub async fn wait_for_exit(child: &mut Child, what: &str, deadline: Duration) ->
     .await
 }
 
+/// A command running `binary` that the kernel kills when the thread that spawned it ends (`setpriv --pdeathsig`,
+/// util-linux): a test that aborts, or a test binary killed from outside, never leaves its services running and
+/// writing into the suite's output. Start it from the test's own thread (not a `spawn_blocking` one, which ends when
+/// idle). The wrapper execs `binary`, so the child's pid is the binary's.
+pub fn child_command(binary: &Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--pdeathsig", "KILL", "--"]).arg(binary);
+    command
+}
+
 /// One of the project's services run as a child process, with its operations endpoint (`/healthz`, `/readyz`,
 /// `/metrics`) on a known port.
 pub struct Service {
@@ -61,7 +71,7 @@ impl Service {
         ops_port: u16,
         log: Option<tempfile::NamedTempFile>,
     ) -> Service {
-        let mut command = Command::new(binary);
+        let mut command = child_command(binary);
         command.args(args).envs(env.iter().map(|(name, value)| (name, value))).stdin(Stdio::null());
         if let Some(log) = &log {
             let file = || log.reopen().expect("the log file");

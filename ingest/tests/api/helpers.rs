@@ -6,7 +6,8 @@ use e2e::stack::{free_port, Stack};
 use e2e::wait;
 use ingest::configuration::Settings;
 use ingest::startup::Application;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -108,7 +109,7 @@ impl IngestProcess {
     /// Starts the binary on a free port with `INGEST_*` environment settings, and waits until it is ready.
     pub async fn spawn(brokers: &str, topic: &str, extra_env: &[(&str, &str)]) -> IngestProcess {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_ingest"))
+        let child = e2e::process::child_command(Path::new(env!("CARGO_BIN_EXE_ingest")))
             .env("INGEST_SERVER__PORT", port.to_string())
             .env("INGEST_KAFKA__BROKERS", brokers)
             .env("INGEST_KAFKA__TOPIC", topic)
