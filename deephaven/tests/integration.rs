@@ -334,6 +334,11 @@ async fn an_updated_view_computes_its_columns_once_per_arriving_row() {
 
     let before = unix_nanos();
     client.append(&table, batch(&[Row::sample("a", 21)])).await.expect("append a");
+    // The append is done once the input table holds the row; the view may tick a moment later.
+    wait_until("the view to show the first row", DEADLINE, || async {
+        !stamps(client.snapshot(&view).await.expect("view")).is_empty()
+    })
+    .await;
     let first = stamps(client.snapshot(&view).await.expect("view"));
     let read = unix_nanos();
     assert_eq!(first.len(), 1, "{first:?}");
