@@ -210,7 +210,6 @@ impl Client {
         }
         let session = self.session();
         let export = session.export(operation)?;
-        let messages = flight::encode_upload(export.id(), batch).await?;
         let (input_table, rows) = (Some(scope_ticket(&table.name)), Some(export.ticket()));
         let apply = async {
             let mut service = session.input_tables();
@@ -227,7 +226,7 @@ impl Client {
             applied.map_err(|status| session.status_error(operation, &status))
         };
         let changed = self.within(operation, async {
-            let (uploaded, applied) = tokio::join!(flight::upload(&session, messages), apply);
+            let (uploaded, applied) = tokio::join!(flight::upload(&session, export.id(), batch), apply);
             uploaded.and(applied)
         });
         let changed = changed.await;
