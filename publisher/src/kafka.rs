@@ -42,8 +42,9 @@ pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertCo
         // `kafka.properties` there. It can go when the local broker indexes its batches and wakes waiting fetches.
         .set("fetch.wait.max.ms", "50")
         // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression, so it
-        // holds several times as many bytes of records (docs/benchmarks.md).
-        .set("queued.max.messages.kbytes", "4096")
+        // holds several times as many bytes of records; a replay waits for Deephaven, never for this queue, so a
+        // small one costs no speed (docs/benchmarks.md).
+        .set("queued.max.messages.kbytes", "1024")
         // A fetch's answer is queued whole however full the queue is, so its size is what the queue overshoots
         // by: most of the publisher's memory in a replay at the 50 MB default. A batch larger than this still
         // comes whole. With answers this small, librdkafka's default second of pause once the queue is over its

@@ -48,9 +48,20 @@ enum Command {
     Replay,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime's threads exist: the replay's memory goal depends on it (docs/benchmarks.md).
+    service_kit::allocator::return_large_blocks_when_freed();
     let cli = Cli::parse();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(err) => {
+            eprintln!("publisher: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let overrides = Overrides {
         brokers: cli.brokers,
         topic: cli.topic,

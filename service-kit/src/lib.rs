@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - [`allocator`]: large blocks returned to the system when freed (glibc).
 //! - [`secret_files`]: secrets read from mounted files.
 //! - [`settings`]: layered settings: defaults < TOML file < `PREFIX_` environment < command-line overrides.
 //! - [`kafka_properties`]: librdkafka properties passed through from settings or files, secrets redacted.
@@ -10,6 +11,7 @@
 //! - [`shutdown`]: the stop request (SIGTERM or Ctrl-C).
 //! - [`telemetry`]: `tracing` set-up from [`telemetry::LogSettings`].
 
+pub mod allocator;
 pub mod kafka_properties;
 pub mod process_metrics;
 pub mod secret_files;
