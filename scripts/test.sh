@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# test.sh [CARGO TEST ARGS...]: what CI runs (.ci/run). Installs the
-# prerequisites (the stack's, and the browser the dashboard test drives),
-# starts a separate test stack (own STACK_DIR and ports, so it never clashes
-# with a running demo stack), sources its $STACK_DIR/env, runs
+# test.sh [--quick] [CARGO TEST ARGS...]: what CI runs (.ci/run).
+#
+# First the checks that need no servers and fail fast (install-checks.sh
+# installs what they need): rustfmt, clippy with warnings denied (the lints
+# are [workspace.lints] in Cargo.toml), the docs with warnings denied (a
+# broken intra-doc link fails), shellcheck over scripts/ and .ci/, and the
+# unit tests. `--quick` stops there: what a developer runs before a commit.
+#
+# Then it installs the stack's prerequisites (and the browser the dashboard
+# test drives), starts a separate test stack (own STACK_DIR and ports, so it
+# never clashes with a running demo stack), sources its $STACK_DIR/env, runs
 # `cargo build --workspace --bins` and `cargo test --workspace --locked "$@"`, and always stops the test stack again,
 # on failure too. Exits with cargo's status. When something failed it prints
 # the stack's log tails and then, last (CI shows the tail of the output), which
@@ -51,7 +58,33 @@ stop_test_stack() {
   bash "$SCRIPTS_DIR/stack-down.sh" || warn "stack-down reported a problem"
 }
 
+# The checks that need no servers, quickest first; the first to fail ends the run.
+run_fast_checks() {
+  bash "$SCRIPTS_DIR/install-checks.sh"
+  cd "$REPO_ROOT"
+  log "rustfmt"
+  cargo fmt --all --check
+  log "clippy (warnings denied)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+  log "docs (warnings denied)"
+  RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+  log "shellcheck"
+  "$VENV_DIR/bin/shellcheck" scripts/*.sh .ci/run
+  log "unit tests"
+  cargo test --workspace --locked --lib --bins --quiet
+}
+
 main() {
+  local quick=""
+  if [[ "${1:-}" == "--quick" ]]; then
+    quick=1
+    shift
+  fi
+  run_fast_checks
+  if [[ -n "$quick" ]]; then
+    log "--quick: the fast checks passed; the tests against the stack were not run"
+    return 0
+  fi
   bash "$SCRIPTS_DIR/install.sh"
   # Only the tests need a browser (the dashboard's), not the stack.
   bash "$SCRIPTS_DIR/install-browser.sh"

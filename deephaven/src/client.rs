@@ -21,7 +21,7 @@ use crate::session::{Session, SessionStatus};
 ///
 /// Every call uses the current session. When the server refuses a token that
 /// used to work (session expired, server restarted) calls fail with
-/// [`Error::SessionLost`](crate::Error::SessionLost) and
+/// [`Error::SessionLost`] and
 /// [`session_status`](Self::session_status) turns to [`SessionStatus::Lost`];
 /// [`reconnect`](Self::reconnect) then opens a new session on the same channel.
 #[derive(Clone)]
@@ -40,7 +40,7 @@ struct Inner {
 
 impl Client {
     /// Connects and logs in. Fails with a retryable error if the server is not
-    /// reachable yet, [`Error::AuthenticationFailed`](crate::Error::AuthenticationFailed)
+    /// reachable yet, [`Error::AuthenticationFailed`]
     /// if it refuses the credentials.
     pub async fn connect(config: ClientConfig) -> Result<Self> {
         let channel = config.endpoint()?.connect_lazy();
@@ -76,7 +76,7 @@ impl Client {
 
     /// Ends the current session on the server, which releases everything it still holds, instead of leaving it to
     /// expire. Tables published to the query scope stay. Later calls fail with
-    /// [`Error::SessionLost`](crate::Error::SessionLost) until [`reconnect`](Self::reconnect).
+    /// [`Error::SessionLost`] until [`reconnect`](Self::reconnect).
     pub async fn close(&self) -> Result<()> {
         let session = self.session();
         self.within("close session", session.close()).await

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 /// The first step of every backoff.
 const FIRST_STEP: Duration = Duration::from_millis(200);
 
-/// Steps double from [`FIRST_STEP`] up to `max`; each wait is a random part (half to all) of its step.
+/// Steps double from a short first step up to `max`; each wait is a random part (half to all) of its step.
 #[derive(Debug)]
 pub struct Backoff {
     step: Duration,

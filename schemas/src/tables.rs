@@ -5,7 +5,7 @@
 //! `ZonedDateTime` and breaks the table); text is `utf8` (Deephaven refuses `large_utf8`). Column order is part of
 //! the contract: Deephaven matches uploaded batches to an input table by name, type and position.
 //!
-//! Each table is a [`TableSpec`]: a list of [`Column`]s, each knowing its name, type and how to read its value from
+//! Each table is a [`TableSpec`]: a list of columns, each knowing its name, type and how to read its value from
 //! a record. Every table is built from the same column definitions, so a column means the same thing everywhere.
 //!
 //! Only [`LOG`] is written: one row per record read, into an internal input table. [`ALERT_EVENTS`] and [`ALERTS`]

@@ -14,6 +14,7 @@ const LARGE_BLOCK: libc::c_int = 128 * 1024;
 /// Stops glibc from moving large blocks into its heaps (see the module's documentation). Call it first in `main`,
 /// before any thread starts. Leaves the threshold alone when `MALLOC_MMAP_THRESHOLD_` is set, since glibc has
 /// applied the operator's choice already; does nothing where the C library is not glibc.
+#[allow(unsafe_code)] // one FFI call into the C library, which has no safe wrapper
 pub fn return_large_blocks_when_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {

@@ -51,7 +51,7 @@ impl KafkaProperties {
         self.0.get(name).map(String::as_str)
     }
 
-    /// Every property a client gets: the ones set, then the [`DEFAULTS`] not set.
+    /// Every property a client gets: the ones set, then the defaults every client shares, where not set.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         let defaults = DEFAULTS.iter().filter(|(name, _)| !self.0.contains_key(*name)).copied();
         self.0.iter().map(|(name, value)| (name.as_str(), value.as_str())).chain(defaults)

@@ -54,7 +54,7 @@ impl ProcessMetrics {
 struct ProcessCollector;
 
 impl Collector for ProcessCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let Ok(me) = procfs::process::Process::myself() else { return Ok(()) };
         if let Ok(stat) = me.stat() {
             let ticks = procfs::ticks_per_second() as f64;
@@ -94,7 +94,7 @@ impl Collector for ProcessCollector {
 
 /// Encodes one gauge sample.
 fn gauge(
-    encoder: &mut DescriptorEncoder,
+    encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     unit: Option<Unit>,

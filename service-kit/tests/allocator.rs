@@ -2,6 +2,7 @@
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
 /// Bytes glibc holds in blocks mapped on their own pages.
+#[allow(unsafe_code)] // the C library's counters have no safe wrapper
 fn bytes_in_own_mappings() -> usize {
     // SAFETY: mallinfo2 only reads the allocator's counters.
     unsafe { libc::mallinfo2() }.hblkhd

@@ -14,7 +14,7 @@
 //! - [`metrics`]: samples read out of a service's `/metrics`.
 //! - [`process`]: the project's binaries run as child processes: starting, probing, signalling, reaping.
 //! - [`wait`]: waiting for a condition with a deadline, never a bare sleep.
-//! - [`bench`]: flags, synthetic records and percentiles for the benchmark tools in `src/bin/` (`scripts/bench.sh`).
+//! - [`bench`](mod@bench): flags, synthetic records and percentiles for the benchmark tools in `src/bin/` (`scripts/bench.sh`).
 //! - [`tls`]: a CA and a server certificate of a test's own, for TLS fronts.
 //! - [`fixtures`]: the captured Alertmanager payloads in `tests/fixtures/`.
 

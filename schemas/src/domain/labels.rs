@@ -63,7 +63,7 @@ struct UniqueNames;
 impl<'de> Visitor<'de> for UniqueNames {
     type Value = LabelSet;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of string values")
     }
 
