@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # balancer.sh start|stop|status|restart: HAProxy on 127.0.0.1:$BALANCER_PORT
-# in front of several local ingest instances ($BALANCER_BACKENDS), the local
-# twin of compose/haproxy.cfg: round robin, each instance health-checked on
-# /readyz every second, a refused connection retried on another instance.
+# in front of several local ingest instances ($BALANCER_BACKENDS), configured
+# as compose/haproxy.cfg is (the config is made from it): round robin, each
+# instance health-checked on /readyz, a refused connection retried on another.
 # Ready when its own /healthz answers 200, i.e. some instance is up.
 #
 # Env: STACK_DIR, BALANCER_PORT (8080), BALANCER_BACKENDS (comma-separated
@@ -18,48 +18,40 @@ BALANCER_PORT="${BALANCER_PORT:-8080}"
 BALANCER_HEALTH_PORT="${BALANCER_HEALTH_PORT:-$((BALANCER_PORT + 1000))}"
 CONFIG_FILE="$STACK_DIR/config/haproxy.cfg"
 
+# The compose stack's config is the one source (its comments give the
+# reasoning); the local one is made from it, so the two cannot drift. What
+# differs is only where things are: listening on 127.0.0.1 at our ports,
+# the instances listed rather than found through Docker's DNS (no resolvers
+# section, no resolver options), and no stats page. The comments are left out.
 write_config() {
   local backends=${BALANCER_BACKENDS:?BALANCER_BACKENDS: the ingest instances, host:port,...}
-  local server index=0
+  local source="$REPO_ROOT/compose/haproxy.cfg"
   mkdir -p "$(dirname "$CONFIG_FILE")"
   {
-    cat <<CFG
-# Written by scripts/balancer.sh; see compose/haproxy.cfg for the reasoning.
-global
-    log stdout format raw local0 notice
-
-defaults
-    mode http
-    log global
-    timeout connect 2s
-    timeout client 30s
-    timeout server 15s
-    timeout http-request 10s
-    retries 2
-    option redispatch
-
-frontend webhooks
-    bind 127.0.0.1:$BALANCER_PORT
-    default_backend ingest
-
-frontend health
-    bind 127.0.0.1:$BALANCER_HEALTH_PORT
-    monitor-uri /healthz
-    acl no_instance_up nbsrv(ingest) lt 1
-    monitor fail if no_instance_up
-
-backend ingest
-    balance roundrobin
-    option httpchk
-    http-check send meth GET uri /readyz
-    http-check expect status 200
-    default-server check inter 1s fall 2 rise 1
-CFG
-    for server in ${backends//,/ }; do
-      index=$((index + 1))
-      echo "    server ingest$index $server"
-    done
+    echo "# Written by scripts/balancer.sh from compose/haproxy.cfg; read that for the reasoning."
+    awk -v port="$BALANCER_PORT" -v health_port="$BALANCER_HEALTH_PORT" -v backends="$backends" '
+      /^[[:space:]]*(#|$)/ { next }
+      /^[^[:space:]]/ { skip = ($1 == "resolvers" || ($1 == "frontend" && $2 == "stats")) }
+      skip { next }
+      $1 == "bind" && $2 == ":8080" { print "    bind 127.0.0.1:" port; next }
+      $1 == "bind" && $2 == ":8405" { print "    bind 127.0.0.1:" health_port; next }
+      $1 == "default-server" { sub(/ resolvers .*/, ""); print; next }
+      $1 == "server-template" {
+        count = split(backends, servers, ",")
+        for (i = 1; i <= count; i++) print "    server ingest" i " " servers[i]
+        next
+      }
+      { print }
+    ' "$source"
   } >"$CONFIG_FILE.tmp"
+  # A change to compose/haproxy.cfg that these rules no longer fit fails here,
+  # not as a balancer that listens elsewhere or resolves through Docker.
+  if ! grep -q "^    bind 127.0.0.1:$BALANCER_PORT\$" "$CONFIG_FILE.tmp" ||
+    ! grep -q "^    bind 127.0.0.1:$BALANCER_HEALTH_PORT\$" "$CONFIG_FILE.tmp" ||
+    ! grep -q "^    server ingest1 " "$CONFIG_FILE.tmp" ||
+    grep -Eq "resolvers|server-template|bind :" "$CONFIG_FILE.tmp"; then
+    die "compose/haproxy.cfg no longer fits the rules that make the local config from it (scripts/balancer.sh)"
+  fi
   mv "$CONFIG_FILE.tmp" "$CONFIG_FILE"
 }
 
