@@ -450,6 +450,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_help_reference_states_the_defaults() {
+        let stated: Settings = service_kit::settings::reference_defaults(REFERENCE, "INGEST").unwrap();
+        assert_eq!(format!("{stated:?}"), format!("{:?}", Settings::default()));
+    }
+
+    #[test]
     fn defaults_are_valid() {
         Settings::default().validate().unwrap();
     }

@@ -291,6 +291,12 @@ SETTINGS (TOML file key / environment variable, default)
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_help_reference_states_the_defaults() {
+        let stated: Settings = service_kit::settings::reference_defaults(REFERENCE, "PUBLISHER").unwrap();
+        assert_eq!(format!("{stated:?}"), format!("{:?}", Settings::default()));
+    }
+
     fn with_auth(psk: Option<&str>, user: Option<&str>, password: Option<&str>) -> Settings {
         let mut settings = Settings::default();
         settings.deephaven.psk = psk.map(SecretString::from);
