@@ -5,6 +5,14 @@
 //!
 //! Everything here is pure: no I/O, no clocks (the caller passes `received_at`), so it is tested exhaustively beside the code.
 //!
+//! The contract in prose, for whoever sends to ingest or reads what alerthaven writes: what ingest answers a webhook
+//! ([docs/http-api.md]), the Kafka record ([docs/record-format.md]) and the Deephaven tables ([docs/tables.md]).
+//! A change to the types here that changes the wire changes those pages too.
+//!
+//! [docs/http-api.md]: https://github.com/alerthaven/alerthaven/blob/main/docs/http-api.md
+//! [docs/record-format.md]: https://github.com/alerthaven/alerthaven/blob/main/docs/record-format.md
+//! [docs/tables.md]: https://github.com/alerthaven/alerthaven/blob/main/docs/tables.md
+//!
 //! # Layout
 //!
 //! - [`domain`]: small value types that can only hold valid data ([`Fingerprint`], [`Timestamp`], [`Status`],
