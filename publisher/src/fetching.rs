@@ -1,11 +1,14 @@
 //! Fetching stops while every broker is down, and resumes only once the topic is back.
 //!
 //! A broker that restarts without durable storage comes back without the topic for a moment. Fetching from it
-//! then is worse than useless: the local broker (Tansu) answers fetches for the missing topic with a zero topic
-//! id, and librdkafka 2.12 dereferences the missing name while handling that answer and crashes the process.
-//! So on losing every broker the assigned partitions are paused, and an idle publisher resumes them once the
-//! broker is back and its metadata lists the topic with partitions. A new assignment starts unpaused, which is
+//! then is worse than useless: the local broker (Tansu 0.6.0) answers fetches for the missing topic with a zero topic
+//! id and a leader hint, and librdkafka 2.12 dereferences the missing name while handling that answer and crashes the
+//! process. So on losing every broker the assigned partitions are paused, and an idle publisher resumes them once
+//! the broker is back and its metadata lists the topic with partitions. A new assignment starts unpaused, which is
 //! safe: the group can only assign partitions of a topic that exists.
+//!
+//! Upstream, Tansu drops that leader hint in nisshi-io/nisshi#826 (Tansu's repository renamed); no librdkafka issue
+//! was found. The pause can go when the Tansu that `scripts/install-broker.sh` pins carries #826.
 
 use crate::health::Health;
 use rdkafka::consumer::{Consumer, ConsumerContext};

@@ -34,12 +34,14 @@ pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertCo
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", settings.kafka.session_timeout.as_millis().to_string())
         .set("partition.assignment.strategy", "range,roundrobin")
-        // For the local broker (Tansu 0.6, memory store), which answers a waiting fetch only when it polls its
+        // For the local broker (Tansu 0.6.0, memory store), which answers a waiting fetch only when it polls its
         // store again, halfway through the time left: a short wait keeps the tables close behind the topic there.
         // Apache Kafka answers as soon as records arrive, so there this only makes an idle consumer ask more often.
-        // Tansu's fetch also lists every batch of each partition within this wait, so a topic of a few hundred
-        // thousand batches starves a consumer at 50 ms (docs/benchmarks.md, docs/runbook.md): raise it through
-        // `kafka.properties` there. It can go when the local broker indexes its batches and wakes waiting fetches.
+        // Tansu's fetch also lists every batch of each partition within this wait (upstream nisshi-io/nisshi#684,
+        // Tansu's repository renamed), so a topic of enough batches starves a consumer at this wait (measured:
+        // docs/benchmarks.md, section "Soak — 2026-12-03 (second run)"; docs/runbook.md): raise it through
+        // `kafka.properties` there. It can go when the Tansu that scripts/install-broker.sh pins has #684 fixed and
+        // wakes waiting fetches as records arrive (no upstream issue found for that).
         .set("fetch.wait.max.ms", "50")
         // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression, so it
         // holds several times as many bytes of records; a replay waits for Deephaven, never for this queue, so a
@@ -82,7 +84,8 @@ impl RecordProbe {
 
     /// Whether the record at `offset` is gone from `partition`, as when the topic was created anew: the partition
     /// ends (`consumer` says) at or below it, and reading there brings nothing. The end alone does not tell: the
-    /// local broker (Tansu) reports an end short of the last record after a batched produce. Blocking.
+    /// local broker (Tansu 0.6.0) reports an end short of the last record after a batched produce (no upstream issue
+    /// found); the read can go when the Tansu that scripts/install-broker.sh pins reports ends right. Blocking.
     pub fn is_gone<C: ConsumerContext>(
         &self,
         consumer: &impl Consumer<C>,
@@ -94,7 +97,8 @@ impl RecordProbe {
             return Ok(false);
         }
         // A consumer for this one look: one kept around would refresh its metadata through a broker restart, and
-        // librdkafka 2.12 crashes on the local broker's answers for a missing topic (see `fetching`).
+        // librdkafka 2.12 crashes on the local broker's answers for a missing topic (see `fetching`: the upstream fix
+        // and when this can go).
         let reader: BaseConsumer = self.config.create()?;
         let mut at = TopicPartitionList::new();
         at.add_partition_offset(&self.topic, partition, Offset::Offset(offset))?;

@@ -10,8 +10,9 @@ pub(crate) struct PathedError {
 
 /// Deserializes exactly one JSON document from `bytes`: trailing characters other than whitespace are an error.
 ///
-/// Tracking the path costs about a fifth of the parse, so documents are parsed without it and only a failing one is
-/// parsed again to say where it failed.
+/// Tracking the path is a sizeable share of the parse (measured: docs/benchmarks.md, section "Profile and fixes
+/// (publisher), 2026-11-26"), so documents are parsed without it and only a failing one is parsed again to say where
+/// it failed.
 pub(crate) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PathedError> {
     serde_json::from_slice(bytes).or_else(|_| from_slice_with_path(bytes))
 }

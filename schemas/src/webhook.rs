@@ -161,8 +161,8 @@ fn check(webhook: &Webhook, limits: &Limits) -> Result<(), SchemaError> {
     Ok(())
 }
 
-/// `alerts[index]`, written out only when a check fails: formatting every path of every valid alert up front
-/// was a tenth of ingest's CPU at 100 alerts per body.
+/// `alerts[index]`, written out only when a check fails: formatting every path of every valid alert up front cost
+/// a noticeable share of ingest's CPU (measured: docs/benchmarks.md, section "Profile and fixes (ingest), 2026-11-26").
 struct AlertPath(usize);
 
 impl fmt::Display for AlertPath {

@@ -1,7 +1,8 @@
 //! A TCP pass-through that a test can shut and open again, so clients behind it see a server as gone (every
 //! connection cut, new ones closed at once) until the test lets them through. [`crate::stack::PrivateBroker`] puts
 //! one before its broker: a broker restarted empty is only reachable again once its topics exist, because the local
-//! broker answers a fetch of a topic it does not know in a way that crashes librdkafka (see `scripts/broker.sh`).
+//! broker answers a fetch of a topic it does not know in a way that crashes librdkafka (see `scripts/broker.sh`:
+//! with the upstream fix named there pinned, the gate need not stay shut until the topics exist).
 
 use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};

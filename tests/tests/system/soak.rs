@@ -98,9 +98,12 @@ async fn soak_keeps_memory_flat_and_loses_nothing() {
     pipeline
         .publisher_settings
         .push(("PUBLISHER_DEEPHAVEN__RETENTION".to_owned(), format!("{}s", RETENTION.as_secs())));
-    // The local broker lists every batch of a partition within a fetch's wait; past a few hundred thousand batches
-    // (minute ten or so here) the publisher's default 50 ms gets nothing at all (docs/runbook.md). What is soaked
-    // is the pipeline, so the publisher is given the longer fetches the runbook advises for that broker.
+    // The local broker lists every batch of a partition within a fetch's wait; once the topic holds enough batches
+    // (well within a soak; measured: docs/benchmarks.md, sections "Soak — 2026-12-03 (second run)" and "Figures
+    // moved out of code comments (2026-12-06)") the publisher's default wait gets nothing at all (docs/runbook.md).
+    // What is soaked is the pipeline, so the publisher is given the longer fetches the runbook advises for that
+    // broker. Tansu 0.6.0's upstream issue: nisshi-io/nisshi#684 (Tansu's repository renamed); this setting can go
+    // when the Tansu that scripts/install-broker.sh pins has it fixed.
     pipeline.publisher_settings.push(("PUBLISHER_KAFKA__PROPERTIES__FETCH_WAIT_MAX_MS".to_owned(), "500".to_owned()));
     let Running { ingest, balancer, publisher, .. } = pipeline.start(free_port()).await;
     let heap_before = deephaven_heap_used_bytes().expect("Deephaven's live heap (jcmd beside its JVM)");

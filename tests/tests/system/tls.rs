@@ -128,6 +128,8 @@ async fn a_broker_certificate_from_an_unknown_ca_is_refused_clearly_and_keeps_bo
 async fn a_sasl_scram_login_is_attempted_with_the_password_from_its_file() {
     // The local broker enforces SCRAM logins but cannot be given a user, so the login is refused: what this shows
     // is that both services are built with SASL and send the configured login (docs: README, Kafka security).
+    // Tansu 0.6.0's CLI cannot log in to create a user (no upstream issue found, see scripts/broker.sh): a login that
+    // succeeds can be tested when the Tansu that scripts/install-broker.sh pins lets one be created.
     let broker = PrivateBroker::start_requiring_login();
     let secrets = tempfile::tempdir().unwrap();
     let password_file = secrets.path().join("sasl-password");
