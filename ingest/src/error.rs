@@ -6,7 +6,6 @@
 //! broker's own limit is lower than the producer's) is found only while producing, so alerts before it in the body
 //! may have been written; it is still a 413, since sending the body again cannot succeed.
 
-use crate::auth::Rejection;
 use crate::sink::SendError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -18,7 +17,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("missing or invalid credentials")]
-    Unauthorized { rejection: Rejection, challenges: Vec<&'static str> },
+    Unauthorized { challenges: Vec<&'static str> },
     #[error("expected Content-Type application/json, got {0:?}")]
     UnsupportedMediaType(String),
     #[error("the body exceeds {limit} bytes")]

@@ -14,10 +14,12 @@
 //! - [`auth`]: bearer and basic credentials, compared in constant time.
 //! - [`credential_files`]: the credentials in effect, read again when their files change or on SIGHUP.
 //! - [`admission`]: the bounds, in bytes and records, on what requests hold until Kafka settles (backpressure).
-//! - [`sink`]: the Kafka producer and the broker health probe.
-//! - [`state`]: what every HTTP worker shares.
+//! - [`sink`]: the Kafka producer: sending a body's records and settling their acknowledgements; its librdkafka
+//!   configuration (`sink::producer_config`); the broker probe behind `/readyz`, which also replaces a broken
+//!   producer (`sink::probe`).
+//! - [`state`]: what every HTTP worker shares (the only application data, metrics included).
 //! - [`error`]: [`error::IngestError`], every way a request can fail, mapped to its HTTP answer.
-//! - [`metrics`]: the Prometheus metrics.
+//! - [`metrics`]: the Prometheus metrics, registered once at start-up and counted through its methods.
 //! - [`middleware`]: the request span (with its request id) and the request counter.
 
 pub mod admission;

@@ -1,4 +1,7 @@
 //! The Prometheus metrics `ingest` exposes on `/metrics`.
+//!
+//! The labelled families are private: callers count through [`Metrics`]' methods, so only this module knows the
+//! label sets, and the labels on `/metrics` (which tests and dashboards read) are spelt in one place.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -6,28 +9,29 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use schemas::Status;
 use service_kit::process_metrics::ProcessMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub route: String,
-    pub status: u16,
+struct RequestLabels {
+    route: String,
+    status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
-    pub status: &'static str,
+struct StatusLabels {
+    status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: &'static str,
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KafkaErrorLabels {
+struct KafkaErrorLabels {
     /// librdkafka's error code name, e.g. `MessageTimedOut`.
-    pub code: String,
+    code: String,
 }
 
 /// Every metric, registered once at start-up and shared by all workers (the handles are cheap clones of atomics).
@@ -35,15 +39,15 @@ pub struct Metrics {
     registry: Registry,
     /// The build and the process, beside the service's own.
     process: ProcessMetrics,
-    pub http_requests: Family<RequestLabels, Counter>,
-    pub alerts_accepted: Family<StatusLabels, Counter>,
+    http_requests: Family<RequestLabels, Counter>,
+    alerts_accepted: Family<StatusLabels, Counter>,
     pub body_bytes: Histogram,
     pub alerts_per_body: Histogram,
     pub produce_seconds: Histogram,
     pub in_flight_records: Gauge,
     pub in_flight_bytes: Gauge,
-    pub rejections: Family<ReasonLabels, Counter>,
-    pub kafka_errors: Family<KafkaErrorLabels, Counter>,
+    rejections: Family<ReasonLabels, Counter>,
+    kafka_errors: Family<KafkaErrorLabels, Counter>,
     pub broker_ready: Gauge,
     pub broker_probe_failures: Counter,
     pub producer_replacements: Counter,
@@ -128,6 +132,26 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts an HTTP answer by the route pattern it matched (or `unmatched`) and its status code.
+    pub fn answered(&self, route: String, status: u16) {
+        self.http_requests.get_or_create(&RequestLabels { route, status }).inc();
+    }
+
+    /// Counts the alerts of one status in a body Kafka acknowledged.
+    pub fn accepted(&self, status: Status, alerts: u64) {
+        self.alerts_accepted.get_or_create(&StatusLabels { status: status.as_str() }).inc_by(alerts);
+    }
+
+    /// Counts a webhook not accepted, by [`IngestError::reason`](crate::error::IngestError::reason).
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejections.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a record Kafka did not acknowledge, by librdkafka's error code name.
+    pub fn kafka_error(&self, code: String) {
+        self.kafka_errors.get_or_create(&KafkaErrorLabels { code }).inc();
+    }
+
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         self.process.render_with(&self.registry)

@@ -3,7 +3,7 @@
 //! The request id is taken from an incoming `X-Request-Id` (so a load balancer's id follows the request) or made up,
 //! and is echoed in the response, so a client-side report and the server log line can be matched.
 
-use crate::metrics::{Metrics, RequestLabels};
+use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -20,7 +20,7 @@ pub async fn observe(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let metrics = request.app_data::<web::Data<Arc<Metrics>>>().map(|metrics| Arc::clone(metrics));
+    let metrics = request.app_data::<web::Data<AppState>>().map(|state| Arc::clone(&state.metrics));
     let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let request_id = request
         .headers()
@@ -34,7 +34,7 @@ pub async fn observe(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     if let Some(metrics) = metrics {
-        metrics.http_requests.get_or_create(&RequestLabels { route, status: response.status().as_u16() }).inc();
+        metrics.answered(route, response.status().as_u16());
     }
     Ok(response)
 }

@@ -59,6 +59,8 @@ impl Application {
             .with_context(|| format!("binding {}:{}", server_settings.host, server_settings.port))?;
         let port = listener.local_addr()?.port();
 
+        // Registered here, once: `HttpServer::new`'s closure runs once per worker, and each worker must count into
+        // the registry `/metrics` renders. The workers reach it through the state.
         let metrics = Arc::new(Metrics::default());
         let sink = Arc::new(
             // A record's delivery may outlive its request by the linger: librdkafka needs the timeout to exceed it.
@@ -92,12 +94,10 @@ impl Application {
         });
 
         let path = server_settings.path.clone();
-        let metrics_data = web::Data::new(Arc::clone(&metrics));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(middleware::observe))
                 .app_data(state.clone())
-                .app_data(metrics_data.clone())
                 .service(web::resource(path.as_str()).route(web::post().to(alerts::receive)))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))

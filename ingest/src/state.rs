@@ -17,6 +17,8 @@ pub struct AppState {
     pub retry_after: Duration,
     pub admission: Admission,
     pub sink: Arc<AlertSink>,
+    /// The process's only metrics, also counted into by the sink, its probe, the credential reloader and the
+    /// request middleware (which finds them here).
     pub metrics: Arc<Metrics>,
     /// Set when shutdown begins: `/readyz` turns false and requests still arriving on open connections get 503.
     pub shutting_down: Arc<AtomicBool>,

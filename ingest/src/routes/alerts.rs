@@ -31,7 +31,7 @@ pub async fn receive(
 ) -> Result<HttpResponse, IngestError> {
     let result = accept(&request, payload, &state).await;
     if let Err(error) = &result {
-        state.metrics.rejections.get_or_create(&crate::metrics::ReasonLabels { reason: error.reason() }).inc();
+        state.metrics.rejected(error.reason());
         tracing::warn!(reason = error.reason(), %error, "webhook not accepted");
     }
     result
@@ -46,7 +46,7 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
     let credentials = state.credentials.current();
     credentials
         .check(request.headers().get(header::AUTHORIZATION))
-        .map_err(|rejection| IngestError::Unauthorized { rejection, challenges: credentials.challenges() })?;
+        .map_err(|_rejection| IngestError::Unauthorized { challenges: credentials.challenges() })?;
     require_json(request)?;
     if !state.sink.is_ready() {
         return Err(IngestError::BrokerUnavailable { retry_after: state.retry_after });
@@ -91,8 +91,7 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
     state.metrics.produce_seconds.observe(started.elapsed().as_secs_f64());
 
     for (status, count) in [(Status::Firing, accepted.firing), (Status::Resolved, accepted.resolved)] {
-        let labels = crate::metrics::StatusLabels { status: status.as_str() };
-        state.metrics.alerts_accepted.get_or_create(&labels).inc_by(count);
+        state.metrics.accepted(status, count);
     }
     tracing::debug!(alerts = accepted.alerts, receiver = accepted.receiver.as_str(), "webhook accepted");
     Ok(HttpResponse::Ok().json(Accepted { accepted: accepted.alerts }))

@@ -1,18 +1,15 @@
 //! The Kafka side: producing a body's records and knowing whether the broker can take them.
 //!
-//! [`AlertSink::send_all`] resolves only when Kafka has acknowledged every record (with the configured `acks`,
-//! `all` by default), which is what lets the HTTP handler answer 200. A background probe asks the broker for the
-//! topic's metadata every `probe_interval`; its answer drives `/readyz` and lets requests fail fast with 503 while
-//! the broker is away.
-//!
-//! The probe also replaces a producer that is broken: one librdkafka declared fatally failed, or one whose records
-//! stopped being acknowledged while the broker answers metadata requests. The second case is real: an idempotent
-//! producer whose broker restarted without its producer state (the local memory broker does this) keeps retrying
-//! out-of-sequence batches forever without reporting a fatal error. A fresh producer gets a fresh producer id; the
-//! worst case is a duplicate of a record, which consumers collapse by event id. Replacements are rate-limited.
+//! [`AlertSink::send_all`] hands a body's records to the producer, and [`Sending::settled`] resolves only when
+//! Kafka has acknowledged every one of them (with the configured `acks`, `all` by default), which is what lets the
+//! HTTP handler answer 200. The producer's configuration is made in `producer_config`; `probe` holds the background
+//! probe behind `/readyz` ([`AlertSink::is_ready`]), which also replaces a producer that broke.
+
+mod probe;
+mod producer_config;
 
 use crate::configuration::KafkaSettings;
-use crate::metrics::{KafkaErrorLabels, Metrics};
+use crate::metrics::Metrics;
 use futures::future::join_all;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -22,10 +19,6 @@ use schemas::{AlertRecord, RecordHeaders};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
-
-/// The shortest time between two replacements of a producer suspected stuck.
-const PRODUCER_REPLACEMENT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why a body's records were not all acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -88,12 +81,13 @@ impl Sending {
 
 /// The producer for the alerts topic, shared by all HTTP workers.
 pub struct AlertSink {
-    /// Replaced wholesale when librdkafka reports a fatal error; senders take a cheap clone.
+    /// Replaced wholesale when the probe finds it broken; senders take a cheap clone.
     producer: RwLock<Arc<FutureProducer>>,
     /// Replaced producers a sender may still hold. Dropping a producer flushes its queue and joins its threads, so
     /// the probe drops each one on its own blocking thread once nobody else holds it: never under the lock, never
     /// on an HTTP worker.
     retired: Mutex<Vec<Arc<FutureProducer>>>,
+    /// What a replacement producer is created from.
     config: ClientConfig,
     topic: String,
     /// The last probe's verdict.
@@ -109,21 +103,7 @@ pub struct AlertSink {
 impl AlertSink {
     /// Creates the producer. Does not contact the broker: ingest starts (not ready) even when the broker is down.
     pub fn new(settings: &KafkaSettings, message_timeout: Duration, metrics: Arc<Metrics>) -> Result<Self, KafkaError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &settings.brokers)
-            .set("client.id", "alerthaven-ingest")
-            .set("acks", &settings.acks)
-            .set("enable.idempotence", settings.enable_idempotence.to_string())
-            .set("compression.type", &settings.compression)
-            .set("linger.ms", settings.linger.as_millis().to_string())
-            .set("message.timeout.ms", message_timeout.as_millis().to_string())
-            // A misspelt topic made on the fly would take every alert where no consumer reads: a missing topic
-            // keeps ingest unready instead.
-            .set("allow.auto.create.topics", "false");
-        for (name, value) in settings.properties.iter() {
-            config.set(name, value);
-        }
+        let config = producer_config::producer_config(settings, message_timeout);
         let producer = config.create()?;
         Ok(Self {
             producer: RwLock::new(Arc::new(producer)),
@@ -135,10 +115,6 @@ impl AlertSink {
             replaced_at: Mutex::new(Instant::now()),
             metrics,
         })
-    }
-
-    pub fn topic(&self) -> &str {
-        &self.topic
     }
 
     /// Whether the last probe reached the broker and found the topic.
@@ -179,6 +155,8 @@ impl AlertSink {
         self.suspect.store(true, Ordering::Relaxed);
     }
 
+    /// Counts a record's failure by its librdkafka error code and, unless the record itself was at fault, makes the
+    /// producer suspect.
     fn count(&self, error: SendError) -> SendError {
         let code = match &error {
             SendError::Enqueue(error) | SendError::Delivery(error) => {
@@ -186,7 +164,7 @@ impl AlertSink {
             }
             SendError::Canceled => "Canceled".to_owned(),
         };
-        self.metrics.kafka_errors.get_or_create(&KafkaErrorLabels { code }).inc();
+        self.metrics.kafka_error(code);
         if !error.is_caused_by_the_record() {
             self.report_unacknowledged();
         }
@@ -197,102 +175,12 @@ impl AlertSink {
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer().flush(timeout)
     }
-
-    /// Asks the broker for the topic's metadata. Blocking: run it off the async threads.
-    fn probe(&self) -> Result<(), String> {
-        self.drop_released_producers();
-        let producer = self.producer();
-        if let Some(fatal) = producer.client().fatal_error() {
-            tracing::warn!(error = ?fatal, "the Kafka producer failed fatally; creating a new one");
-            self.replace_producer()?;
-            return Err(format!("the producer failed fatally: {fatal:?}"));
-        }
-        let metadata = producer
-            .client()
-            .fetch_metadata(Some(&self.topic), Duration::from_secs(2))
-            .map_err(|err| format!("broker unreachable: {err}"))?;
-        let topic = metadata.topics().first().ok_or_else(|| format!("topic {} not in metadata", self.topic))?;
-        if let Some(error) = topic.error() {
-            return Err(format!("topic {}: {:?}", self.topic, rdkafka::types::RDKafkaErrorCode::from(error)));
-        }
-        if topic.partitions().is_empty() {
-            return Err(format!("topic {} has no partitions", self.topic));
-        }
-        let mut replaced_at = self.replaced_at.lock().expect("lock poisoned");
-        if replaced_at.elapsed() >= PRODUCER_REPLACEMENT_INTERVAL && self.suspect.swap(false, Ordering::Relaxed) {
-            tracing::warn!("records went unacknowledged while the broker answers; creating a new producer");
-            *replaced_at = Instant::now();
-            drop(replaced_at);
-            self.replace_producer()?;
-        }
-        Ok(())
-    }
-
-    fn replace_producer(&self) -> Result<(), String> {
-        let fresh: FutureProducer = self.config.create().map_err(|err| format!("recreating the producer: {err}"))?;
-        let old = std::mem::replace(&mut *self.producer.write().expect("producer lock poisoned"), Arc::new(fresh));
-        self.retired.lock().expect("lock poisoned").push(old);
-        self.metrics.producer_replacements.inc();
-        Ok(())
-    }
-
-    /// Drops the replaced producers no sender holds any more, here (a blocking thread) rather than wherever the last
-    /// clone happens to go.
-    fn drop_released_producers(&self) {
-        let mut retired = self.retired.lock().expect("lock poisoned");
-        let (released, held): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut *retired).into_iter().partition(|producer| Arc::strong_count(producer) == 1);
-        *retired = held;
-        drop(retired);
-        drop(released);
-    }
-
-    /// Probes the broker every `interval` until the returned task is aborted.
-    pub fn spawn_probe(self: Arc<Self>, interval: Duration) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                let sink = Arc::clone(&self);
-                let verdict = tokio::task::spawn_blocking(move || sink.probe())
-                    .await
-                    .unwrap_or_else(|err| Err(format!("probe task failed: {err}")));
-                let was_ready = self.ready.swap(verdict.is_ok(), Ordering::Relaxed);
-                self.metrics.broker_ready.set(i64::from(verdict.is_ok()));
-                if verdict.is_err() {
-                    self.metrics.broker_probe_failures.inc();
-                }
-                match verdict {
-                    Ok(()) if !was_ready => tracing::info!(topic = %self.topic, "Kafka is reachable; ready"),
-                    Err(reason) if was_ready => tracing::warn!(%reason, "Kafka is not reachable; not ready"),
-                    Err(reason) => tracing::debug!(%reason, "Kafka is still not reachable"),
-                    Ok(()) => {}
-                }
-                tokio::time::sleep(interval).await;
-            }
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rdkafka::types::RDKafkaErrorCode;
-
-    #[test]
-    fn a_replaced_producer_is_dropped_by_the_probe_once_no_sender_holds_it() {
-        let settings = KafkaSettings { brokers: "127.0.0.1:1".to_owned(), ..KafkaSettings::default() };
-        let sink = AlertSink::new(&settings, Duration::from_secs(1), Arc::new(Metrics::default())).unwrap();
-        let held_by_a_sender = sink.producer();
-        sink.replace_producer().unwrap();
-        assert!(!Arc::ptr_eq(&sink.producer(), &held_by_a_sender), "senders now get the new producer");
-        let retired = || sink.retired.lock().unwrap().len();
-        assert_eq!(retired(), 1, "the replaced producer waits for its last sender, not dropped under the lock");
-        sink.drop_released_producers();
-        assert_eq!(retired(), 1, "still held");
-        drop(held_by_a_sender);
-        assert_eq!(retired(), 1, "the sender's drop is not the last one");
-        sink.drop_released_producers();
-        assert_eq!(retired(), 0, "dropped by the probe");
-    }
 
     #[test]
     fn only_size_refusals_are_the_records_fault() {
