@@ -1,8 +1,6 @@
-//! Credentials: how the client proves who it is at login. Deephaven accepts an
-//! `authorization` header on the first call (anonymous, pre-shared key, or
-//! HTTP basic) and answers with a Bearer token that replaces it from then on
-//! (see the `bearer` module). Secrets are wrapped in [`Secret`], which never
-//! prints its value.
+//! Credentials: how the client proves who it is at login. Deephaven accepts an `authorization` header on the first call
+//! (anonymous, pre-shared key, or HTTP basic) and answers with a Bearer token that replaces it from then on (see the
+//! `bearer` module). Secrets are wrapped in [`Secret`], which never prints its value.
 
 use std::fmt;
 
@@ -19,13 +17,8 @@ const PSK_HANDLER: &str = "io.deephaven.authentication.psk.PskAuthenticationHand
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
     /// The secret value itself; use only where it is sent to the server.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

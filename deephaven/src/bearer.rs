@@ -1,9 +1,7 @@
-//! The token-carrying channel. [`BearerService`] wraps the tonic channel as a
-//! tower service: it puts the current `authorization` value on every request
-//! (gRPC and Flight alike) and adopts any new `Bearer` token found in response
-//! headers or trailers (trailers-only error replies arrive as headers), so a
-//! rotated token is picked up whichever call happens to carry it. Tokens seen
-//! before are never re-adopted, so a late reply cannot roll the token back.
+//! The token-carrying channel. [`BearerService`] wraps the tonic channel as a tower service: it puts the current
+//! `authorization` value on every request (gRPC and Flight alike) and adopts any new `Bearer` token found in response
+//! headers or trailers (trailers-only error replies arrive as headers), so a rotated token is picked up whichever call
+//! happens to carry it. Tokens seen before are never re-adopted, so a late reply cannot roll the token back.
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -1,6 +1,5 @@
-//! Client settings: where the server is, how to log in, TLS, and timeouts.
-//! [`ClientConfig`] prints without secrets; it turns into a lazily connecting
-//! tonic [`Endpoint`] that re-establishes its connection by itself.
+//! Client settings: where the server is, how to log in, TLS, and timeouts. [`ClientConfig`] prints without secrets;
+//! it turns into a lazily connecting tonic [`Endpoint`] that re-establishes its connection by itself.
 
 use std::time::Duration;
 
@@ -9,25 +8,21 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use crate::auth::Auth;
 use crate::error::{Error, Result};
 
-/// How to reach and log in to a Deephaven server.
+/// How to reach and log in to a Deephaven server: [`new`](Self::new), then the `with_` settings.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct ClientConfig {
-    /// `http://host:port` (h2c) or `https://host:port` (TLS).
+    /// `http://host:port` (h2c) or `https://host:port` (TLS); public so that a caller can say where it connects.
     pub endpoint: String,
     /// Credentials for the login call.
-    pub auth: Auth,
+    pub(crate) auth: Auth,
     /// TLS settings; `https` endpoints use the Web PKI roots when `None`.
-    pub tls: Option<TlsConfig>,
+    tls: Option<TlsConfig>,
     /// Deadline for establishing a connection.
-    pub connect_timeout: Duration,
-    /// Deadline for each call to be answered (`AddTableToInputTable` answers
-    /// only once rows are visible, so leave room for an update cycle).
-    pub request_timeout: Duration,
-    /// Refresh the session at least this often. By default (and at most) every
-    /// quarter of the server's `http.session.durationMs`; a shorter period
-    /// notices a lost session sooner while idle.
-    pub keepalive_interval: Option<Duration>,
+    connect_timeout: Duration,
+    /// Deadline for each call to be answered, and for an operation of several calls as a whole.
+    pub(crate) request_timeout: Duration,
+    /// Refresh the session at least this often; a quarter of the server's session duration caps it.
+    pub(crate) keepalive_interval: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -61,13 +56,15 @@ impl ClientConfig {
         self
     }
 
-    /// Sets the per-call deadline.
+    /// Sets the per-call deadline (`AddTableToInputTable` answers only once rows are visible, so leave room for an
+    /// update cycle).
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
-    /// Refreshes the session at least every `interval`.
+    /// Refreshes the session at least every `interval` (by default, and at most, every quarter of the server's
+    /// `http.session.durationMs`): a shorter period notices a lost session sooner while idle.
     pub fn with_keepalive_interval(mut self, interval: Duration) -> Self {
         self.keepalive_interval = Some(interval);
         self
@@ -98,14 +95,13 @@ impl ClientConfig {
     }
 }
 
-/// TLS settings (rustls).
+/// TLS settings (rustls): [`default`](Self::default) trusts the Web PKI roots and verifies the endpoint host.
 #[derive(Clone, Debug, Default)]
-#[non_exhaustive]
 pub struct TlsConfig {
     /// PEM certificate(s) of the CA to trust instead of the Web PKI roots.
-    pub ca_certificate_pem: Option<String>,
+    ca_certificate_pem: Option<String>,
     /// Name to verify in the server certificate when it differs from the endpoint host.
-    pub domain_name: Option<String>,
+    domain_name: Option<String>,
 }
 
 impl TlsConfig {

@@ -1,6 +1,7 @@
 //! A deadline on every call as a whole. [`Deadline`] wraps the token-carrying channel: each call must have its
-//! response headers *and* its whole body within [`ClientConfig::request_timeout`](crate::ClientConfig), counted
-//! from the moment it is made.
+//! response headers *and* its whole body within the request timeout
+//! ([`ClientConfig::with_request_timeout`](crate::ClientConfig::with_request_timeout)), counted from the moment it is
+//! made.
 //!
 //! tonic's own `Endpoint::timeout` stops counting when the response headers arrive and does not count the time a
 //! call waits for the connection. A server frozen between a unary reply's headers and its message (a SIGSTOP, a

@@ -1,9 +1,7 @@
-//! The crate's single error type and its classifier. Every failure is one of
-//! three classes the caller acts on differently: *retryable* (the server is
-//! unreachable, restarting or slow: try again later), *session lost* (a token
-//! that used to work is refused: [`Client::reconnect`](crate::Client::reconnect)
-//! and re-create what the session owned) and *permanent* (bad input, schema
-//! mismatch, a validation error from the server: retrying cannot help).
+//! The crate's single error type and its classifier. Every failure is one of three classes the caller acts on
+//! differently: *retryable* (the server is unreachable, restarting or slow: try again later), *session lost* (a token
+//! that used to work is refused: [`Client::reconnect`](crate::Client::reconnect) and re-create what the session owned)
+//! and *permanent* (bad input, schema mismatch, a validation error from the server: retrying cannot help).
 
 use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
@@ -35,8 +33,8 @@ pub enum Error {
     #[error("invalid client configuration: {0}")]
     Config(String),
 
-    /// The caller passed something this client refuses before any call
-    /// (empty table name, unknown key column, batch not matching the table).
+    /// The caller passed something this client refuses before any call (an invalid query-scope name, an unknown key
+    /// column, a merge of no tables).
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
@@ -60,8 +58,8 @@ pub enum Error {
         message: String,
     },
 
-    /// A session that used to work is gone: it expired, or the server restarted
-    /// (and with it every table it held). Call [`Client::reconnect`](crate::Client::reconnect).
+    /// A session that used to work is gone: it expired, or the server restarted (and with it every table it held).
+    /// Call [`Client::reconnect`](crate::Client::reconnect).
     #[error("{operation}: Deephaven session lost: {message}")]
     SessionLost {
         /// The client operation that noticed.
@@ -70,7 +68,7 @@ pub enum Error {
         message: String,
     },
 
-    /// An existing table does not have the expected columns, types or keys.
+    /// An existing table, or a batch written to one, does not have the expected columns, types or keys.
     #[error("table `{table}` does not match the expected definition: {}", .differences.join("; "))]
     SchemaMismatch {
         /// The scope name of the table.
@@ -86,12 +84,12 @@ pub enum Error {
         column: String,
         /// Its Arrow type.
         data_type: DataType,
-        /// What to use instead.
+        /// Why it is refused, and what to use instead where there is an equivalent.
         reason: &'static str,
     },
 
-    /// The server rejected the request (invalid argument, not found, failed
-    /// precondition, ...); `message` includes the decoded status details.
+    /// The server rejected the request (invalid argument, not found, failed precondition, ...); `message` includes the
+    /// decoded status details.
     #[error("{operation}: rejected by Deephaven ({code:?}): {message}")]
     Rejected {
         /// The client operation that failed.
@@ -153,8 +151,8 @@ impl Error {
         }
     }
 
-    /// Maps a gRPC status. `had_session` tells whether the call carried a token
-    /// that the server had accepted before: only then is UNAUTHENTICATED a lost session.
+    /// Maps a gRPC status. `had_session` tells whether the call carried a token that the server had accepted before:
+    /// only then is UNAUTHENTICATED a lost session.
     pub(crate) fn from_status(operation: &'static str, status: &Status, had_session: bool) -> Self {
         let message = describe_status(status);
         // A status with a source was synthesized on this side from a transport failure.
@@ -180,8 +178,8 @@ impl Error {
     }
 }
 
-/// The status message, completed with what `grpc-status-details-bin` carries
-/// (a `google.rpc.Status`) when that adds information.
+/// The status message, completed with what `grpc-status-details-bin` carries (a `google.rpc.Status`) when that adds
+/// information.
 fn describe_status(status: &Status) -> String {
     let mut message = status.message().to_owned();
     if status.details().is_empty() {

@@ -1,7 +1,6 @@
-//! Arrow Flight transfers on the session's channel: DoPut uploads a record
-//! batch into a new export ticket, DoGet reads a table (scope or export
-//! ticket) back as record batches. Deephaven's Barrage `app_metadata` on the
-//! returned batches is ignored by the Arrow decoder.
+//! Arrow Flight transfers on the session's channel: DoPut uploads a record batch into a new export ticket, DoGet reads
+//! a table (scope or export ticket) back as record batches. Deephaven's Barrage `app_metadata` on the returned batches
+//! is ignored by the Arrow decoder.
 
 use arrow::array::RecordBatch;
 use arrow_flight::decode::FlightRecordBatchStream;
@@ -16,11 +15,10 @@ use crate::proto::backplane::Ticket;
 use crate::session::Session;
 use crate::ticket::{export_descriptor, flight_ticket, ExportId};
 
-/// Uploads `batch` with DoPut into export `id` (the schema with the export's
-/// path descriptor, then the batch, split into messages of the encoder's
-/// default size) and waits for the server to complete the call: only then is
-/// the export fully populated. The messages are encoded while they are sent, so a
-/// batch is never held twice, as rows and as a whole encoded copy.
+/// Uploads `batch` with DoPut into export `id` (the schema with the export's path descriptor, then the batch, split
+/// into messages of the encoder's default size) and waits for the server to complete the call: only then is the export
+/// fully populated. The messages are encoded while they are sent, so a batch is never held twice, as rows and as a
+/// whole encoded copy.
 pub(crate) async fn upload(session: &Session, id: ExportId, batch: RecordBatch) -> Result<()> {
     const OPERATION: &str = "upload";
     let (encoding_failed, failure) = oneshot::channel();
@@ -37,16 +35,13 @@ pub(crate) async fn upload(session: &Session, id: ExportId, batch: RecordBatch) 
     };
     tokio::select! {
         done = call => done,
-        // Dropping the call cancels it, so the server never completes an
-        // export from the messages before the failure.
+        // Dropping the call cancels it, so the server never completes an export from the messages before the failure.
         Ok(error) = failure => Err(Error::from_flight("encode batch", error, false)),
     }
 }
 
-/// The DoPut messages of `batches`, ending only when every batch was encoded
-/// whole: an error goes to `failed` and the stream then stays open, because a
-/// stream that ended would upload what came before the error as if it were
-/// all of it.
+/// The DoPut messages of `batches`, ending only when every batch was encoded whole: an error goes to `failed` and the
+/// stream then stays open, because a stream that ended would upload what came before the error as if it were all of it.
 fn encoded(
     id: ExportId,
     batches: impl futures::Stream<Item = std::result::Result<RecordBatch, FlightError>> + Send + 'static,

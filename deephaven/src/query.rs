@@ -1,8 +1,6 @@
-//! Reading and deriving tables server-side: snapshots (DoGet of a scope
-//! table) and chains of table [`Operation`]s (filters, views, aggregations such
-//! as the newest row per key or the highest `KafkaOffset` per `KafkaPartition`)
-//! whose result is published to the query scope, where the server keeps it
-//! ticking with its source, or downloaded once.
+//! Reading and deriving tables server-side: snapshots (DoGet of a scope table) and chains of table [`Operation`]s
+//! (filters, views, joins, aggregations such as the newest row per key) whose result is published to the query scope,
+//! where the server keeps it ticking with its sources, or downloaded once.
 
 use arrow::array::RecordBatch;
 
@@ -22,78 +20,17 @@ use crate::ticket::{scope_ticket, table_ref};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A constant in a structured [`Filter`].
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Literal {
-    /// A string (compared case-sensitively).
-    String(String),
-    /// A 64-bit integer (matches int and long columns).
-    Long(i64),
-    /// A double.
-    Double(f64),
-    /// A boolean.
-    Bool(bool),
-}
-
-impl From<&str> for Literal {
-    fn from(value: &str) -> Self {
-        Self::String(value.to_owned())
-    }
-}
-
-impl From<String> for Literal {
-    fn from(value: String) -> Self {
-        Self::String(value)
-    }
-}
-
-impl From<i64> for Literal {
-    fn from(value: i64) -> Self {
-        Self::Long(value)
-    }
-}
-
-impl From<i32> for Literal {
-    fn from(value: i32) -> Self {
-        Self::Long(value.into())
-    }
-}
-
-impl From<f64> for Literal {
-    fn from(value: f64) -> Self {
-        Self::Double(value)
-    }
-}
-
-impl From<bool> for Literal {
-    fn from(value: bool) -> Self {
-        Self::Bool(value)
-    }
-}
-
-impl Literal {
-    fn to_proto(&self) -> crate::proto::backplane::Literal {
-        let value = match self {
-            Self::String(s) => literal::Value::StringValue(s.clone()),
-            Self::Long(n) => literal::Value::LongValue(*n),
-            Self::Double(x) => literal::Value::DoubleValue(*x),
-            Self::Bool(b) => literal::Value::BoolValue(*b),
-        };
-        crate::proto::backplane::Literal { value: Some(value) }
-    }
-}
-
 /// A row filter evaluated by the server.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Filter {
-    /// `column == value`, sent as a structured condition (no quoting issues).
+    /// `column == value` for a string column, compared case-sensitively; sent as a structured condition (no quoting
+    /// issues).
     Equals {
         /// The column to compare.
         column: String,
         /// The value it must equal.
-        value: Literal,
+        value: String,
     },
     /// A Deephaven query-language condition, e.g. `Severity in "critical", "page"`.
     Expression(String),
@@ -101,7 +38,7 @@ pub enum Filter {
 
 impl Filter {
     /// `column == value`.
-    pub fn equals(column: impl Into<String>, value: impl Into<Literal>) -> Self {
+    pub fn equals(column: impl Into<String>, value: impl Into<String>) -> Self {
         Self::Equals { column: column.into(), value: value.into() }
     }
 
@@ -112,12 +49,13 @@ impl Filter {
 }
 
 /// The structured condition for `column == value`.
-fn equals_condition(column: &str, value: &Literal) -> Condition {
+fn equals_condition(column: &str, value: &str) -> Condition {
+    let literal = proto::Literal { value: Some(literal::Value::StringValue(value.to_owned())) };
     let compare = CompareCondition {
         operation: CompareOperation::Equals as i32,
         case_sensitivity: CaseSensitivity::MatchCase as i32,
         lhs: Some(Value { data: Some(value::Data::Reference(Reference { column_name: column.to_owned() })) }),
-        rhs: Some(Value { data: Some(value::Data::Literal(value.to_proto())) }),
+        rhs: Some(Value { data: Some(value::Data::Literal(literal)) }),
     };
     Condition { data: Some(condition::Data::Compare(compare)) }
 }
@@ -132,8 +70,6 @@ pub enum Aggregate {
     Max,
     /// The middle value; for an even-sized group of numbers, the mean of the two middle ones.
     Median,
-    /// The sum of the values (numeric columns; integers sum to a long).
-    Sum,
     /// The value at this fraction (0 to 1) of the sorted values.
     Percentile(f64),
     /// The row that sorts first by these columns (ascending; ties: the row added first).
@@ -164,7 +100,6 @@ impl Aggregate {
             Self::Avg => agg_spec::Type::Avg(agg_spec::AggSpecAvg {}),
             Self::Max => agg_spec::Type::Max(agg_spec::AggSpecMax {}),
             Self::Median => agg_spec::Type::Median(agg_spec::AggSpecMedian { average_evenly_divided: true }),
-            Self::Sum => agg_spec::Type::Sum(agg_spec::AggSpecSum {}),
             Self::Percentile(percentile) => agg_spec::Type::Percentile(agg_spec::AggSpecPercentile {
                 percentile: *percentile,
                 average_evenly_divided: false,
@@ -231,11 +166,6 @@ pub struct SortKey {
 }
 
 impl SortKey {
-    /// Smallest first.
-    pub fn ascending(column: impl Into<String>) -> Self {
-        Self { column: column.into(), descending: false }
-    }
-
     /// Largest first.
     pub fn descending(column: impl Into<String>) -> Self {
         Self { column: column.into(), descending: true }
@@ -515,9 +445,8 @@ impl Client {
         downloaded
     }
 
-    /// One row per distinct `group_by` value with the maximum of each
-    /// `match_pairs` entry (`"Output=Input"` or a bare column name), e.g.
-    /// `aggregate_max_by("AlertLog", &["KafkaPartition"], &["MaxOffset=KafkaOffset"])`.
+    /// One row per distinct `group_by` value of scope table `source` with the maximum of each `match_pairs` entry
+    /// (`"Output=Input"` or a bare column name), e.g. `aggregate_max_by("Trades", &["Venue"], &["LastSeq=Seq"])`.
     pub async fn aggregate_max_by(
         &self,
         source: &str,
@@ -542,8 +471,8 @@ impl Client {
         self.publish_derived(source, &[update], name).await
     }
 
-    /// Publishes as `name` the rows of scope table `source` that pass
-    /// `filter`. The view is computed and kept up to date by the server.
+    /// Publishes as `name` the rows of scope table `source` that pass `filter`. The view is computed and kept up to
+    /// date by the server.
     pub async fn publish_filtered_view(&self, source: &str, filter: &Filter, name: &str) -> Result<()> {
         self.publish_derived(source, &[Operation::Filter(filter.clone())], name).await
     }
@@ -557,12 +486,14 @@ mod tests {
 
     #[test]
     fn equals_filter_is_a_compare_condition() {
-        let condition = equals_condition("Status", &Literal::from("firing"));
+        let condition = equals_condition("Status", "firing");
         let Some(condition::Data::Compare(compare)) = &condition.data else {
             panic!("not a compare: {condition:?}");
         };
         assert_eq!(compare.operation, 4, "EQUALS");
         assert_eq!(compare.case_sensitivity, 0, "MATCH_CASE");
+        let literal = proto::Literal { value: Some(literal::Value::StringValue("firing".into())) };
+        assert_eq!(compare.rhs, Some(Value { data: Some(value::Data::Literal(literal)) }));
         // Condition.compare is field 4; lhs (3) = reference (1) { column_name (1) }
         let bytes = condition.encode_to_vec();
         assert_eq!(bytes[0], 0x22);
@@ -584,21 +515,10 @@ mod tests {
         // SortDescriptor { column_name (1) "A", direction (3) }: DESCENDING is -1 (an enum varint of ten bytes).
         let descending = SortKey::descending("A").to_proto();
         assert_eq!(descending.direction, -1);
-        assert_eq!(SortKey::ascending("A").to_proto().direction, 1);
+        assert_eq!(SortKey { column: "A".into(), descending: false }.to_proto().direction, 1);
         let bytes = descending.encode_to_vec();
         assert_eq!(bytes[..3], [0x0a, 1, b'A']);
         assert_eq!(bytes[3], 0x18, "direction is field 3");
         assert_eq!(SortDescriptor::decode(bytes.as_slice()).expect("round trip"), descending);
-        assert_eq!(Aggregate::Sum.to_proto().encode_to_vec(), [0x92, 0x01, 0], "sum is field 18");
-    }
-
-    #[test]
-    fn literals_convert() {
-        assert_eq!(Literal::from(7_i32), Literal::Long(7));
-        assert_eq!(Literal::from(true).to_proto().value, Some(literal::Value::BoolValue(true)));
-        assert_eq!(
-            Filter::equals("Status", "firing"),
-            Filter::Equals { column: "Status".into(), value: Literal::String("firing".into()) }
-        );
     }
 }

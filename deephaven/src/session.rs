@@ -1,8 +1,6 @@
-//! One Deephaven session: the login, the keep-alive that refreshes it well
-//! inside `http.session.durationMs`, lost-session detection, and the export
-//! tickets it owns (counted here, and as the server sees them). A [`Session`]
-//! never outlives its token: reconnecting creates a new one (see
-//! [`Client::reconnect`](crate::Client::reconnect)).
+//! One Deephaven session: the login, the keep-alive that refreshes it well inside `http.session.durationMs`,
+//! lost-session detection, and the export tickets it owns (counted here, and as the server sees them). A [`Session`]
+//! never outlives its token: reconnecting creates a new one (see [`Client::reconnect`](crate::Client::reconnect)).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,8 +43,7 @@ const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// (`SessionState.NON_EXPORT_ID` in Deephaven's server).
 const SNAPSHOT_COMPLETE: ExportId = 0;
 
-/// The state of the client's session, published by
-/// [`Client::session_status`](crate::Client::session_status).
+/// The state of the client's session, published by [`Client::session_status`](crate::Client::session_status).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionStatus {
@@ -93,7 +90,8 @@ impl Liveness {
     }
 }
 
-/// A logged-in session and the clients that carry its token.
+/// A logged-in session: the channel that carries its token and deadline (every service client is made from it), its
+/// exports, and its keep-alive.
 #[derive(Debug)]
 pub(crate) struct Session {
     service: Deadline,
@@ -210,8 +208,8 @@ impl Session {
     }
 
     /// Runs a table operation that writes its result to a new export (`request` receives the export's ticket),
-    /// checks that the server created the table, then hands the ticket to `then` (to publish it, or download it).
-    /// The export is released whatever happened.
+    /// checks that the server created the table, then hands the ticket to `then` (to publish it) while the export
+    /// still holds the table. The export is released whatever happened.
     pub(crate) async fn derive_table<T, Created, Then>(
         self: &Arc<Self>,
         operation: &'static str,
@@ -285,8 +283,8 @@ impl Session {
         })
     }
 
-    /// Releases export `id`. Never fails the caller's operation: a release that
-    /// cannot be sent is logged, and the server frees it with the session.
+    /// Releases export `id`. Never fails the caller's operation: a release that cannot be sent is logged, and the
+    /// server frees it with the session.
     async fn release(&self, id: ExportId) {
         // A lost session's exports went with it on the server: nothing to confirm.
         let mut confirmed = true;
@@ -392,17 +390,15 @@ fn session_duration(constants: &ConfigurationConstantsResponse) -> Duration {
         .map_or(DEFAULT_DURATION, Duration::from_millis)
 }
 
-/// How often to refresh: a quarter of the session duration (so that three
-/// refreshes in a row may fail before the session expires), or the
-/// configured interval when that is shorter.
+/// How often to refresh: a quarter of the session duration (so that three refreshes in a row may fail before the
+/// session expires), or the configured interval when that is shorter.
 fn refresh_period(duration: Duration, configured: Option<Duration>) -> Duration {
     let quarter = duration / 4;
     configured.map_or(quarter, |interval| interval.min(quarter)).max(Duration::from_millis(250))
 }
 
-/// Refreshes the session until it is lost or the session is dropped (which
-/// aborts this task). While the server is unreachable it retries sooner,
-/// doubling the wait up to `period`, and warns once per outage.
+/// Refreshes the session until it is lost or the session is dropped (which aborts this task). While the server is
+/// unreachable it retries sooner, doubling the wait up to `period`, and warns once per outage.
 async fn keep_alive(mut config: ConfigServiceClient<Deadline>, liveness: Arc<Liveness>, period: Duration) {
     let first_retry = (period / 4).max(Duration::from_millis(250));
     let mut wait = period;

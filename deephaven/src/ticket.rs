@@ -1,8 +1,7 @@
-//! Tickets: the byte strings that name server-side objects. Export tickets
-//! (`b'e'` + i32 little-endian) are chosen by the client, unique per session
-//! and must be released; scope tickets (`b"s/"` + name) name query-scope
-//! variables that outlive sessions. This module encodes both (as gRPC tickets
-//! and Flight descriptors) and allocates export ids, counting the live ones.
+//! Tickets: the byte strings that name server-side objects. Export tickets (`b'e'` + i32 little-endian) are chosen by
+//! the client, unique per session and must be released; scope tickets (`b"s/"` + name) name query-scope variables that
+//! outlive sessions. This module encodes both (as gRPC tickets and Flight descriptors) and allocates export ids,
+//! counting the live ones.
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
