@@ -11,7 +11,7 @@
 # 2.12 turns that into a metadata update naming no topic, which it looks up by
 # a null name (rd_kafka_metadata_update_op): the consumer's process crashes
 # (SIGSEGV). Tests that restart a broker reach it through a gate that stays
-# shut until its topics exist (tests/src/gate.rs). Goes when either upstream
+# shut until its topics exist (test-kit/src/gate.rs). Goes when either upstream
 # fix is in the versions we pin: Tansu answering without that leader hint
 # (nisshi-io/nisshi#826, Tansu's repository renamed; install-broker.sh pins
 # Tansu), or librdkafka skipping a leader update without a topic (no issue

@@ -12,7 +12,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DEEPHAVEN_SERVER_PIN="deephaven-server==42.7"
-# Pinned like the server: the browser test (tests/tests/system/dashboard.rs) shows they work with it.
+# Pinned like the server: the browser test (e2e/tests/system/dashboard.rs) shows they work with it.
 DEEPHAVEN_PLUGIN_PINS=("deephaven-plugin-ui==0.43.1" "deephaven-plugin-plotly-express==0.21.0")
 
 ensure_java17() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-kubernetes-tools.sh: what checks the Kubernetes manifests offline
-# (tests/tests/kubernetes.rs): kubectl (its built-in kustomize renders
+# (e2e/tests/kubernetes.rs): kubectl (its built-in kustomize renders
 # deploy/kubernetes; Debian's package only when missing) and the pinned PyPI
 # package kubernetes-validate (the objects against the Kubernetes schemas) in
 # the shared venv $TOOLS_DIR/venv. Idempotent; quick when installed.

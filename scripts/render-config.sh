@@ -5,7 +5,7 @@
 #
 # The one renderer of those templates: the local stack calls it through
 # lib.sh's render_config, the compose stack runs it in its `config` init
-# service (compose/docker-compose.yml), and tests/tests/compose.rs runs it
+# service (compose/docker-compose.yml), and e2e/tests/compose.rs runs it
 # with that service's environment. Plain bash, no envsubst: it runs in the
 # project's runtime image as it is.
 #

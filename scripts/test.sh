@@ -104,7 +104,7 @@ main() {
   source "$STACK_DIR/env"
 
   local status=0 output="$STACK_DIR/cargo-test.log"
-  # The system tests run the binaries as processes (tests/src/process.rs: built_binary): build them first.
+  # The system tests run the binaries as processes (test-kit/src/process.rs: built_binary): build them first.
   (cd "$REPO_ROOT" && cargo build --workspace --bins --locked && cargo test --workspace --locked "$@") 2>&1 |
     tee "$output" || status=$?
   if ((status != 0)); then

@@ -15,12 +15,11 @@ use deephaven_client::{
     Aggregate, Aggregation, Auth, Client, ClientConfig, Error, ErrorClass, Filter, InputTableKind, Operation,
     SessionStatus,
 };
-use e2e::stack::{DeephavenAuth, DeephavenOptions, PrivateDeephaven};
 use futures::StreamExt as _;
-use support::{
-    batch, connect, connect_with, row_count, row_schema, rows, unique_name, until_not_retryable, wait_until, Row,
-    DEADLINE,
-};
+use support::{batch, connect, connect_with, row_count, row_schema, rows, until_not_retryable, Row, DEADLINE};
+use test_kit::names::unique_name;
+use test_kit::stack::{DeephavenAuth, DeephavenOptions, PrivateDeephaven};
+use test_kit::wait::until_true;
 use tonic::Code;
 
 fn keyed() -> InputTableKind {
@@ -256,7 +255,7 @@ async fn filtered_views_are_published_and_tick_with_their_source() {
 
     // `a` resolves, `d` fires: the published view follows its source.
     client.append(&table, alerts(&[("a", "resolved"), ("d", "firing")])).await.expect("update");
-    wait_until("the firing view to tick", DEADLINE, || async {
+    until_true("the firing view to tick", DEADLINE, || async {
         fingerprints(client.snapshot(&firing).await.expect("view")) == ["c", "d"]
     })
     .await;
@@ -302,7 +301,7 @@ async fn a_merged_table_aggregates_every_source_and_ticks_with_each() {
     assert_eq!(maxima().await, [(0, 9), (1, 7)], "the rows of both sources");
 
     client.append(&tables[0], rows(vec![1], vec![11])).await.expect("append");
-    wait_until("the merge to tick with its first source", DEADLINE, || async { maxima().await == [(0, 9), (1, 11)] })
+    until_true("the merge to tick with its first source", DEADLINE, || async { maxima().await == [(0, 9), (1, 11)] })
         .await;
     assert!(client.publish_merged(&[], &[], &merged).await.is_err(), "a merge of nothing is refused");
     assert_eq!(client.live_exports(), 0);
@@ -335,7 +334,7 @@ async fn an_updated_view_computes_its_columns_once_per_arriving_row() {
     let before = unix_nanos();
     client.append(&table, batch(&[Row::sample("a", 21)])).await.expect("append a");
     // The append is done once the input table holds the row; the view may tick a moment later.
-    wait_until("the view to show the first row", DEADLINE, || async {
+    until_true("the view to show the first row", DEADLINE, || async {
         !stamps(client.snapshot(&view).await.expect("view")).is_empty()
     })
     .await;
@@ -348,7 +347,7 @@ async fn an_updated_view_computes_its_columns_once_per_arriving_row() {
     assert!((before..=read).contains(&seen_a), "{before} <= {seen_a} <= {read}");
 
     client.append(&table, batch(&[Row::sample("b", 5)])).await.expect("append b");
-    wait_until("the view to tick", DEADLINE, || async {
+    until_true("the view to tick", DEADLINE, || async {
         stamps(client.snapshot(&view).await.expect("view")).len() == 2
     })
     .await;
@@ -376,7 +375,7 @@ async fn an_idle_session_survives_token_rotations() {
 
     // Idle, but alive: outlive the original token and see several rotations.
     let outlive = duration + duration / 4;
-    wait_until("3 adopted tokens and 1.25 session durations", duration * 4 + DEADLINE, || async {
+    until_true("3 adopted tokens and 1.25 session durations", duration * 4 + DEADLINE, || async {
         client.token_rotations() >= rotations_before + 3 && started.elapsed() >= outlive
     })
     .await;
@@ -473,7 +472,7 @@ async fn append_throughput_and_latency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_nothing_is_retryable() {
-    let config = ClientConfig::new(format!("http://127.0.0.1:{}", e2e::stack::free_port()))
+    let config = ClientConfig::new(format!("http://127.0.0.1:{}", test_kit::stack::free_port()))
         .with_connect_timeout(Duration::from_secs(2));
     let err = Client::connect(config).await.expect_err("nothing listens");
     assert!(err.is_retryable(), "{err:?}");

@@ -5,11 +5,11 @@
 //! `promtool` and `amtool` come from Debian's `prometheus` and `prometheus-alertmanager` packages
 //! (`scripts/install-monitoring.sh`); without them the tests fail rather than skip.
 
-use e2e::stack::repo_root;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use test_kit::stack::repo_root;
 
 const COMPOSE_FILE: &str = "compose/docker-compose.yml";
 /// The service that renders the monitoring configs.

@@ -6,10 +6,10 @@
 //! `kubectl` and `kubernetes-validate` come from `scripts/install-kubernetes-tools.sh`; without them the tests
 //! fail rather than skip.
 
-use e2e::stack::repo_root;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::process::Command;
+use test_kit::stack::repo_root;
 
 /// The base and every overlay of it.
 const KUSTOMIZATIONS: [&str; 2] = ["deploy/kubernetes", "deploy/overlays/kafka-sasl-tls"];

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 /// A real one-alert body (fixture 002) to mutate.
 fn base() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/alertmanager-0.25/002.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../test-kit/fixtures/alertmanager-0.25/002.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 

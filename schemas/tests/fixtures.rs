@@ -1,4 +1,4 @@
-//! The contract against real Alertmanager 0.25 payloads (captured from Prometheus 2.42, copied into `tests/fixtures/`).
+//! The contract against real Alertmanager 0.25 payloads (captured from Prometheus 2.42, copied into `test-kit/fixtures/`).
 
 use schemas::tables::{KafkaPosition, PositionedRecord, ALERTS, ALERT_EVENTS, LOG};
 use schemas::{parse, AlertRecord, Limits, RecordHeaders, Status, Timestamp};
@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 fn fixtures() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/alertmanager-0.25");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../test-kit/fixtures/alertmanager-0.25");
     let mut bodies: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|err| panic!("reading {}: {err}", dir.display()))
         .map(|entry| entry.unwrap().path())

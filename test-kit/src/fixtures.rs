@@ -1,5 +1,5 @@
-//! The real webhook bodies and request headers captured from Alertmanager 0.25 (`tests/fixtures/alertmanager-0.25`,
-//! and a re-fire sequence in `tests/fixtures/alertmanager-0.25-refire`).
+//! The real webhook bodies and request headers captured from Alertmanager 0.25 (`fixtures/alertmanager-0.25`,
+//! and a re-fire sequence in `fixtures/alertmanager-0.25-refire`), and the synthetic bodies made like them.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ pub fn captured_webhooks() -> Vec<CapturedWebhook> {
 }
 
 /// Alertmanager's notifications of one alert that resolved while Prometheus was away and fired again when it came
-/// back: firing, resolved, firing with the same StartsAt (`tests/fixtures/alertmanager-0.25-refire/README.md`).
+/// back: firing, resolved, firing with the same StartsAt (`test-kit/fixtures/alertmanager-0.25-refire/README.md`).
 pub fn refire_sequence() -> Vec<CapturedWebhook> {
     captures_in(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/alertmanager-0.25-refire"))
 }

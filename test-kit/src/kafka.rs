@@ -8,6 +8,7 @@
 //! acknowledged writes mark, for topics a consumer under test reads (to which a marker would be a malformed record);
 //! [`read_until`] reads until a condition on what was read holds.
 
+use crate::names::unique_name;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -16,15 +17,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use schemas::{AlertRecord, DecodeError, RecordHeaders};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-/// A name no other test (or earlier run) uses.
-pub fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    format!("{prefix}-{}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos % 1_000_000_000)
-}
 
 /// Creates a fresh topic and returns its name.
 pub async fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> String {

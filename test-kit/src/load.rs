@@ -123,7 +123,7 @@ async fn run_worker(
 }
 
 /// The alert states of a body, as ingest will record them: event id -> (fingerprint, status).
-fn alert_states(body: &[u8]) -> BTreeMap<String, (String, String)> {
+pub fn alert_states(body: &[u8]) -> BTreeMap<String, (String, String)> {
     let webhook = parse(body, &Limits::default()).expect("the load's bodies are valid");
     // The event id does not depend on the receive time.
     AlertRecord::from_webhook(webhook, Timestamp::from_unix_nanos(0))

@@ -87,6 +87,11 @@ impl Service {
         String::from_utf8_lossy(&std::fs::read(log.path()).expect("reading the log")).into_owned()
     }
 
+    /// The operations endpoint's port.
+    pub fn port(&self) -> u16 {
+        self.ops_url.rsplit(':').next().and_then(|port| port.parse().ok()).expect("the URL ends with its port")
+    }
+
     /// GETs `path` from the operations endpoint: (status, body).
     pub async fn get(&self, path: &str) -> Result<(u16, String), String> {
         let response = reqwest::get(format!("{}{path}", self.ops_url)).await.map_err(|err| err.to_string())?;

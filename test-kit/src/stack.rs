@@ -65,7 +65,7 @@ fn required(name: &str) -> String {
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate lives in the repository").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the test kit lives in the repository").to_owned()
 }
 
 /// A port that was free a moment ago.

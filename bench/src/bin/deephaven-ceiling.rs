@@ -8,24 +8,37 @@
 //! - the layout before it: two keyed input tables per batch (`alert_events`, `alerts`), written concurrently.
 
 use arrow::record_batch::RecordBatch;
+use clap::Parser;
 use deephaven_client::{Client, ClientConfig, InputTableKind};
-use e2e::bench::{synthetic_records, Flags};
 use publisher::configuration::DeephavenSettings;
 use publisher::tables::Sink;
 use schemas::tables::{KafkaPosition, PositionedRecord, TableSpec, ALERTS, ALERT_EVENTS, LOG};
+use schemas::Timestamp;
 use std::time::Instant;
+use test_kit::records::synthetic_records;
 
-const USAGE: &str = "deephaven-ceiling --url URL [--rows N] [--batch-rows N] [--table-prefix P]";
+/// How fast Deephaven takes the publisher's rows when nothing else is in the way.
+#[derive(Parser)]
+struct Options {
+    /// Deephaven's URL.
+    #[arg(long)]
+    url: String,
+    /// Rows appended per run.
+    #[arg(long, default_value_t = 200_000)]
+    rows: u64,
+    /// Rows per append.
+    #[arg(long, default_value_t = 10_000)]
+    batch_rows: usize,
+    /// Prefix of the fresh tables' names.
+    #[arg(long, default_value = "ceiling_")]
+    table_prefix: String,
+}
 
 #[tokio::main]
 async fn main() {
-    let flags = Flags::parse(USAGE);
-    let url = flags.required("url");
-    let rows: u64 = flags.get("rows", 200_000);
-    let batch_rows: usize = flags.get("batch-rows", 10_000);
-    let prefix: String = flags.get("table-prefix", "ceiling_".to_owned());
+    let Options { url, rows, batch_rows, table_prefix: prefix } = Options::parse();
 
-    let records: Vec<PositionedRecord> = synthetic_records(0, rows.div_ceil(100), 100)
+    let records: Vec<PositionedRecord> = synthetic_records(0, rows.div_ceil(100), 100, |_| Timestamp::now())
         .into_iter()
         .take(rows as usize)
         .enumerate()

@@ -5,9 +5,15 @@
 //! against it and against ingest shows what parsing, validating and producing cost on top of HTTP.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use e2e::bench::Flags;
+use clap::Parser;
 
-const USAGE: &str = "http-ceiling --port PORT";
+/// The HTTP framework's limit: answers 200 to every POST /alerts without parsing it.
+#[derive(Parser)]
+struct Options {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, default_value_t = 28090)]
+    port: u16,
+}
 
 async fn accept(body: web::Bytes) -> HttpResponse {
     std::hint::black_box(body);
@@ -16,7 +22,7 @@ async fn accept(body: web::Bytes) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let port: u16 = Flags::parse(USAGE).get("port", 28090);
+    let port = Options::parse().port;
     HttpServer::new(|| {
         App::new()
             // Ingest's own body limit (server.max_body_bytes), so the largest bodies are read here too.

@@ -8,29 +8,45 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::TimestampNanosecondType;
+use bench::percentile_ms;
+use clap::Parser;
 use deephaven_client::{Client, ClientConfig};
-use e2e::bench::{percentile_ms, Flags};
-use e2e::fixtures::synthetic_webhook;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use test_kit::fixtures::synthetic_webhook;
 
-const USAGE: &str =
-    "latency --url URL --deephaven URL --table ALERT_EVENTS [--rate ALERTS_PER_S] [--alerts N] [--seconds N]";
+/// How long after ingest's 200 an alert's row is visible in Deephaven, at a fixed alert rate.
+#[derive(Parser)]
+struct Options {
+    /// Ingest's webhook URL.
+    #[arg(long)]
+    url: String,
+    /// Deephaven's URL.
+    #[arg(long)]
+    deephaven: String,
+    /// The `alert_events` table (with its prefix).
+    #[arg(long)]
+    table: String,
+    /// Alerts per second.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Alerts per body.
+    #[arg(long, default_value_t = 10)]
+    alerts: usize,
+    /// How long to send.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+}
 
 /// How long rows may take to appear after the last acknowledgement before the run counts them as missing.
 const SETTLE: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() {
-    let flags = Flags::parse(USAGE);
-    let url = flags.required("url");
-    let table = flags.required("table");
-    let rate: f64 = flags.get("rate", 100.0);
-    let alerts: usize = flags.get("alerts", 10);
-    let seconds: u64 = flags.get("seconds", 30);
+    let Options { url, deephaven, table, rate, alerts, seconds } = Options::parse();
 
-    let client = Client::connect(ClientConfig::new(flags.required("deephaven"))).await.expect("Deephaven answers");
+    let client = Client::connect(ClientConfig::new(deephaven)).await.expect("Deephaven answers");
     let view = format!("{table}_seen_{}", std::process::id());
     client.publish_updated_view(&table, &["SeenAt = now()"], &view).await.expect("the view is published");
 

@@ -4,32 +4,31 @@
 //! as fast as answers come (saturation) or at a fixed `--rate` of requests per second, for `--seconds`, and prints
 //! one line of JSON: requests and alerts per second, latency percentiles, and the answers by status.
 
-use e2e::bench::{percentile_ms, Flags};
-use e2e::fixtures::synthetic_webhook;
+use bench::percentile_ms;
+use clap::Parser;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use test_kit::fixtures::synthetic_webhook;
 
-const USAGE: &str = "loadgen --url URL [--connections N] [--alerts N] [--seconds N] [--rate R]";
-
+/// A webhook load: synthetic bodies from concurrent clients, as fast as answers come or at a fixed rate.
+#[derive(Parser)]
 struct Options {
+    /// Ingest's webhook URL.
+    #[arg(long)]
     url: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
     connections: u64,
+    /// Alerts per body.
+    #[arg(long, default_value_t = 10)]
     alerts: usize,
+    /// How long to send.
+    #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Requests per second over all connections; none: saturate.
+    /// Requests per second over all connections; without it, as fast as answers come.
+    #[arg(long)]
     rate: Option<f64>,
-}
-
-fn options() -> Options {
-    let flags = Flags::parse(USAGE);
-    Options {
-        url: flags.required("url"),
-        connections: flags.get("connections", 32),
-        alerts: flags.get("alerts", 10),
-        seconds: flags.get("seconds", 10),
-        rate: flags.optional("rate"),
-    }
 }
 
 #[derive(Default)]
@@ -40,7 +39,7 @@ struct Results {
 
 #[tokio::main]
 async fn main() {
-    let options = Arc::new(options());
+    let options = Arc::new(Options::parse());
     let results = Arc::new(Mutex::new(Results::default()));
     let started = Instant::now();
     let end = started + Duration::from_secs(options.seconds);

@@ -6,26 +6,38 @@
 //! line. The topic is left holding exactly these records, which is how `scripts/bench.sh` pre-fills it for the
 //! publisher's replay.
 
-use e2e::bench::{synthetic_records, Flags};
+use clap::Parser;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use schemas::RecordHeaders;
+use schemas::Timestamp;
 use std::time::{Duration, Instant};
+use test_kit::records::synthetic_records;
 
-const USAGE: &str = "produce-ceiling --brokers HOST:PORT --topic TOPIC [--records N]";
+/// How fast the broker takes alert records when no HTTP, parsing or validation is in the way.
+#[derive(Parser)]
+struct Options {
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    brokers: String,
+    /// The topic to fill.
+    #[arg(long)]
+    topic: String,
+    /// How many records.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+}
 
 /// Records awaiting their acknowledgement at once: enough to keep every partition's batches full.
 const IN_FLIGHT: usize = 50_000;
 
 #[tokio::main]
 async fn main() {
-    let flags = Flags::parse(USAGE);
-    let (brokers, topic) = (flags.required("brokers"), flags.required("topic"));
-    let count: u64 = flags.get("records", 1_000_000);
+    let Options { brokers, topic, records: count } = Options::parse();
 
-    let records: Vec<(String, Vec<u8>)> = synthetic_records(0, count.div_ceil(100), 100)
+    let records: Vec<(String, Vec<u8>)> = synthetic_records(0, count.div_ceil(100), 100, |_| Timestamp::now())
         .into_iter()
         .take(count as usize)
         .map(|record| (record.fingerprint.to_string(), record.encode()))

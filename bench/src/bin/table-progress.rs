@@ -8,18 +8,31 @@
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
+use clap::Parser;
 use deephaven_client::{Aggregate, Aggregation, Client, ClientConfig, Operation};
-use e2e::bench::Flags;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const USAGE: &str = "table-progress --url URL --table NAME --records N [--deadline-seconds S]";
+/// Waits until a Deephaven table holds every record of a topic, and says when.
+#[derive(Parser)]
+struct Options {
+    /// Deephaven's URL.
+    #[arg(long)]
+    url: String,
+    /// The table, with `KafkaPartition` and `KafkaOffset` columns.
+    #[arg(long)]
+    table: String,
+    /// How many records the topic holds (offsets from 0).
+    #[arg(long)]
+    records: i64,
+    /// How long to wait before failing.
+    #[arg(long, default_value_t = 600)]
+    deadline_seconds: u64,
+}
 
 #[tokio::main]
 async fn main() {
-    let flags = Flags::parse(USAGE);
-    let (url, table) = (flags.required("url"), flags.required("table"));
-    let records: i64 = flags.optional("records").unwrap_or_else(|| panic!("--records is required; usage: {USAGE}"));
-    let deadline = Duration::from_secs(flags.get("deadline-seconds", 600));
+    let Options { url, table, records, deadline_seconds } = Options::parse();
+    let deadline = Duration::from_secs(deadline_seconds);
     let client = Client::connect(ClientConfig::new(url)).await.expect("Deephaven is reachable");
     let highest = Operation::aggregate(vec![Aggregation::columns(Aggregate::Max, ["KafkaOffset"])], ["KafkaPartition"]);
     let started = std::time::Instant::now();

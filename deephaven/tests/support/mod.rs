@@ -4,7 +4,6 @@
 //! typed row model to build batches and read them back.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,30 +54,6 @@ pub async fn connect_with(config: ClientConfig) -> Client {
 pub async fn connect() -> Client {
     init_tracing();
     connect_with(ClientConfig::new(deephaven_url())).await
-}
-
-/// A query-scope name no other test (or test run) uses.
-pub fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("DhcTest{prefix}_{}_{n}_{nanos}", std::process::id())
-}
-
-/// Polls `check` every 100 ms until it holds; panics after `deadline`.
-pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Retries `call` while it fails with a retryable error; returns the first

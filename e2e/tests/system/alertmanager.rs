@@ -4,10 +4,10 @@
 //! as resolved; the demo's rules must move the analytics tables within minutes.
 
 use crate::support::{read_counts, read_tables, Pipeline, Running};
-use e2e::stack::Stack;
-use e2e::wait;
 use std::collections::BTreeSet;
 use std::time::Duration;
+use test_kit::stack::Stack;
+use test_kit::wait;
 
 /// The fingerprints of the alerts Alertmanager reports active.
 async fn alertmanager_alerts(url: &str) -> Result<BTreeSet<String>, String> {

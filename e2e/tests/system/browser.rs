@@ -4,14 +4,14 @@
 //! Every wait that times out saves a screenshot of the page first, to the test binary's output directory
 //! (`target/tmp/browser/`), and names it in the failure.
 
-use e2e::stack::free_port;
-use e2e::wait;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use test_kit::stack::free_port;
+use test_kit::wait;
 
 /// How long the IDE may take to load, and an element or a text to appear in it.
 pub const PAGE_DEADLINE: Duration = Duration::from_secs(120);

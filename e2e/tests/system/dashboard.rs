@@ -4,10 +4,10 @@
 
 use crate::browser::{output_dir, Browser};
 use crate::support::{Pipeline, READY_DEADLINE};
-use e2e::stack::{free_port, DeephavenOptions, PrivateDeephaven};
 use fantoccini::Locator;
 use std::collections::BTreeSet;
 use std::time::Duration;
+use test_kit::stack::{free_port, DeephavenOptions, PrivateDeephaven};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -99,7 +99,7 @@ where
         if result.is_ok() || tokio::time::Instant::now() > deadline {
             return result;
         }
-        tokio::time::sleep(e2e::wait::POLL_INTERVAL).await;
+        tokio::time::sleep(test_kit::wait::POLL_INTERVAL).await;
     }
 }
 

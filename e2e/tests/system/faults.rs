@@ -7,9 +7,9 @@
 //! proves the pipeline recovered from the one before.
 
 use crate::support::*;
-use e2e::load::{Ledger, Load};
-use e2e::stack::{free_port, PrivateBalancer, PrivateBroker, PrivateDeephaven, Stack};
-use e2e::wait;
+use test_kit::load::{Ledger, Load};
+use test_kit::stack::{free_port, PrivateBalancer, PrivateBroker, PrivateDeephaven, Stack};
+use test_kit::wait;
 
 /// Starts a phase's load (alerts of its own) and returns once ingest is acknowledging it.
 async fn start_phase(balancer: &PrivateBalancer, phase: u64) -> Load {

@@ -4,9 +4,9 @@
 //! it firing again: the resolve must not win over a copy that came after it by more than `refire_grace`.
 
 use crate::support::{read_tables, Pipeline, READY_DEADLINE};
-use e2e::stack::{free_port, PrivateMonitoring};
-use e2e::wait;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use test_kit::stack::{free_port, PrivateMonitoring};
+use test_kit::wait;
 
 /// Short, so that the test need not keep Prometheus away for the default minute.
 const REFIRE_GRACE: Duration = Duration::from_secs(5);

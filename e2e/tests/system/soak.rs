@@ -7,11 +7,11 @@
 //! soak -- --ignored --nocapture`.
 
 use crate::support::*;
-use e2e::load::{Ledger, Load, Shape};
-use e2e::metrics::sample;
-use e2e::process::Service;
-use e2e::stack::{deephaven_heap_used_bytes, free_port};
 use std::time::{Duration, Instant, SystemTime};
+use test_kit::load::{Ledger, Load, Shape};
+use test_kit::metrics::sample;
+use test_kit::process::Service;
+use test_kit::stack::{deephaven_heap_used_bytes, free_port};
 
 /// Load workers; each sends a body of [`ALERTS_PER_BODY`] alerts per interval.
 const WORKERS: u32 = 4;
@@ -74,7 +74,7 @@ async fn publisher_lag(publisher: &Service) -> Result<Duration, String> {
 
 /// Waits until every state `ledger` acknowledged is in `alert_events` (other loads may be writing beside it).
 async fn wait_until_landed(pipeline: &Pipeline, ledger: &Ledger) {
-    e2e::wait::until("the first minute's states to land", CATCH_UP_DEADLINE, || async {
+    test_kit::wait::until("the first minute's states to land", CATCH_UP_DEADLINE, || async {
         let tables = read_tables(&pipeline.deephaven_url, &pipeline.prefix).await?;
         match ledger.acknowledged.keys().filter(|id| !tables.events.contains_key(*id)).count() {
             0 => Ok(()),
@@ -136,7 +136,7 @@ async fn soak_keeps_memory_flat_and_loses_nothing() {
             load = phase(&url, rate, 2);
         }
         let acknowledged = acknowledged_before + load.ledger().acknowledged.len();
-        let rss = |service: &e2e::process::Service| service.rss_bytes().unwrap_or(0);
+        let rss = |service: &test_kit::process::Service| service.rss_bytes().unwrap_or(0);
         // A full GC and a `jcmd` child: off the runtime's workers, which carry the load.
         let heap_now = tokio::task::spawn_blocking(deephaven_heap_used_bytes)
             .await
@@ -175,7 +175,7 @@ async fn soak_keeps_memory_flat_and_loses_nothing() {
     // A state reaching Deephaven after its slice has left is dropped, by design: the check below needs the tables
     // to catch up with the load while the last phase is still within the retention.
     let stopped = Instant::now();
-    e2e::wait::until("the publisher to catch up with the load", CATCH_UP_DEADLINE, || async {
+    test_kit::wait::until("the publisher to catch up with the load", CATCH_UP_DEADLINE, || async {
         match publisher_lag(&publisher).await? {
             lag if lag <= stopped.elapsed() + Duration::from_secs(1) => Ok(()),
             lag => Err(format!("{:.1} s behind", lag.as_secs_f64())),

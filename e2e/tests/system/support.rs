@@ -1,15 +1,18 @@
 //! Running the pipeline's processes and reading what reached Deephaven.
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
 use deephaven_client::{Client, ClientConfig};
-use e2e::kafka::{create_topic, unique_name};
-use e2e::load::{Ledger, Load, Shape};
-use e2e::process::{built_binary, Service};
-use e2e::stack::{free_port, PrivateBalancer, Stack};
-use e2e::wait;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use test_kit::kafka::create_topic;
+use test_kit::launch::{IngestLaunch, PublisherLaunch};
+use test_kit::load::{Ledger, Load, Shape};
+use test_kit::names::unique_name;
+use test_kit::process::{built_binary, Service};
+use test_kit::stack::{free_port, PrivateBalancer, Stack};
+pub use test_kit::tables::Tables;
+use test_kit::wait;
 
 /// How long the pipeline may take to catch up after a fault.
 pub const CATCH_UP_DEADLINE: Duration = Duration::from_secs(180);
@@ -74,15 +77,9 @@ impl Pipeline {
 
     /// The environment of an ingest instance on `port`.
     pub fn ingest_env(&self, port: u16) -> Vec<(String, String)> {
-        let env = [
-            ("INGEST_SERVER__PORT", port.to_string()),
-            ("INGEST_KAFKA__BROKERS", self.brokers.clone()),
-            ("INGEST_KAFKA__TOPIC", self.topic.clone()),
-            ("INGEST_LOG__FILTER", "warn".to_owned()),
-        ];
-        let mut env = owned(&env);
-        env.extend(self.ingest_settings.iter().cloned());
-        env
+        let mut launch = IngestLaunch::new(port, &self.brokers, &self.topic);
+        launch.settings = self.ingest_settings.clone();
+        launch.env()
     }
 
     /// The publisher (`args` e.g. `["replay"]`), writing tables named with `prefix`.
@@ -93,21 +90,17 @@ impl Pipeline {
 
     /// The environment of a publisher with its operations endpoint on `port`.
     pub fn publisher_env(&self, port: u16, prefix: &str, deephaven_url: &str) -> Vec<(String, String)> {
-        let env = [
-            ("PUBLISHER_SERVER__PORT", port.to_string()),
-            ("PUBLISHER_KAFKA__BROKERS", self.brokers.clone()),
-            ("PUBLISHER_KAFKA__TOPIC", self.topic.clone()),
-            ("PUBLISHER_KAFKA__DLQ_TOPIC", self.dlq_topic.clone()),
-            ("PUBLISHER_KAFKA__GROUP_ID", format!("{}-{prefix}", self.group_id)),
-            ("PUBLISHER_DEEPHAVEN__URL", deephaven_url.to_owned()),
-            ("PUBLISHER_DEEPHAVEN__TABLE_PREFIX", prefix.to_owned()),
-            ("PUBLISHER_DEEPHAVEN__MAX_BACKOFF", "2s".to_owned()),
-            ("PUBLISHER_DEEPHAVEN__CHECK_INTERVAL", "1s".to_owned()),
-            ("PUBLISHER_LOG__FILTER", "warn,publisher=info".to_owned()),
-        ];
-        let mut env = owned(&env);
-        env.extend(self.publisher_settings.iter().cloned());
-        env
+        let launch = PublisherLaunch {
+            port,
+            brokers: self.brokers.clone(),
+            topic: self.topic.clone(),
+            dlq_topic: self.dlq_topic.clone(),
+            group_id: format!("{}-{prefix}", self.group_id),
+            deephaven_url: deephaven_url.to_owned(),
+            table_prefix: prefix.to_owned(),
+            settings: self.publisher_settings.clone(),
+        };
+        launch.env()
     }
 
     /// The live publisher: following the topic into this pipeline's tables.
@@ -124,83 +117,27 @@ pub struct Running {
     pub publisher: Service,
 }
 
-fn owned(env: &[(&str, String)]) -> Vec<(String, String)> {
-    env.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect()
-}
-
 /// A fresh Deephaven variable-name prefix (letters, digits, underscores).
 pub fn table_prefix(stem: &str) -> String {
-    format!("{stem}{}_", unique_name("").replace('-', "_").trim_start_matches('_'))
+    format!("{}_", unique_name(stem))
 }
 
-/// Both data tables, keyed as Deephaven keys them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tables {
-    /// Fingerprint -> (Status, StartsAt, ReceivedAt).
-    pub alerts: BTreeMap<String, (String, i64, i64)>,
-    /// EventId -> (Fingerprint, Status, KafkaPartition, KafkaOffset).
-    pub events: BTreeMap<String, (String, String, i32, i64)>,
-}
-
-/// Reads both tables with a session of its own (the server may have restarted since the last read). Missing
-/// tables read as empty; a key seen twice is an error, since the tables must hold every alert exactly once.
+/// Reads both tables with a session of its own (the server may have restarted since the last read).
 pub async fn read_tables(url: &str, prefix: &str) -> Result<Tables, String> {
     let client = Client::connect(ClientConfig::new(url.to_owned())).await.map_err(|err| err.to_string())?;
-    let mut tables = Tables::default();
-    for batch in snapshot(&client, &format!("{prefix}alerts")).await? {
-        let fingerprints = batch.column_by_name("Fingerprint").ok_or("no Fingerprint")?.as_string::<i32>().clone();
-        let statuses = batch.column_by_name("Status").ok_or("no Status")?.as_string::<i32>().clone();
-        let starts = batch.column_by_name("StartsAt").ok_or("no StartsAt")?;
-        let starts = starts.as_primitive::<TimestampNanosecondType>();
-        let received = batch.column_by_name("ReceivedAt").ok_or("no ReceivedAt")?;
-        let received = received.as_primitive::<TimestampNanosecondType>();
-        for row in 0..batch.num_rows() {
-            let value = (statuses.value(row).to_owned(), starts.value(row), received.value(row));
-            if tables.alerts.insert(fingerprints.value(row).to_owned(), value).is_some() {
-                panic!("alert {} appears twice in {prefix}alerts", fingerprints.value(row));
-            }
-        }
-    }
-    for batch in snapshot(&client, &format!("{prefix}alert_events")).await? {
-        let ids = batch.column_by_name("EventId").ok_or("no EventId")?.as_string::<i32>().clone();
-        let fingerprints = batch.column_by_name("Fingerprint").ok_or("no Fingerprint")?.as_string::<i32>().clone();
-        let statuses = batch.column_by_name("Status").ok_or("no Status")?.as_string::<i32>().clone();
-        let partitions = batch.column_by_name("KafkaPartition").ok_or("no KafkaPartition")?;
-        let partitions = partitions.as_primitive::<Int32Type>();
-        let offsets = batch.column_by_name("KafkaOffset").ok_or("no KafkaOffset")?;
-        let offsets = offsets.as_primitive::<Int64Type>();
-        for row in 0..batch.num_rows() {
-            let value = (
-                fingerprints.value(row).to_owned(),
-                statuses.value(row).to_owned(),
-                partitions.value(row),
-                offsets.value(row),
-            );
-            if tables.events.insert(ids.value(row).to_owned(), value).is_some() {
-                panic!("event {} appears twice in {prefix}alert_events", ids.value(row));
-            }
-        }
-    }
-    Ok(tables)
+    test_kit::tables::read_tables(&client, prefix).await
 }
 
 /// One count per key of table `name` (a missing table reads as empty): string column `key`, long column `count`.
 pub async fn read_counts(url: &str, name: &str, key: &str, count: &str) -> Result<BTreeMap<String, i64>, String> {
     let client = Client::connect(ClientConfig::new(url.to_owned())).await.map_err(|err| err.to_string())?;
     let mut counts = BTreeMap::new();
-    for batch in snapshot(&client, name).await? {
+    for batch in test_kit::tables::snapshot(&client, name).await? {
         let keys = batch.column_by_name(key).ok_or(format!("no {key}"))?.as_string::<i32>().clone();
         let values = batch.column_by_name(count).ok_or(format!("no {count}"))?.as_primitive::<Int64Type>().clone();
         counts.extend((0..batch.num_rows()).map(|row| (keys.value(row).to_owned(), values.value(row))));
     }
     Ok(counts)
-}
-
-async fn snapshot(client: &Client, name: &str) -> Result<Vec<RecordBatch>, String> {
-    match client.scope_table_exists(name).await.map_err(|err| err.to_string())? {
-        true => client.snapshot(name).await.map_err(|err| err.to_string()),
-        false => Ok(Vec::new()),
-    }
 }
 
 /// What must hold between what ingest acknowledged and what Deephaven shows: every acknowledged alert state is

@@ -5,9 +5,9 @@
 use crate::support::table_prefix;
 use arrow::array::AsArray;
 use deephaven_client::{Client, ClientConfig, Operation};
-use e2e::stack::PrivateDeephaven;
-use e2e::wait;
 use std::time::Duration;
+use test_kit::stack::PrivateDeephaven;
+use test_kit::wait;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deephaven_runs_in_utc_on_a_host_in_another_zone() {

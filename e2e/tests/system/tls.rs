@@ -3,13 +3,13 @@
 //! from a CA of the test's own, which ingest and the publisher are told to trust.
 
 use crate::support::{read_tables, Pipeline, READY_DEADLINE};
-use e2e::fixtures::synthetic_webhook;
-use e2e::process::{built_binary, Service};
-use e2e::stack::{free_port, PrivateBroker, Stack, TlsFront};
-use e2e::tls::TestPki;
-use e2e::wait;
 use std::path::Path;
 use std::time::Duration;
+use test_kit::fixtures::synthetic_webhook;
+use test_kit::process::{built_binary, Service};
+use test_kit::stack::{free_port, PrivateBroker, Stack, TlsFront};
+use test_kit::tls::TestPki;
+use test_kit::wait;
 
 /// A broker reachable only over TLS: it advertises its front's port, so clients stay on TLS after bootstrapping.
 struct TlsBroker {

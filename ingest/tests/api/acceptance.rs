@@ -1,10 +1,10 @@
 //! Real Alertmanager payloads are accepted and land on the topic exactly as sent.
 
 use crate::helpers::spawn_app;
-use e2e::fixtures::captured_webhooks;
-use e2e::kafka::read_all;
 use schemas::{parse, AlertRecord, Limits, RecordHeaders, Timestamp};
 use std::time::Duration;
+use test_kit::fixtures::captured_webhooks;
+use test_kit::kafka::read_all;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_captured_webhook_is_accepted_and_read_back_exactly() {

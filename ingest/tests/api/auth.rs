@@ -1,15 +1,16 @@
 //! Credentials as Alertmanager's `http_config` sends them, rotation included.
 
-use crate::helpers::{spawn_app, IngestProcess, TestApp};
-use e2e::fixtures::captured_webhooks;
-use e2e::kafka::create_topic;
-use e2e::metrics::sample;
-use e2e::process::Signal;
-use e2e::stack::Stack;
-use e2e::wait;
+use crate::helpers::{spawn_app, spawn_process, TestApp};
 use reqwest::StatusCode;
 use std::path::Path;
 use std::time::Duration;
+use test_kit::fixtures::captured_webhooks;
+use test_kit::kafka::create_topic;
+use test_kit::metrics::sample;
+use test_kit::process::Service;
+use test_kit::process::Signal;
+use test_kit::stack::Stack;
+use test_kit::wait;
 
 /// The token and basic credentials the captured receivers were configured with.
 const CAPTURED_TOKEN: &str = "lab-bearer-token-123";
@@ -86,9 +87,9 @@ async fn missing_or_wrong_credentials_get_401_with_a_challenge() {
 }
 
 /// Posts a captured body to a running binary.
-async fn post_to(process: &IngestProcess, authorization: &str) -> StatusCode {
+async fn post_to(process: &Service, authorization: &str) -> StatusCode {
     reqwest::Client::new()
-        .post(process.alerts_url())
+        .post(format!("{}/alerts", process.ops_url))
         .header("Content-Type", "application/json")
         .header("Authorization", authorization)
         .body(captured_webhooks()[1].body.clone())
@@ -106,7 +107,7 @@ async fn secrets_from_the_environment_are_taken_verbatim() {
     let basic = |pair: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
     // Leading zeros, more digits than any integer holds, a comma: each a whole token, as Alertmanager sends it.
     for token in ["007123", "123456789012345678901234567890", "abc,def"] {
-        let process = IngestProcess::spawn(
+        let process = spawn_process(
             &brokers,
             &topic,
             &[("INGEST_AUTH__BEARER_TOKENS", token), ("INGEST_AUTH__BASIC_CREDENTIALS", "alice:0042,x")],
@@ -181,7 +182,7 @@ async fn sighup_reads_the_credential_files_again() {
     std::fs::write(&file, "alertmanager:before\n").unwrap();
     let path = file.display().to_string();
     // An hour between readings: within the test, only the signal can make the new password count.
-    let process = IngestProcess::spawn(
+    let process = spawn_process(
         &brokers,
         &topic,
         &[("INGEST_AUTH__BASIC_CREDENTIAL_FILES", path.as_str()), ("INGEST_AUTH__RELOAD_INTERVAL", "1h")],
@@ -190,7 +191,7 @@ async fn sighup_reads_the_credential_files_again() {
     assert_eq!(post_to(&process, &basic("alertmanager:before")).await, StatusCode::OK);
 
     rotate(&file, "alertmanager:after\n");
-    e2e::process::send_signal(&process.child, Signal::SIGHUP);
+    test_kit::process::send_signal(&process.child, Signal::SIGHUP);
     wait::until("the new password to be accepted after SIGHUP", Duration::from_secs(10), || async {
         accepted(post_to(&process, &basic("alertmanager:after")).await)
     })

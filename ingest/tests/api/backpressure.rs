@@ -2,10 +2,10 @@
 //! what a request was admitted is held until Kafka has settled its records.
 
 use crate::helpers::spawn_app;
-use e2e::fixtures::synthetic_webhook;
-use e2e::metrics::sample;
-use e2e::wait;
 use std::time::{Duration, Instant};
+use test_kit::fixtures::synthetic_webhook;
+use test_kit::metrics::sample;
+use test_kit::wait;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_in_flight_budget_answers_503_at_once() {

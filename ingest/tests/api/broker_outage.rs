@@ -2,13 +2,14 @@
 //! and recovers alone.
 
 use crate::helpers::{spawn_app_on, start_app_on};
-use e2e::fixtures::synthetic_webhook;
-use e2e::kafka::{create_topic_named, read_all, topic_exists, unique_name};
-use e2e::metrics::sample;
-use e2e::stack::{PrivateBroker, Stack};
-use e2e::wait;
 use reqwest::StatusCode;
 use std::time::Duration;
+use test_kit::fixtures::synthetic_webhook;
+use test_kit::kafka::{create_topic_named, read_all, topic_exists};
+use test_kit::metrics::sample;
+use test_kit::names::unique_name;
+use test_kit::stack::{PrivateBroker, Stack};
+use test_kit::wait;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_down_means_503_and_broker_back_means_200_without_a_restart() {

@@ -1,14 +1,14 @@
 //! ingest bounded by bytes: what one body may cost once encoded, room taken before a body is read, a cap on
 //! connections, and the peak memory of the real binary under the worst bodies the limits allow.
 
-use crate::helpers::{spawn_app, IngestProcess, PartialUpload, TestApp};
-use e2e::fixtures::synthetic_webhook;
-use e2e::kafka::read_all;
-use e2e::metrics::sample;
-use e2e::stack::PrivateBroker;
-use e2e::wait;
+use crate::helpers::{spawn_app, spawn_process, PartialUpload, TestApp};
 use serde_json::{json, Value};
 use std::time::Duration;
+use test_kit::fixtures::synthetic_webhook;
+use test_kit::kafka::read_all;
+use test_kit::metrics::sample;
+use test_kit::stack::PrivateBroker;
+use test_kit::wait;
 
 /// `synthetic_webhook(batch, alerts)` with a group label of `group_label_bytes`: every record repeats it.
 fn amplifying_webhook(batch: u64, alerts: usize, group_label_bytes: usize) -> (Vec<u8>, Vec<String>) {
@@ -215,13 +215,13 @@ async fn peak_memory_under_concurrent_uploads(body: &[u8], stalled_broker: bool)
         ("INGEST_SERVER__REQUEST_TIMEOUT", "9s".to_owned()),
     ];
     let env: Vec<(&str, &str)> = limits.iter().map(|(name, value)| (*name, value.as_str())).collect();
-    let process = IngestProcess::spawn(&broker.brokers(), "alerts", &env).await;
+    let process = spawn_process(&broker.brokers(), "alerts", &env).await;
     let (pid, port) = (process.child.id(), process.port());
-    let at_start = e2e::process::memory_bytes(pid, "VmHWM").expect("the process's peak RSS");
+    let at_start = test_kit::process::memory_bytes(pid, "VmHWM").expect("the process's peak RSS");
 
     let mut uploads = Vec::new();
     for _ in 0..SENDERS {
-        uploads.push(PartialUpload::start(&process.address, body, body.len() - 10, true).await);
+        uploads.push(PartialUpload::start(&process.ops_url, body, body.len() - 10, true).await);
     }
     wait::until("ingest to have read what the senders sent", Duration::from_secs(30), || async {
         match unread_bytes(port) {
@@ -234,9 +234,9 @@ async fn peak_memory_under_concurrent_uploads(body: &[u8], stalled_broker: bool)
         broker.pause();
     }
     let statuses = futures::future::join_all(uploads.into_iter().map(PartialUpload::finish)).await;
-    let peak = e2e::process::memory_bytes(pid, "VmHWM").expect("the process's peak RSS");
+    let peak = test_kit::process::memory_bytes(pid, "VmHWM").expect("the process's peak RSS");
     let deadline_passed = if stalled_broker {
-        let metrics = reqwest::get(format!("{}/metrics", process.address)).await.unwrap().text().await.unwrap();
+        let metrics = reqwest::get(format!("{}/metrics", process.ops_url)).await.unwrap().text().await.unwrap();
         Some(sample(&metrics, "ingest_rejections_total{reason=\"deadline_exceeded\"}"))
     } else {
         None

@@ -1,14 +1,15 @@
-//! Running ingest for a test: in process on port 0 ([`spawn_app`]), or as a real process ([`IngestProcess`]) for
+//! Running ingest for a test: in process on port 0 ([`spawn_app`]), or as a real process ([`spawn_process`]) for
 //! tests that kill it or signal it.
 
-use e2e::kafka::create_topic;
-use e2e::stack::{free_port, Stack};
-use e2e::wait;
 use ingest::configuration::Settings;
 use ingest::startup::Application;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::Duration;
+use test_kit::kafka::create_topic;
+use test_kit::launch::IngestLaunch;
+use test_kit::process::Service;
+use test_kit::stack::{free_port, Stack};
+use test_kit::wait;
 
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -99,54 +100,14 @@ impl TestApp {
     }
 }
 
-/// The `ingest` binary running as a child process, killed on drop.
-pub struct IngestProcess {
-    pub child: Child,
-    pub address: String,
-}
-
-impl IngestProcess {
-    /// Starts the binary on a free port with `INGEST_*` environment settings, and waits until it is ready.
-    pub async fn spawn(brokers: &str, topic: &str, extra_env: &[(&str, &str)]) -> IngestProcess {
-        let port = free_port();
-        let child = e2e::process::child_command(Path::new(env!("CARGO_BIN_EXE_ingest")))
-            .env("INGEST_SERVER__PORT", port.to_string())
-            .env("INGEST_KAFKA__BROKERS", brokers)
-            .env("INGEST_KAFKA__TOPIC", topic)
-            .env("INGEST_KAFKA__PROBE_INTERVAL", "200ms")
-            .env("INGEST_LOG__FILTER", "warn")
-            .envs(extra_env.iter().copied())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("starting the ingest binary");
-        let process = IngestProcess { child, address: format!("http://127.0.0.1:{port}") };
-        let client = reqwest::Client::new();
-        let url = format!("{}/readyz", process.address);
-        wait::until("the ingest process to be ready", READY_DEADLINE, || async {
-            match client.get(&url).send().await {
-                Ok(response) if response.status().is_success() => Ok(()),
-                Ok(response) => Err(response.status().to_string()),
-                Err(err) => Err(err.to_string()),
-            }
-        })
-        .await;
-        process
-    }
-
-    pub fn alerts_url(&self) -> String {
-        format!("{}/alerts", self.address)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.address.rsplit(':').next().and_then(|port| port.parse().ok()).expect("the address ends with its port")
-    }
-}
-
-impl Drop for IngestProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The `ingest` binary as a child process on a free port, with `extra_env` on top of the test kit's launch
+/// settings; returns once it is ready. Webhooks go to `service.ops_url` + `/alerts`: ingest serves both on one port.
+pub async fn spawn_process(brokers: &str, topic: &str, extra_env: &[(&str, &str)]) -> Service {
+    let mut launch = IngestLaunch::new(free_port(), brokers, topic);
+    launch.settings.extend(extra_env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+    let service = launch.spawn(Path::new(env!("CARGO_BIN_EXE_ingest")));
+    service.wait_until_ready(READY_DEADLINE).await;
+    service
 }
 
 /// A webhook upload stopped half-way, so that a test can hold a request open while its body is being read. Plain

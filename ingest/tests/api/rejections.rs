@@ -1,10 +1,10 @@
 //! Bodies that can never succeed get the right 4xx with a useful message, and nothing reaches the topic.
 
 use crate::helpers::{spawn_app, TestApp};
-use e2e::fixtures::{captured_webhooks, synthetic_webhook};
-use e2e::kafka::read_all;
 use serde_json::{json, Value};
 use std::time::Duration;
+use test_kit::fixtures::{captured_webhooks, synthetic_webhook};
+use test_kit::kafka::read_all;
 
 /// A bad body: (name, body, expected status, expected error, expected path).
 type Case = (&'static str, Vec<u8>, u16, &'static str, Option<&'static str>);

@@ -1,13 +1,13 @@
 //! HTTPS with the configured certificate and key (rustls).
 
 use crate::helpers::spawn_app;
-use e2e::fixtures::captured_webhooks;
 use ingest::configuration::TlsSettings;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use test_kit::fixtures::captured_webhooks;
 
 /// A certificate for 127.0.0.1 signed by a throwaway CA (rustls refuses a CA certificate as the server's own),
 /// made with the system's openssl. The CA certificate is left beside the server's, as `ca.pem`, where

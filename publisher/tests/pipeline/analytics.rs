@@ -5,13 +5,13 @@ use crate::delivery::{fixture_records, synthetic_records};
 use crate::helpers::*;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampNanosecondType};
-use e2e::fixtures::synthetic_resolve;
-use e2e::wait;
 use publisher::pipeline::Mode;
 use schemas::tables::TableNames;
 use schemas::{parse, AlertRecord, Limits, Timestamp};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use test_kit::fixtures::synthetic_resolve;
+use test_kit::wait;
 
 /// Waits until the count tables of what fires now hold exactly `by_severity` and `by_name` (key -> `Firing`).
 async fn wait_for_firing_counts(setup: &Setup, by_severity: &[(&str, i64)], by_name: &[(&str, i64)]) {

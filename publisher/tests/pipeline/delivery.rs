@@ -4,13 +4,13 @@ use crate::analytics::{notification, FLAPPY};
 use crate::helpers::*;
 use arrow::array::AsArray;
 use deephaven_client::{InputTable, InputTableKind};
-use e2e::fixtures::{captured_webhooks, refire_sequence, synthetic_resolve, synthetic_webhook};
-use e2e::kafka::{read_all, Consumed};
-use e2e::metrics::sample;
 use publisher::pipeline::Mode;
 use schemas::tables::TableNames;
 use schemas::{parse, AlertRecord, Limits, Timestamp};
 use std::time::Duration;
+use test_kit::fixtures::{captured_webhooks, refire_sequence, synthetic_resolve};
+use test_kit::kafka::{read_all, Consumed};
+use test_kit::metrics::sample;
 
 pub fn fixture_records() -> Vec<AlertRecord> {
     let mut records = Vec::new();
@@ -21,14 +21,9 @@ pub fn fixture_records() -> Vec<AlertRecord> {
     records
 }
 
-/// `count` records from synthetic bodies of 10 alerts.
+/// The records of the synthetic bodies `first_batch..first_batch + batches`, 10 alerts each, received in order.
 pub fn synthetic_records(batches: u64, first_batch: u64) -> Vec<AlertRecord> {
-    let mut records = Vec::new();
-    for batch in first_batch..first_batch + batches {
-        let webhook = parse(&synthetic_webhook(batch, 10).0, &Limits::default()).unwrap();
-        records.extend(AlertRecord::from_webhook(webhook, received_at(records.len())));
-    }
-    records
+    test_kit::records::synthetic_records(first_batch, batches, 10, received_at)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,7 +106,7 @@ async fn a_refire_after_the_grace_shows_and_a_late_copy_within_it_does_not() {
     // Alertmanager's own notifications of one occurrence of DemoHeartbeat: firing, resolved while Prometheus was
     // frozen, firing again with the same StartsAt once it was back; each received when the capture received it.
     let [fired, resolved, fired_again] = refire_sequence().try_into().expect("three captured notifications");
-    let record = |capture: &e2e::fixtures::CapturedWebhook, received_at_nanos: i64| {
+    let record = |capture: &test_kit::fixtures::CapturedWebhook, received_at_nanos: i64| {
         let webhook = parse(&capture.body, &Limits::default()).unwrap();
         AlertRecord::from_webhook(webhook, Timestamp::from_unix_nanos(received_at_nanos)).remove(0)
     };
@@ -272,7 +267,7 @@ async fn a_dead_letter_too_large_once_its_headers_are_added_goes_without_its_val
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_dead_letter_topic_holds_the_batch_says_so_and_the_letter_goes_once_it_exists() {
     let mut setup = setup(1).await;
-    setup.dlq_topic = e2e::kafka::unique_name("publisher-test-missing-dlq");
+    setup.dlq_topic = test_kit::names::unique_name("publisher-test-missing-dlq");
     let good = synthetic_records(4, 5);
     let mut raw: Vec<(Vec<u8>, Option<&str>, Vec<u8>)> =
         good.iter().map(|record| (record.key().to_vec(), Some("1"), record.encode())).collect();
@@ -291,7 +286,7 @@ async fn a_missing_dead_letter_topic_holds_the_batch_says_so_and_the_letter_goes
     let client = client(&setup.deephaven_url).await;
     assert_eq!(read_tables(&client, &setup.prefix).await.events.len(), 0, "nothing written past the letter");
 
-    e2e::kafka::create_topic_named(&setup.brokers, &setup.dlq_topic, 1).await;
+    test_kit::kafka::create_topic_named(&setup.brokers, &setup.dlq_topic, 1).await;
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
     let letters = read_all(&setup.brokers, &setup.dlq_topic, Duration::from_secs(30)).await;
     assert_eq!(letters.len(), 1, "the letter, once, though its send was retried");

@@ -2,13 +2,13 @@
 
 use crate::delivery::synthetic_records;
 use crate::helpers::*;
-use e2e::metrics::sample;
-use e2e::stack::{PrivateBroker, PrivateDeephaven};
-use e2e::wait;
 use publisher::pipeline::Mode;
 use schemas::{AlertRecord, EventId, Status, Timestamp};
 use secrecy::SecretString;
 use std::time::Duration;
+use test_kit::metrics::sample;
+use test_kit::stack::{PrivateBroker, PrivateDeephaven};
+use test_kit::wait;
 
 /// Small batches, so a kill lands between many writes.
 const SMALL_BATCHES: &[(&str, &str)] = &[("PUBLISHER_BATCH__MAX_ROWS", "50")];
@@ -61,8 +61,8 @@ async fn sigterm_writes_the_batch_in_hand_and_exits_0() {
     let client = client(&setup.deephaven_url).await;
     assert!(read_tables(&client, &setup.prefix).await.events.is_empty(), "nothing written before the batch closes");
 
-    e2e::process::terminate(&publisher.child);
-    let status = e2e::process::wait_for_exit(
+    test_kit::process::terminate(&publisher.child);
+    let status = test_kit::process::wait_for_exit(
         &mut publisher.child,
         "the publisher to exit after SIGTERM",
         Duration::from_secs(30),

@@ -1,12 +1,7 @@
 //! Running the publisher against the real broker and Deephaven, feeding it records and reading the tables back.
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
+use arrow::array::RecordBatch;
 use deephaven_client::{Client, ClientConfig};
-use e2e::kafka::{create_topic, unique_name, Consumed};
-pub use e2e::process::Service;
-use e2e::stack::Stack;
-use e2e::wait;
 use publisher::configuration::Settings;
 use publisher::health::{Health, Readiness};
 use publisher::metrics::Metrics;
@@ -20,6 +15,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use test_kit::kafka::{create_topic, Consumed};
+use test_kit::launch::PublisherLaunch;
+use test_kit::names::unique_name;
+pub use test_kit::process::Service;
+use test_kit::stack::Stack;
+use test_kit::tables::EventRow;
+pub use test_kit::tables::Tables;
+use test_kit::wait;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -50,7 +53,7 @@ pub async fn setup_with(partitions: i32, deephaven_url: &str) -> Setup {
     let topic = create_topic(&brokers, "publisher-test", partitions).await;
     let dlq_topic = create_topic(&brokers, "publisher-test-dlq", 1).await;
     // Deephaven variable names: letters, digits, underscores.
-    let prefix = format!("t{}_", unique_name("").replace('-', "_").trim_start_matches('_'));
+    let prefix = format!("{}_", unique_name("t"));
     Setup { brokers, topic, dlq_topic, deephaven_url: deephaven_url.to_owned(), prefix, group_id: unique_name("group") }
 }
 
@@ -70,31 +73,26 @@ impl Setup {
         settings
     }
 
-    /// The environment that configures the publisher binary like [`Setup::settings`] (but for the port).
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("PUBLISHER_KAFKA__BROKERS", self.brokers.clone()),
-            ("PUBLISHER_KAFKA__TOPIC", self.topic.clone()),
-            ("PUBLISHER_KAFKA__DLQ_TOPIC", self.dlq_topic.clone()),
-            ("PUBLISHER_KAFKA__GROUP_ID", self.group_id.clone()),
-            ("PUBLISHER_DEEPHAVEN__URL", self.deephaven_url.clone()),
-            ("PUBLISHER_DEEPHAVEN__TABLE_PREFIX", self.prefix.clone()),
-            ("PUBLISHER_DEEPHAVEN__MAX_BACKOFF", "2s".to_owned()),
-            ("PUBLISHER_DEEPHAVEN__CHECK_INTERVAL", "1s".to_owned()),
-            ("PUBLISHER_DEEPHAVEN__RETENTION", format!("{RETENTION_DAYS}days")),
-            ("PUBLISHER_LOG__FILTER", "warn,publisher=info".to_owned()),
-        ]
+    /// The publisher binary configured like [`Setup::settings`], with its operations endpoint on `port`.
+    pub fn launch(&self, port: u16) -> PublisherLaunch {
+        PublisherLaunch {
+            port,
+            brokers: self.brokers.clone(),
+            topic: self.topic.clone(),
+            dlq_topic: self.dlq_topic.clone(),
+            group_id: self.group_id.clone(),
+            deephaven_url: self.deephaven_url.clone(),
+            table_prefix: self.prefix.clone(),
+            settings: vec![("PUBLISHER_DEEPHAVEN__RETENTION".to_owned(), format!("{RETENTION_DAYS}days"))],
+        }
     }
 }
 
-/// The publisher binary, configured by [`Setup::env`] with `extra` settings on top.
+/// The publisher binary, configured by [`Setup::launch`] with `extra` settings on top.
 pub fn spawn_binary(setup: &Setup, extra: &[(&str, &str)]) -> Service {
-    let port = e2e::stack::free_port();
-    let mut env: Vec<(String, String)> =
-        setup.env().into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
-    env.push(("PUBLISHER_SERVER__PORT".to_owned(), port.to_string()));
-    env.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
-    Service::spawn(Path::new(env!("CARGO_BIN_EXE_publisher")), &[], &env, port)
+    let mut launch = setup.launch(test_kit::stack::free_port());
+    launch.settings.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+    launch.spawn(Path::new(env!("CARGO_BIN_EXE_publisher")), &[])
 }
 
 /// An in-process publisher, stopped by [`RunningPublisher::stop`].
@@ -144,7 +142,7 @@ impl RunningPublisher {
     }
 }
 
-pub use e2e::kafka::{read_acked, Acked};
+pub use test_kit::kafka::{read_acked, Acked};
 
 /// What a record of ingest's is made of: key = fingerprint, the format header, the encoded value.
 type RawRecord<'a> = (Vec<u8>, Option<&'a str>, Vec<u8>);
@@ -229,13 +227,6 @@ fn kafka_record<'a>(topic: &'a str, (key, format, value): &'a RawRecord<'_>) -> 
     FutureRecord::to(topic).key(key.as_slice()).payload(value.as_slice()).headers(headers)
 }
 
-/// What the tests compare: per alert its current (status, StartsAt, ReceivedAt); per event its (partition, offset).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tables {
-    pub alerts: BTreeMap<String, (String, i64, i64)>,
-    pub events: BTreeMap<String, (i32, i64)>,
-}
-
 /// The tables a correct publisher with the default `refire_grace` produces from `records` (each with its partition
 /// and offset, in the order they were read).
 pub fn expected(records: &[(AlertRecord, i32, i64)]) -> Tables {
@@ -248,15 +239,18 @@ pub fn expected(records: &[(AlertRecord, i32, i64)]) -> Tables {
 pub fn expected_with(records: &[(AlertRecord, i32, i64)], refire_grace: Duration) -> Tables {
     let grace = refire_grace.as_nanos() as i64;
     let mut tables = Tables::default();
-    let mut first_copy: BTreeMap<String, (i64, i64, i32)> = BTreeMap::new();
+    let mut first_copy: BTreeMap<String, ((i64, i64), EventRow)> = BTreeMap::new();
     // Per alert: its rank (StartsAt, ranked-at time) and its row (status, StartsAt, ReceivedAt).
     type Ranked = ((i64, i64), (String, i64, i64));
     let mut best: BTreeMap<String, Ranked> = BTreeMap::new();
     for (record, partition, offset) in records {
         let received = record.received_at.unix_nanos();
-        let copy = (received, *offset, *partition);
-        let first = first_copy.entry(record.event_id.to_string()).or_insert(copy);
-        *first = (*first).min(copy);
+        let row = (record.fingerprint.to_string(), record.status.to_string(), *partition, *offset);
+        let copy = ((received, *offset), row);
+        let first = first_copy.entry(record.event_id.to_string()).or_insert(copy.clone());
+        if copy.0 < first.0 {
+            *first = copy;
+        }
         let resolved = record.status == Status::Resolved;
         let rank = (record.starts_at.unix_nanos(), received + if resolved { grace } else { 0 });
         let row = (record.status.to_string(), record.starts_at.unix_nanos(), received);
@@ -265,7 +259,7 @@ pub fn expected_with(records: &[(AlertRecord, i32, i64)], refire_grace: Duration
             *entry = (rank, row);
         }
     }
-    tables.events = first_copy.into_iter().map(|(id, (_, offset, partition))| (id, (partition, offset))).collect();
+    tables.events = first_copy.into_iter().map(|(id, (_, row))| (id, row)).collect();
     tables.alerts = best.into_iter().map(|(fp, (_, row))| (fp, row)).collect();
     tables
 }
@@ -274,38 +268,14 @@ pub async fn client(url: &str) -> Client {
     Client::connect(ClientConfig::new(url.to_owned())).await.expect("Deephaven answers")
 }
 
-/// Reads both tables; missing tables read as empty.
+/// Reads both tables; missing tables, and a read that fails, read as empty (a wait reads again).
 pub async fn read_tables(client: &Client, prefix: &str) -> Tables {
-    let mut tables = Tables::default();
-    for batch in snapshot(client, &format!("{prefix}alerts")).await {
-        let fingerprints = batch.column_by_name("Fingerprint").unwrap().as_string::<i32>().clone();
-        let statuses = batch.column_by_name("Status").unwrap().as_string::<i32>().clone();
-        let starts = batch.column_by_name("StartsAt").unwrap().as_primitive::<TimestampNanosecondType>().clone();
-        let received = batch.column_by_name("ReceivedAt").unwrap().as_primitive::<TimestampNanosecondType>().clone();
-        for row in 0..batch.num_rows() {
-            let value = (statuses.value(row).to_owned(), starts.value(row), received.value(row));
-            tables.alerts.insert(fingerprints.value(row).to_owned(), value);
-        }
-    }
-    for batch in snapshot(client, &format!("{prefix}alert_events")).await {
-        let ids = batch.column_by_name("EventId").unwrap().as_string::<i32>().clone();
-        let partitions = batch.column_by_name("KafkaPartition").unwrap().as_primitive::<Int32Type>().clone();
-        let offsets = batch.column_by_name("KafkaOffset").unwrap().as_primitive::<Int64Type>().clone();
-        for row in 0..batch.num_rows() {
-            assert!(
-                tables.events.insert(ids.value(row).to_owned(), (partitions.value(row), offsets.value(row))).is_none(),
-                "duplicate event row"
-            );
-        }
-    }
-    tables
+    test_kit::tables::read_tables(client, prefix).await.unwrap_or_default()
 }
 
+/// Every row of table `name`; a missing table, and a read that fails, read as empty (a wait reads again).
 pub async fn snapshot(client: &Client, name: &str) -> Vec<RecordBatch> {
-    match client.scope_table_exists(name).await {
-        Ok(true) => client.snapshot(name).await.unwrap_or_default(),
-        _ => Vec::new(),
-    }
+    test_kit::tables::snapshot(client, name).await.unwrap_or_default()
 }
 
 /// Waits until the tables equal `expected`; returns them.

@@ -2,11 +2,11 @@
 
 use crate::delivery::synthetic_records;
 use crate::helpers::*;
-use e2e::stack::PrivateBroker;
-use e2e::wait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::Duration;
+use test_kit::stack::PrivateBroker;
+use test_kit::wait;
 
 const READINESS_DEADLINE: Duration = Duration::from_secs(60);
 

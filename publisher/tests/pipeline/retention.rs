@@ -3,14 +3,14 @@
 //! tables from the topic.
 
 use crate::helpers::*;
-use e2e::fixtures::synthetic_webhook;
-use e2e::wait;
 use publisher::pipeline::Mode;
 use schemas::tables::TableNames;
 use schemas::{parse, AlertRecord, Limits, Timestamp};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use test_kit::fixtures::synthetic_webhook;
+use test_kit::wait;
 
 /// Short enough to watch states leave (slices of 6 s), long enough for the 1 s checks that move it on.
 const RETENTION: Duration = Duration::from_secs(24);
