@@ -3,7 +3,7 @@
 use clap::Parser;
 use ingest::configuration::{Overrides, Settings, REFERENCE};
 use ingest::startup::Application;
-use service_kit::telemetry;
+use service_kit::{exit, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,24 +42,15 @@ async fn main() -> ExitCode {
         topic: cli.topic,
         log_format: cli.log_format,
     };
-    let settings = match Settings::load(cli.config.as_deref(), overrides) {
+    let settings = match exit::settings_or_usage_error("ingest", Settings::load(cli.config.as_deref(), overrides)) {
         Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("ingest: {err:#}");
-            return ExitCode::from(2);
-        }
+        Err(usage_error) => return usage_error,
     };
     telemetry::init(&settings.log);
     for warning in settings.weakened_guarantees() {
         tracing::warn!(setting = warning.setting, "{}", warning.consequence);
     }
-    match run(settings).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("ingest failed: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit::exit_code("ingest", run(settings).await)
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use schemas::tables::KafkaPosition;
+use service_kit::kafka_client::client_config;
 use service_kit::kafka_properties::KafkaProperties;
 use std::time::Duration;
 
@@ -36,21 +37,20 @@ impl DeadLetters {
     /// `properties` are the consumer's extra librdkafka properties (security settings, say) that apply to a
     /// producer too.
     pub fn new(brokers: &str, topic: &str, properties: &KafkaProperties) -> Result<Self, KafkaError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", brokers)
-            .set("client.id", "alerthaven-publisher-dlq")
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "0")
-            // A missing dead-letter topic is the operator's to create, with the retention they choose: one made on
-            // the fly gets the broker's defaults. Until it exists, sends fail, `/readyz` says so, and they retry.
-            .set("allow.auto.create.topics", "false")
-            // A letter the broker cannot take in this time fails, and the batch is retried, instead of waiting.
-            .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string());
-        for (name, value) in properties.iter().filter(|(name, _)| is_shared_property(name)) {
-            config.set(name, value);
-        }
+        let own = |config: &mut ClientConfig| {
+            config
+                .set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "0")
+                // A missing dead-letter topic is the operator's to create, with the retention they choose: one made
+                // on the fly gets the broker's defaults. Until it exists, sends fail, `/readyz` says so, and they
+                // retry.
+                .set("allow.auto.create.topics", "false")
+                // A letter the broker cannot take in this time fails, and the batch is retried, instead of waiting.
+                .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string());
+        };
+        let shared = properties.iter().filter(|(name, _)| is_shared_property(name));
+        let config = client_config(brokers, "alerthaven-publisher-dlq", own, shared);
         Ok(Self { producer: config.create()?, topic: topic.to_owned() })
     }
 

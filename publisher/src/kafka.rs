@@ -9,6 +9,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use schemas::tables::Applied;
+use service_kit::kafka_client::client_config;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,43 +24,40 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertConsumer> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("group.id", &settings.kafka.group_id)
-        .set("client.id", "alerthaven-publisher")
-        // Progress is read from Deephaven; the group's offsets are committed explicitly, for lag monitoring only.
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", settings.kafka.session_timeout.as_millis().to_string())
-        .set("partition.assignment.strategy", "range,roundrobin")
-        // For the local broker (Tansu 0.6.0, memory store), which answers a waiting fetch only when it polls its
-        // store again, halfway through the time left: a short wait keeps the tables close behind the topic there.
-        // Apache Kafka answers as soon as records arrive, so there this only makes an idle consumer ask more often.
-        // Tansu's fetch also lists every batch of each partition within this wait (upstream nisshi-io/nisshi#684,
-        // Tansu's repository renamed), so a topic of enough batches starves a consumer at this wait (measured:
-        // docs/benchmarks.md, section "Soak — 2026-12-03 (second run)"; docs/runbook.md): raise it through
-        // `kafka.properties` there. It can go when the Tansu that scripts/install-broker.sh pins has #684 fixed and
-        // wakes waiting fetches as records arrive (no upstream issue found for that).
-        .set("fetch.wait.max.ms", "50")
-        // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression, so it
-        // holds several times as many bytes of records; a replay waits for Deephaven, never for this queue, so a
-        // small one costs no speed (docs/benchmarks.md).
-        .set("queued.max.messages.kbytes", "1024")
-        // A fetch's answer is queued whole however full the queue is, so its size is what the queue overshoots
-        // by: most of the publisher's memory in a replay at the 50 MB default. A batch larger than this still
-        // comes whole. With answers this small, librdkafka's default second of pause once the queue is over its
-        // bound would leave the writer idle; a short pause keeps the queue fed.
-        .set("fetch.max.bytes", "1048576")
-        .set("fetch.queue.backoff.ms", "10")
-        .set("statistics.interval.ms", "5000")
-        // A subscribed topic that is missing (re-created after a broker restart, say) is found within this time
-        // rather than librdkafka's default five minutes.
-        .set("topic.metadata.refresh.interval.ms", "10000");
-    for (name, value) in settings.kafka.properties.iter() {
-        config.set(name, value);
-    }
+    let own = |config: &mut ClientConfig| {
+        config
+            .set("group.id", &settings.kafka.group_id)
+            // Progress is read from Deephaven; the group's offsets are committed explicitly, for lag monitoring only.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", settings.kafka.session_timeout.as_millis().to_string())
+            .set("partition.assignment.strategy", "range,roundrobin")
+            // For the local broker (Tansu 0.6.0, memory store), which answers a waiting fetch only when it polls its
+            // store again, halfway through the time left: a short wait keeps the tables close behind the topic there.
+            // Apache Kafka answers as soon as records arrive, so there this only makes an idle consumer ask more often.
+            // Tansu's fetch also lists every batch of each partition within this wait (upstream nisshi-io/nisshi#684,
+            // Tansu's repository renamed), so a topic of enough batches starves a consumer at this wait (measured:
+            // docs/benchmarks.md, section "Soak — 2026-12-03 (second run)"; docs/runbook.md): raise it through
+            // `kafka.properties` there. It can go when the Tansu that scripts/install-broker.sh pins has #684 fixed and
+            // wakes waiting fetches as records arrive (no upstream issue found for that).
+            .set("fetch.wait.max.ms", "50")
+            // Bounded memory while Deephaven is away and nothing is consumed. Counted before decompression, so it
+            // holds several times as many bytes of records; a replay waits for Deephaven, never for this queue, so a
+            // small one costs no speed (docs/benchmarks.md).
+            .set("queued.max.messages.kbytes", "1024")
+            // A fetch's answer is queued whole however full the queue is, so its size is what the queue overshoots
+            // by: most of the publisher's memory in a replay at the 50 MB default. A batch larger than this still
+            // comes whole. With answers this small, librdkafka's default second of pause once the queue is over its
+            // bound would leave the writer idle; a short pause keeps the queue fed.
+            .set("fetch.max.bytes", "1048576")
+            .set("fetch.queue.backoff.ms", "10")
+            .set("statistics.interval.ms", "5000")
+            // A subscribed topic that is missing (re-created after a broker restart, say) is found within this time
+            // rather than librdkafka's default five minutes.
+            .set("topic.metadata.refresh.interval.ms", "10000");
+    };
+    let config = client_config(&settings.kafka.brokers, "alerthaven-publisher", own, settings.kafka.properties.iter());
     let topic = settings.kafka.topic.clone();
     let probe = RecordProbe::new(config.clone(), settings);
     config.create_with_context(ResumeContext { shared, topic, probe })

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use publisher::configuration::{Overrides, Settings, REFERENCE};
 use publisher::pipeline::Mode;
 use publisher::startup::Application;
-use service_kit::telemetry;
+use service_kit::{exit, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::sync::watch;
@@ -70,12 +70,9 @@ async fn run(cli: Cli) -> ExitCode {
         group_id: cli.group_id,
         port: cli.port,
     };
-    let settings = match Settings::load(cli.config.as_deref(), overrides) {
+    let settings = match exit::settings_or_usage_error("publisher", Settings::load(cli.config.as_deref(), overrides)) {
         Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("publisher: {err:#}");
-            return ExitCode::from(2);
-        }
+        Err(usage_error) => return usage_error,
     };
     telemetry::init(&settings.log);
     let mode = match cli.command {
@@ -95,11 +92,5 @@ async fn run(cli: Cli) -> ExitCode {
         tracing::info!("shutting down: writing the batch in hand");
         let _ = stop.send(true);
     });
-    match application.run_until_stopped(stopped).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("publisher failed: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit::exit_code("publisher", application.run_until_stopped(stopped).await)
 }

@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use service_kit::process_metrics::OPENMETRICS_CONTENT_TYPE;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -38,5 +39,5 @@ async fn readyz(State(observed): State<Observed>) -> impl IntoResponse {
 
 async fn render(State(observed): State<Observed>) -> impl IntoResponse {
     let text = observed.metrics.render(&observed.health);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+    ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text)
 }

@@ -10,6 +10,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::{Registry, Unit};
 
+/// The content type of the exposition [`ProcessMetrics::render_with`] writes.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// The revision the build recorded (`build.rs`).
 pub const REVISION: &str = env!("ALERTHAVEN_REVISION");
 
