@@ -167,15 +167,7 @@ mod tests {
 
     use super::*;
     use crate::proto::backplane::CreateInputTableRequest;
-
-    fn alerts_schema() -> Schema {
-        Schema::new(vec![
-            Field::new("Fingerprint", DataType::Utf8, false),
-            Field::new("Status", DataType::Utf8, true),
-            Field::new("StartsAt", DataType::Timestamp(TimeUnit::Nanosecond, Some(Arc::from("UTC"))), true),
-            Field::new("KafkaOffset", DataType::Int64, true),
-        ])
-    }
+    use crate::schema::tests::alerts_schema;
 
     fn server_view(schema: &Schema, keys: &[&str]) -> Schema {
         let fields: Vec<Field> = schema

@@ -54,14 +54,15 @@ pub(crate) fn decode_schema_header(bytes: &[u8]) -> Result<Schema, ArrowError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use arrow::datatypes::{Field, TimeUnit};
 
     use super::*;
 
-    fn alerts_schema() -> Schema {
+    /// A schema of the kinds of column the client maps: text, a time, a long.
+    pub(crate) fn alerts_schema() -> Schema {
         Schema::new(vec![
             Field::new("Fingerprint", DataType::Utf8, false),
             Field::new("Status", DataType::Utf8, true),
