@@ -445,36 +445,12 @@ impl Client {
         downloaded
     }
 
-    /// One row per distinct `group_by` value of scope table `source` with the maximum of each `match_pairs` entry
-    /// (`"Output=Input"` or a bare column name), e.g. `aggregate_max_by("Trades", &["Venue"], &["LastSeq=Seq"])`.
-    pub async fn aggregate_max_by(
-        &self,
-        source: &str,
-        group_by: &[&str],
-        match_pairs: &[&str],
-    ) -> Result<Vec<RecordBatch>> {
-        if match_pairs.is_empty() {
-            return Err(Error::InvalidInput("aggregate_max_by needs at least one column".into()));
-        }
-        let max = Operation::aggregate(
-            vec![Aggregation::columns(Aggregate::Max, match_pairs.iter().copied())],
-            group_by.iter().copied(),
-        );
-        self.derived_snapshot(source, &[max]).await
-    }
-
     /// Publishes as `name` the scope table `source` with the columns `formulas` add (Deephaven's `update`, e.g.
     /// `"SeenAt = now()"`). The server evaluates a formula once per row, when the row arrives, and keeps the view
     /// ticking with its source.
     pub async fn publish_updated_view(&self, source: &str, formulas: &[&str], name: &str) -> Result<()> {
         let update = Operation::Update(formulas.iter().map(|formula| (*formula).to_owned()).collect());
         self.publish_derived(source, &[update], name).await
-    }
-
-    /// Publishes as `name` the rows of scope table `source` that pass `filter`. The view is computed and kept up to
-    /// date by the server.
-    pub async fn publish_filtered_view(&self, source: &str, filter: &Filter, name: &str) -> Result<()> {
-        self.publish_derived(source, &[Operation::Filter(filter.clone())], name).await
     }
 }
 

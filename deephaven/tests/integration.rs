@@ -22,6 +22,11 @@ use test_kit::stack::{DeephavenAuth, DeephavenOptions, PrivateDeephaven};
 use test_kit::wait::until_true;
 use tonic::Code;
 
+/// The highest `KafkaOffset` per `KafkaPartition`, as `MaxOffset`.
+fn max_offset_by_partition() -> Operation {
+    Operation::aggregate(vec![Aggregation::columns(Aggregate::Max, ["MaxOffset=KafkaOffset"])], ["KafkaPartition"])
+}
+
 fn keyed() -> InputTableKind {
     InputTableKind::keyed(["Key"])
 }
@@ -160,7 +165,7 @@ async fn mismatched_batches_and_bad_requests_are_permanent_errors() {
     assert_eq!(row_count(&client.snapshot(&name).await.expect("snapshot")), 0, "nothing written");
 
     let bad_filter = client
-        .publish_filtered_view(&name, &Filter::expression("NoSuchColumn == 3"), &unique_name("Bad"))
+        .publish_derived(&name, &[Operation::Filter(Filter::expression("NoSuchColumn == 3"))], &unique_name("Bad"))
         .await
         .expect_err("unknown column");
     assert_eq!(bad_filter.class(), ErrorClass::Permanent, "{bad_filter}");
@@ -190,8 +195,7 @@ async fn max_offset_per_partition_is_aggregated_server_side() {
     .expect("batch");
     client.append(&table, log).await.expect("append log");
 
-    let batches =
-        client.aggregate_max_by(&name, &["KafkaPartition"], &["MaxOffset=KafkaOffset"]).await.expect("aggregate");
+    let batches = client.derived_snapshot(&name, &[max_offset_by_partition()]).await.expect("aggregate");
     let mut maxima = Vec::new();
     for batch in &batches {
         let partition = batch.column_by_name("KafkaPartition").expect("partition");
@@ -229,12 +233,12 @@ async fn filtered_views_are_published_and_tick_with_their_source() {
 
     let firing = unique_name("Firing");
     client
-        .publish_filtered_view(&name, &Filter::equals("Status", "firing"), &firing)
+        .publish_derived(&name, &[Operation::Filter(Filter::equals("Status", "firing"))], &firing)
         .await
         .expect("structured filter view");
     let resolved = unique_name("Resolved");
     client
-        .publish_filtered_view(&name, &Filter::expression("Status = `resolved`"), &resolved)
+        .publish_derived(&name, &[Operation::Filter(Filter::expression("Status = `resolved`"))], &resolved)
         .await
         .expect("query-language filter view");
 
