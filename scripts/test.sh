@@ -4,8 +4,10 @@
 # First the checks that need no servers and fail fast (install-checks.sh
 # installs what they need): rustfmt, clippy with warnings denied (the lints
 # are [workspace.lints] in Cargo.toml), the docs with warnings denied (a
-# broken intra-doc link fails), shellcheck over scripts/ and .ci/, and the
-# unit tests. `--quick` stops there: what a developer runs before a commit.
+# broken intra-doc link fails), shellcheck over scripts/ and .ci/, the unit
+# tests, and the checks of the repository's own files (links between the
+# Markdown documents, the settings variables the scripts and stacks give the
+# services). `--quick` stops there: what a developer runs before a commit.
 #
 # Then it installs the stack's prerequisites (and the browser the dashboard
 # test drives), starts a separate test stack (own STACK_DIR and ports, so it
@@ -72,6 +74,8 @@ run_fast_checks() {
   "$VENV_DIR/bin/shellcheck" scripts/*.sh .ci/run
   log "unit tests"
   cargo test --workspace --locked --lib --bins --quiet
+  log "the repository's own links and settings names"
+  cargo test --locked -p e2e --test doc_links --test settings_names --quiet
 }
 
 main() {
