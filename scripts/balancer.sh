@@ -20,9 +20,10 @@ CONFIG_FILE="$STACK_DIR/config/haproxy.cfg"
 
 # The compose stack's config is the one source (its comments give the
 # reasoning); the local one is made from it, so the two cannot drift. What
-# differs is only where things are: listening on 127.0.0.1 at our ports,
-# the instances listed rather than found through Docker's DNS (no resolvers
-# section, no resolver options), and no stats page. The comments are left out.
+# differs is where things are: listening on 127.0.0.1 at our ports, the
+# instances listed rather than found through Docker's DNS (no resolvers
+# section, no resolver options), no stats page; and the log, a file of the
+# stack here, keeps notices only (no line per request). Comments are left out.
 write_config() {
   local backends=${BALANCER_BACKENDS:?BALANCER_BACKENDS: the ingest instances, host:port,...}
   local source="$REPO_ROOT/compose/haproxy.cfg"
@@ -33,12 +34,14 @@ write_config() {
       /^[[:space:]]*(#|$)/ { next }
       /^[^[:space:]]/ { skip = ($1 == "resolvers" || ($1 == "frontend" && $2 == "stats")) }
       skip { next }
+      $1 == "log" && $2 == "stdout" { print "    log stdout format raw local0 notice"; next }
+      $1 == "option" && $2 == "httplog" { next }
       $1 == "bind" && $2 == ":8080" { print "    bind 127.0.0.1:" port; next }
       $1 == "bind" && $2 == ":8405" { print "    bind 127.0.0.1:" health_port; next }
       $1 == "default-server" { sub(/ resolvers .*/, ""); print; next }
       $1 == "server-template" {
         count = split(backends, servers, ",")
-        for (i = 1; i <= count; i++) print "    server ingest" i " " servers[i]
+        for (i = 1; i <= count; i++) if (servers[i] != "") print "    server ingest" (++listed) " " servers[i]
         next
       }
       { print }
@@ -49,7 +52,7 @@ write_config() {
   if ! grep -q "^    bind 127.0.0.1:$BALANCER_PORT\$" "$CONFIG_FILE.tmp" ||
     ! grep -q "^    bind 127.0.0.1:$BALANCER_HEALTH_PORT\$" "$CONFIG_FILE.tmp" ||
     ! grep -q "^    server ingest1 " "$CONFIG_FILE.tmp" ||
-    grep -Eq "resolvers|server-template|bind :" "$CONFIG_FILE.tmp"; then
+    grep -Eq "resolvers|server-template|init-addr|bind :" "$CONFIG_FILE.tmp"; then
     die "compose/haproxy.cfg no longer fits the rules that make the local config from it (scripts/balancer.sh)"
   fi
   mv "$CONFIG_FILE.tmp" "$CONFIG_FILE"

@@ -101,7 +101,7 @@ start_services() {
     PUBLISHER_SERVER__HOST=127.0.0.1 PUBLISHER_SERVER__PORT="$PUBLISHER_METRICS_PORT"
     PUBLISHER_KAFKA__BROKERS="$KAFKA_BROKERS" PUBLISHER_KAFKA__TOPIC="$ALERTS_TOPIC"
     PUBLISHER_KAFKA__DLQ_TOPIC="$DLQ_TOPIC" PUBLISHER_DEEPHAVEN__URL="$DEEPHAVEN_URL"
-    # Below alertmanager/config.yml's group_interval (5 s), so that a re-fire shows at once (README).
+    # Below alertmanager/config.yml's group_interval (5 s), so that a re-fire shows at once (docs/tables.md, "Which state is current").
     PUBLISHER_DEEPHAVEN__REFIRE_GRACE=4s
   )
   # A Deephaven started with a pre-shared key (DEEPHAVEN_PSK) wants it.

@@ -51,8 +51,18 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
+/// The anchors of `markdown`'s headings (lines starting with `#` outside code blocks).
 fn anchors(markdown: &str) -> Vec<String> {
-    markdown.lines().filter_map(|line| line.strip_prefix('#')).map(|h| anchor(h.trim_start_matches('#'))).collect()
+    let mut in_code_block = false;
+    let mut anchors = Vec::new();
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code_block = !in_code_block;
+        } else if let Some(heading) = line.strip_prefix('#').filter(|_| !in_code_block) {
+            anchors.push(anchor(heading.trim_start_matches('#')));
+        }
+    }
+    anchors
 }
 
 #[test]
@@ -92,4 +102,5 @@ fn anchors_are_made_as_github_makes_them() {
     assert_eq!(anchor("Kafka over TLS and SASL, Deephaven over TLS"), "kafka-over-tls-and-sasl-deephaven-over-tls");
     assert_eq!(anchor("`alerts`: which state is current"), "alerts-which-state-is-current");
     assert_eq!(link_targets("see [a](x.md#b) and [c](https://d)\n```\n[e](f)\n```"), ["x.md#b", "https://d"]);
+    assert_eq!(anchors("# Top\n```sh\n# a comment\n```\n## Next one"), ["top", "next-one"]);
 }

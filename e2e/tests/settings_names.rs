@@ -24,19 +24,30 @@ fn variables(reference: &str, prefix: &str) -> (BTreeSet<String>, Vec<String>) {
     (exact, families)
 }
 
-/// The files people copy settings from.
+/// The files that give the services settings, and that people copy settings from.
 fn files_that_set_services(root: &Path) -> Vec<PathBuf> {
-    let mut files = vec![root.join("README.md"), root.join("compose/docker-compose.yml")];
-    for (dir, extension) in [("scripts", "sh"), ("docs", "md"), ("deploy/kubernetes", "yaml")] {
-        let entries = std::fs::read_dir(root.join(dir)).unwrap_or_else(|err| panic!("{dir}: {err}"));
-        let mut found: Vec<PathBuf> = entries
-            .map(|entry| entry.expect("a directory entry").path())
-            .filter(|path| path.extension().is_some_and(|found| found == extension))
-            .collect();
-        found.sort();
-        files.extend(found);
+    let mut files = ["README.md", "Dockerfile", "compose/docker-compose.yml", "test-kit/src/launch.rs"]
+        .map(|file| root.join(file))
+        .to_vec();
+    for (dir, extensions) in [("scripts", &["sh"][..]), ("docs", &["md"]), ("deploy", &["yaml", "env"])] {
+        files.extend(files_under(&root.join(dir), extensions));
     }
     files
+}
+
+/// The files under `dir`, at any depth, whose extension is one of `extensions`, in order.
+fn files_under(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            found.extend(files_under(&path, extensions));
+        } else if path.extension().is_some_and(|found| extensions.iter().any(|wanted| found == *wanted)) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
 }
 
 /// The words in `text` shaped like settings variables of `prefix` (`PREFIX_SECTION__KEY`; prose may name a

@@ -20,13 +20,12 @@ impl IngestLaunch {
         IngestLaunch { port, brokers: brokers.to_owned(), topic: topic.to_owned(), settings: Vec::new() }
     }
 
-    /// The binary's environment. The broker probe runs often, so that an instance is ready soon after it starts.
+    /// The binary's environment.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = owned(&[
             ("INGEST_SERVER__PORT", self.port.to_string()),
             ("INGEST_KAFKA__BROKERS", self.brokers.clone()),
             ("INGEST_KAFKA__TOPIC", self.topic.clone()),
-            ("INGEST_KAFKA__PROBE_INTERVAL", "200ms".to_owned()),
             ("INGEST_LOG__FILTER", "warn".to_owned()),
         ]);
         with_settings(&mut env, &self.settings);

@@ -3,7 +3,8 @@
 //!
 //! They all find the stack, launch the services, make fresh topics, read records back and wait for conditions the
 //! same way. What knows Kafka, the record format and the published tables sits behind the `pipeline` feature (on by
-//! default), so the Deephaven client's tests build without rdkafka or the application's crates.
+//! default), so the Deephaven client's tests, built alone (`cargo test -p deephaven-client`), need no rdkafka nor
+//! the application's crates.
 //!
 //! # Layout
 //!

@@ -23,14 +23,15 @@ pub struct Tables {
 }
 
 /// Reads both tables of the set named with `prefix`. Missing tables read as empty (not created yet, or lost with
-/// a restarted server); a key seen twice panics, since the tables must hold every alert and state once.
+/// a restarted server); a read that fails is an error (a wait reads again). A column missing or of another type,
+/// or a key seen twice, panics: the tables are not what the publisher makes, and reading again cannot change that.
 pub async fn read_tables(client: &Client, prefix: &str) -> Result<Tables, String> {
     let names = TableNames::with_prefix(prefix);
     let mut tables = Tables::default();
     let name = &names.alerts;
     for batch in snapshot(client, name).await? {
-        let (fingerprints, statuses) = (text(&batch, column::FINGERPRINT)?, text(&batch, column::STATUS)?);
-        let (starts, received) = (time(&batch, column::STARTS_AT)?, time(&batch, column::RECEIVED_AT)?);
+        let (fingerprints, statuses) = (text(&batch, column::FINGERPRINT), text(&batch, column::STATUS));
+        let (starts, received) = (time(&batch, column::STARTS_AT), time(&batch, column::RECEIVED_AT));
         for row in 0..batch.num_rows() {
             let value = (statuses.value(row).to_owned(), starts.value(row), received.value(row));
             let fingerprint = fingerprints.value(row);
@@ -39,16 +40,16 @@ pub async fn read_tables(client: &Client, prefix: &str) -> Result<Tables, String
     }
     let name = &names.alert_events;
     for batch in snapshot(client, name).await? {
-        let (ids, fingerprints) = (text(&batch, column::EVENT_ID)?, text(&batch, column::FINGERPRINT)?);
-        let statuses = text(&batch, column::STATUS)?;
+        let (ids, fingerprints) = (text(&batch, column::EVENT_ID), text(&batch, column::FINGERPRINT));
+        let statuses = text(&batch, column::STATUS);
         let partitions = batch
             .column_by_name(column::KAFKA_PARTITION)
             .and_then(|c| c.as_primitive_opt::<Int32Type>())
-            .ok_or(format!("{name} has no {}", column::KAFKA_PARTITION))?;
+            .unwrap_or_else(|| panic!("{name} has no int column {}", column::KAFKA_PARTITION));
         let offsets = batch
             .column_by_name(column::KAFKA_OFFSET)
             .and_then(|c| c.as_primitive_opt::<Int64Type>())
-            .ok_or(format!("{name} has no {}", column::KAFKA_OFFSET))?;
+            .unwrap_or_else(|| panic!("{name} has no long column {}", column::KAFKA_OFFSET));
         for row in 0..batch.num_rows() {
             let value = (
                 fingerprints.value(row).to_owned(),
@@ -71,16 +72,13 @@ pub async fn snapshot(client: &Client, name: &str) -> Result<Vec<RecordBatch>, S
     }
 }
 
-fn text<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::StringArray, String> {
-    batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()).ok_or(format!("no text column {name}"))
+fn text<'a>(batch: &'a RecordBatch, name: &str) -> &'a arrow::array::StringArray {
+    batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()).unwrap_or_else(|| panic!("no text column {name}"))
 }
 
-fn time<'a>(
-    batch: &'a RecordBatch,
-    name: &str,
-) -> Result<&'a arrow::array::PrimitiveArray<TimestampNanosecondType>, String> {
+fn time<'a>(batch: &'a RecordBatch, name: &str) -> &'a arrow::array::PrimitiveArray<TimestampNanosecondType> {
     batch
         .column_by_name(name)
         .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-        .ok_or(format!("no time column {name}"))
+        .unwrap_or_else(|| panic!("no time column {name}"))
 }

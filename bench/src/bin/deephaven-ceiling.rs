@@ -38,7 +38,9 @@ struct Options {
 async fn main() {
     let Options { url, rows, batch_rows, table_prefix: prefix } = Options::parse();
 
-    let records: Vec<PositionedRecord> = synthetic_records(0, rows.div_ceil(100), 100, |_| Timestamp::now())
+    // One receive time for every record, as when they all came in together.
+    let received_at = Timestamp::now();
+    let records: Vec<PositionedRecord> = synthetic_records(0, rows.div_ceil(100), 100, move |_| received_at)
         .into_iter()
         .take(rows as usize)
         .enumerate()

@@ -37,7 +37,9 @@ const IN_FLIGHT: usize = 50_000;
 async fn main() {
     let Options { brokers, topic, records: count } = Options::parse();
 
-    let records: Vec<(String, Vec<u8>)> = synthetic_records(0, count.div_ceil(100), 100, |_| Timestamp::now())
+    // One receive time for every record, as when they all came in together.
+    let received_at = Timestamp::now();
+    let records: Vec<(String, Vec<u8>)> = synthetic_records(0, count.div_ceil(100), 100, move |_| received_at)
         .into_iter()
         .take(count as usize)
         .map(|record| (record.fingerprint.to_string(), record.encode()))

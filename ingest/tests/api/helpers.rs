@@ -104,6 +104,8 @@ impl TestApp {
 /// settings; returns once it is ready. Webhooks go to `service.ops_url` + `/alerts`: ingest serves both on one port.
 pub async fn spawn_process(brokers: &str, topic: &str, extra_env: &[(&str, &str)]) -> Service {
     let mut launch = IngestLaunch::new(free_port(), brokers, topic);
+    // The broker probe runs often, so that the instance is ready soon after it starts (as `start_app_on`'s does).
+    launch.settings.push(("INGEST_KAFKA__PROBE_INTERVAL".to_owned(), "200ms".to_owned()));
     launch.settings.extend(extra_env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
     let service = launch.spawn(Path::new(env!("CARGO_BIN_EXE_ingest")));
     service.wait_until_ready(READY_DEADLINE).await;

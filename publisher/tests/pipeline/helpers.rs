@@ -239,14 +239,14 @@ pub fn expected(records: &[(AlertRecord, i32, i64)]) -> Tables {
 pub fn expected_with(records: &[(AlertRecord, i32, i64)], refire_grace: Duration) -> Tables {
     let grace = refire_grace.as_nanos() as i64;
     let mut tables = Tables::default();
-    let mut first_copy: BTreeMap<String, ((i64, i64), EventRow)> = BTreeMap::new();
+    let mut first_copy: BTreeMap<String, ((i64, i64, i32), EventRow)> = BTreeMap::new();
     // Per alert: its rank (StartsAt, ranked-at time) and its row (status, StartsAt, ReceivedAt).
     type Ranked = ((i64, i64), (String, i64, i64));
     let mut best: BTreeMap<String, Ranked> = BTreeMap::new();
     for (record, partition, offset) in records {
         let received = record.received_at.unix_nanos();
         let row = (record.fingerprint.to_string(), record.status.to_string(), *partition, *offset);
-        let copy = ((received, *offset), row);
+        let copy = ((received, *offset, *partition), row);
         let first = first_copy.entry(record.event_id.to_string()).or_insert(copy.clone());
         if copy.0 < first.0 {
             *first = copy;
@@ -268,7 +268,8 @@ pub async fn client(url: &str) -> Client {
     Client::connect(ClientConfig::new(url.to_owned())).await.expect("Deephaven answers")
 }
 
-/// Reads both tables; missing tables, and a read that fails, read as empty (a wait reads again).
+/// Reads both tables; missing tables, and a read that fails, read as empty (a wait reads again); tables not of the
+/// publisher's making panic.
 pub async fn read_tables(client: &Client, prefix: &str) -> Tables {
     test_kit::tables::read_tables(client, prefix).await.unwrap_or_default()
 }
