@@ -22,6 +22,14 @@ pub struct Tables {
     pub events: BTreeMap<String, EventRow>,
 }
 
+impl Tables {
+    /// How far these tables are from `expected`, for a wait's last observation.
+    pub fn against(&self, expected: &Tables) -> String {
+        let (alerts, events) = (self.alerts.len(), self.events.len());
+        format!("{alerts} of {} alerts, {events} of {} events", expected.alerts.len(), expected.events.len())
+    }
+}
+
 /// Reads both tables of the set named with `prefix`. Missing tables read as empty (not created yet, or lost with
 /// a restarted server); a read that fails is an error (a wait reads again). A column missing or of another type,
 /// or a key seen twice, panics: the tables are not what the publisher makes, and reading again cannot change that.

@@ -94,13 +94,7 @@ async fn every_acknowledged_alert_lands_exactly_once_through_the_fault_matrix() 
         if replayed == live {
             Ok(())
         } else {
-            Err(format!(
-                "{} of {} alerts, {} of {} events",
-                replayed.alerts.len(),
-                live.alerts.len(),
-                replayed.events.len(),
-                live.events.len()
-            ))
+            Err(replayed.against(&live))
         }
     })
     .await;

@@ -287,13 +287,7 @@ pub async fn wait_for_tables(url: &str, prefix: &str, expected: &Tables) -> Tabl
         if &tables == expected {
             Ok(tables)
         } else {
-            Err(format!(
-                "{} of {} alerts, {} of {} events",
-                tables.alerts.len(),
-                expected.alerts.len(),
-                tables.events.len(),
-                expected.events.len()
-            ))
+            Err(tables.against(expected))
         }
     })
     .await
