@@ -20,7 +20,8 @@
 # Test stack: STACK_DIR=$REPO/.stack-test, broker 19092, Deephaven 10100
 # (sessions of DEEPHAVEN_SESSION_DURATION_MS=30000), Prometheus 19090,
 # Alertmanager 19093, ingest 18080, publisher metrics 19102.
-# Env: TEST_KEEP_STACK=1 reuses a running test stack and leaves it running
+# Env: CI=true builds without incremental caches.
+#      TEST_KEEP_STACK=1 reuses a running test stack and leaves it running
 #      (quicker local iterations); by default every run starts a fresh one.
 set -euo pipefail
 
@@ -34,6 +35,11 @@ export ALERTMANAGER_PORT=19093 INGEST_PORT=18080 PUBLISHER_METRICS_PORT=19102
 export DEEPHAVEN_SESSION_DURATION_MS=30000
 unset INGEST_URL INGEST_METRICS_TARGETS PUBLISHER_METRICS_TARGETS KAFKA_BROKERS \
   DEEPHAVEN_URL PROMETHEUS_URL ALERTMANAGER_URL
+# A CI checkout builds once from scratch: incremental caches would only take
+# disk, which CI shares.
+if [[ -n "${CI:-}" ]]; then
+  export CARGO_INCREMENTAL=0
+fi
 
 # shellcheck source=lib.sh
 source "$repo_root/scripts/lib.sh"
