@@ -2,6 +2,7 @@
 //! reads: a renamed or misspelt setting there would be ignored without a word (only variables with a `__` after
 //! the prefix are settings, and nothing checks the rest). The services' `--help` reference tables are the list.
 
+use service_kit::help_reference;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -9,15 +10,12 @@ use std::path::{Path, PathBuf};
 /// ending in `<name>` stands for every variable that starts like it.
 fn variables(reference: &str, prefix: &str) -> (BTreeSet<String>, Vec<String>) {
     let (mut exact, mut families) = (BTreeSet::new(), Vec::new());
-    for line in reference.lines().filter(|line| line.starts_with("  ")) {
-        let keys = line.split_whitespace().take_while(|word| word.contains('.') && !word.starts_with(prefix));
-        for key in keys.map(|key| key.trim_end_matches(',')) {
-            let variable = format!("{prefix}_{}", key.to_uppercase().replace('.', "__"));
-            match variable.strip_suffix("<NAME>") {
-                Some(family) => families.push(family.to_owned()),
-                None => {
-                    exact.insert(variable);
-                }
+    for key in help_reference::entries(reference).flat_map(|entry| entry.keys) {
+        let variable = help_reference::variable(prefix, key);
+        match variable.strip_suffix("<NAME>") {
+            Some(family) => families.push(family.to_owned()),
+            None => {
+                exact.insert(variable);
             }
         }
     }

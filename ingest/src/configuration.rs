@@ -451,7 +451,7 @@ mod tests {
 
     #[test]
     fn the_help_reference_states_the_defaults() {
-        let stated: Settings = service_kit::settings::reference_defaults(REFERENCE, "INGEST").unwrap();
+        let stated: Settings = service_kit::help_reference::defaults(REFERENCE, "INGEST").unwrap();
         assert_eq!(format!("{stated:?}"), format!("{:?}", Settings::default()));
     }
 

@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn the_help_reference_states_the_defaults() {
-        let stated: Settings = service_kit::settings::reference_defaults(REFERENCE, "PUBLISHER").unwrap();
+        let stated: Settings = service_kit::help_reference::defaults(REFERENCE, "PUBLISHER").unwrap();
         assert_eq!(format!("{stated:?}"), format!("{:?}", Settings::default()));
     }
 

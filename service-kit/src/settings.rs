@@ -88,42 +88,6 @@ fn settings_variables(prefix: &str, variables: impl Iterator<Item = (String, Str
         .collect()
 }
 
-/// The settings a `--help` reference table gives as defaults, read the way a settings file is, so that a test can
-/// hold them against the settings type's own `Default` (the two are written apart, and drift otherwise).
-///
-/// An entry is a line `key ENV_VAR default (note)`. Its variable must be the one the key is read from
-/// (`env_prefix` and the key's path); its default counts when it is one literal word (`5s`, `8080`, `''` for
-/// empty): words such as `none` or `one per core` describe a default instead. Other lines are prose.
-pub fn reference_defaults<T: DeserializeOwned>(reference: &str, env_prefix: &str) -> anyhow::Result<T> {
-    let mut document = String::new();
-    for line in reference.lines().filter(|line| line.starts_with("  ")) {
-        let mut words = line.split_whitespace();
-        let (Some(key), Some(variable)) = (words.next(), words.next()) else { continue };
-        if key.ends_with(',') {
-            continue;
-        }
-        let expected = format!("{env_prefix}_{}", key.to_uppercase().replace('.', "__"));
-        anyhow::ensure!(variable == expected, "the reference gives {key} the variable {variable}, not {expected}");
-        let rest = words.collect::<Vec<_>>().join(" ");
-        let default = rest.split(" (").next().unwrap_or_default();
-        if default.contains(' ') || default == "none" || key.contains('<') {
-            continue;
-        }
-        let value = match default {
-            "''" => "\"\"".to_owned(),
-            "true" | "false" => default.to_owned(),
-            number if number.parse::<i64>().is_ok() => number.to_owned(),
-            text => format!("{text:?}"),
-        };
-        document.push_str(&format!("{key} = {value}\n"));
-    }
-    Config::builder()
-        .add_source(File::from_str(&document, FileFormat::Toml))
-        .build()?
-        .try_deserialize()
-        .with_context(|| format!("the reference's defaults are not settings:\n{document}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
