@@ -6,6 +6,9 @@
 //! A service whose large buffers come and go (the publisher's Arrow columns and librdkafka's decompressed fetches)
 //! then keeps its peak and the heaps' fragments on top of it. Fixing the threshold at glibc's own starting value
 //! keeps every large block returnable; the price is a fresh mapping (and its page faults) per large block.
+//!
+//! The publisher calls it. Ingest does not: its large blocks (bodies, a body's records) are bounded by admission and
+//! reused, and the fixed threshold measured no different there (docs/benchmarks.md, "Results — 2026-12-07").
 
 /// The threshold glibc starts from: blocks this large or larger are mapped on their own.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
