@@ -50,7 +50,11 @@ async fn main() {
                 let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
                 // With a rate, each worker sends at rate/connections, on a schedule (open loop, no coordinated omission).
                 let interval = options.rate.map(|rate| Duration::from_secs_f64(options.connections as f64 / rate));
-                let mut next = Instant::now();
+                // The workers' schedules start spread over one interval, so that requests arrive evenly: started
+                // together, a fixed rate arrived as bursts of one request per connection, and each burst's last
+                // answer waited for the whole burst.
+                let offset = interval.map_or(Duration::ZERO, |i| i.mul_f64(worker as f64 / options.connections as f64));
+                let mut next = Instant::now() + offset;
                 for round in 0u64.. {
                     if let Some(interval) = interval {
                         tokio::time::sleep_until(next.into()).await;
