@@ -3,32 +3,31 @@
 //! followed (CI has no internet).
 
 use std::path::{Path, PathBuf};
+use test_kit::stack::files_under;
 
 /// The Markdown documents people read: the README and everything under `docs/`.
 fn documents(root: &Path) -> Vec<PathBuf> {
     let mut documents = vec![root.join("README.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
-        .expect("docs/ exists")
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "md"))
-        .collect();
-    docs.sort();
-    documents.extend(docs);
+    documents.extend(files_under(&root.join("docs"), &["md"]));
     documents
+}
+
+/// The lines of `markdown` outside fenced code blocks (where `#` and `](` are code, not headings and links).
+fn prose_lines(markdown: &str) -> impl Iterator<Item = &str> {
+    let mut in_code_block = false;
+    markdown.lines().filter(move |line| {
+        if line.trim_start().starts_with("```") {
+            in_code_block = !in_code_block;
+            return false;
+        }
+        !in_code_block
+    })
 }
 
 /// The targets of the inline links `[text](target)` in `markdown`, outside code blocks.
 fn link_targets(markdown: &str) -> Vec<String> {
     let mut targets = Vec::new();
-    let mut in_code_block = false;
-    for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code_block = !in_code_block;
-            continue;
-        }
-        if in_code_block {
-            continue;
-        }
+    for line in prose_lines(markdown) {
         let mut rest = line;
         while let Some(start) = rest.find("](") {
             rest = &rest[start + 2..];
@@ -53,16 +52,10 @@ fn anchor(heading: &str) -> String {
 
 /// The anchors of `markdown`'s headings (lines starting with `#` outside code blocks).
 fn anchors(markdown: &str) -> Vec<String> {
-    let mut in_code_block = false;
-    let mut anchors = Vec::new();
-    for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code_block = !in_code_block;
-        } else if let Some(heading) = line.strip_prefix('#').filter(|_| !in_code_block) {
-            anchors.push(anchor(heading.trim_start_matches('#')));
-        }
-    }
-    anchors
+    prose_lines(markdown)
+        .filter_map(|line| line.strip_prefix('#'))
+        .map(|heading| anchor(heading.trim_start_matches('#')))
+        .collect()
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use service_kit::help_reference;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use test_kit::stack::files_under;
 
 /// The variables a reference table names: each key's variable (`server.port` → `INGEST_SERVER__PORT`); a key
 /// ending in `<name>` stands for every variable that starts like it.
@@ -31,21 +32,6 @@ fn files_that_set_services(root: &Path) -> Vec<PathBuf> {
         files.extend(files_under(&root.join(dir), extensions));
     }
     files
-}
-
-/// The files under `dir`, at any depth, whose extension is one of `extensions`, in order.
-fn files_under(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            found.extend(files_under(&path, extensions));
-        } else if path.extension().is_some_and(|found| extensions.iter().any(|wanted| found == *wanted)) {
-            found.push(path);
-        }
-    }
-    found.sort();
-    found
 }
 
 /// The words in `text` shaped like settings variables of `prefix` (`PREFIX_SECTION__KEY`; prose may name a

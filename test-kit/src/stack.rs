@@ -68,6 +68,22 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the test kit lives in the repository").to_owned()
 }
 
+/// The files under `dir`, at any depth, whose extension is one of `extensions`, in order: the repository's own
+/// files that checks read (documents, scripts, manifests).
+pub fn files_under(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            found.extend(files_under(&path, extensions));
+        } else if path.extension().is_some_and(|found| extensions.iter().any(|wanted| found == *wanted)) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("binding port 0").port()
