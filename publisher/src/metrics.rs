@@ -58,7 +58,17 @@ pub struct Metrics {
     /// The same for the newest state consumed: ahead of the written one while states are read but not written,
     /// so a stuck write is told apart from a quiet or unreachable Kafka.
     pub newest_consumed_received_at: Gauge<f64, AtomicU64>,
+    /// How long after ingest received each alert state the publisher read it from Kafka. Beside `applied_delay`, it
+    /// tells the time a state spends in Kafka from the time it waits for Deephaven.
+    read_delay: Histogram,
+    /// How long after ingest received each alert state Deephaven had applied it (its write returned): the age of
+    /// what users see, as a distribution, where the gauges give only the newest.
+    applied_delay: Histogram,
 }
+
+/// The delay histograms' upper bounds, in seconds: fine around the sub-second delays of a pipeline keeping up, coarse
+/// up to the minutes of a backlog or a replay (older states fall in `+Inf`).
+const DELAY_BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -131,6 +141,19 @@ impl Default for Metrics {
             Unit::Seconds,
             newest_consumed_received_at.clone(),
         );
+        let mut delay = |name: &str, help: &str| {
+            let histogram = Histogram::new(DELAY_BUCKETS);
+            registry.register_with_unit(name, help, Unit::Seconds, histogram.clone());
+            histogram
+        };
+        let read_delay = delay(
+            "read_delay",
+            "Time from ingest receiving an alert state to the publisher reading it from Kafka (hosts' clocks apart)",
+        );
+        let applied_delay = delay(
+            "applied_delay",
+            "Time from ingest receiving an alert state to Deephaven having applied it (hosts' clocks apart)",
+        );
         Self {
             registry,
             process: ProcessMetrics::new("publisher", env!("CARGO_PKG_VERSION")),
@@ -153,17 +176,28 @@ impl Default for Metrics {
             halted,
             newest_written_received_at,
             newest_consumed_received_at,
+            read_delay,
+            applied_delay,
         }
     }
 }
 
 impl Metrics {
-    /// Moves a `newest_*_received_at` gauge to `received_at` if that is newer (records of several partitions, and
-    /// their batches, do not arrive in the order ingest received them).
-    pub fn advance(gauge: &Gauge<f64, AtomicU64>, received_at: Timestamp) {
-        let seconds = received_at.unix_nanos() as f64 / 1e9;
-        if seconds > gauge.get() {
-            gauge.set(seconds);
+    /// A state ingest received at `received_at` was read from Kafka.
+    pub fn consumed(&self, received_at: Timestamp) {
+        let now = Timestamp::now();
+        self.read_delay.observe(seconds_between(received_at, now));
+        advance(&self.newest_consumed_received_at, received_at);
+    }
+
+    /// Deephaven has applied the states ingest received at `received_at`.
+    pub fn applied(&self, received_at: &[Timestamp]) {
+        let now = Timestamp::now();
+        for &received_at in received_at {
+            self.applied_delay.observe(seconds_between(received_at, now));
+        }
+        if let Some(&newest) = received_at.iter().max() {
+            advance(&self.newest_written_received_at, newest);
         }
     }
 
@@ -174,4 +208,18 @@ impl Metrics {
         self.halted.set(i64::from(health.halted().is_some()));
         self.process.render_with(&self.registry)
     }
+}
+
+/// Moves a `newest_*_received_at` gauge to `received_at` if that is newer (records of several partitions, and their
+/// batches, do not arrive in the order ingest received them).
+fn advance(gauge: &Gauge<f64, AtomicU64>, received_at: Timestamp) {
+    let seconds = received_at.unix_nanos() as f64 / 1e9;
+    if seconds > gauge.get() {
+        gauge.set(seconds);
+    }
+}
+
+/// Seconds from `earlier` to `later`; 0 when a clock ahead of ours makes `earlier` later.
+fn seconds_between(earlier: Timestamp, later: Timestamp) -> f64 {
+    (later.unix_nanos().saturating_sub(earlier.unix_nanos())).max(0) as f64 / 1e9
 }

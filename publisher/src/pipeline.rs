@@ -90,8 +90,8 @@ struct Pending {
     offsets: BTreeMap<i32, Applied>,
     /// The size of the record values read, which bounds the batch's memory and its Arrow columns.
     bytes: usize,
-    /// The latest `ReceivedAt` among the decoded records.
-    newest_received_at: Option<Timestamp>,
+    /// When ingest received each decoded record: for the freshness gauges and the delay histograms.
+    received_at: Vec<Timestamp>,
 }
 
 impl Pending {
@@ -101,7 +101,7 @@ impl Pending {
             dead_letters: Vec::new(),
             offsets: BTreeMap::new(),
             bytes: 0,
-            newest_received_at: None,
+            received_at: Vec::new(),
         }
     }
 
@@ -124,8 +124,8 @@ impl Pending {
         });
         match AlertRecord::decode(format, message.payload().unwrap_or_default()) {
             Ok(record) => {
-                self.newest_received_at = self.newest_received_at.max(Some(record.received_at));
-                Metrics::advance(&metrics.newest_consumed_received_at, record.received_at);
+                metrics.consumed(record.received_at);
+                self.received_at.push(record.received_at);
                 self.rows.append(&PositionedRecord { record, position });
             }
             Err(err) => {
@@ -146,8 +146,8 @@ struct Batch {
     dead_letters: Vec<DeadLetter>,
     /// The last position read per partition.
     offsets: BTreeMap<i32, Applied>,
-    /// The latest `ReceivedAt` among the decoded records.
-    newest_received_at: Option<Timestamp>,
+    /// When ingest received each decoded record.
+    received_at: Vec<Timestamp>,
 }
 
 impl From<Pending> for Batch {
@@ -156,7 +156,7 @@ impl From<Pending> for Batch {
             rows: pending.rows.finish(),
             dead_letters: pending.dead_letters,
             offsets: pending.offsets,
-            newest_received_at: pending.newest_received_at,
+            received_at: pending.received_at,
         }
     }
 }
@@ -478,9 +478,7 @@ impl Pipeline {
         };
         self.health.set_deephaven(true);
         self.metrics.batch_records.observe(row_count as f64);
-        if let Some(newest) = batch.newest_received_at {
-            Metrics::advance(&self.metrics.newest_written_received_at, newest);
-        }
+        self.metrics.applied(&batch.received_at);
         self.metrics.rows_written.get_or_create(&TableLabels { table: sink.names().log.clone() }).inc_by(row_count);
         self.shared.wrote(&batch.offsets);
         kafka::commit(&self.consumer, &self.settings.kafka.topic, &batch.offsets);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use test_kit::fixtures::{captured_webhooks, refire_sequence, synthetic_resolve};
 use test_kit::kafka::{read_all, Consumed};
 use test_kit::metrics::sample;
+use test_kit::wait;
 
 pub fn fixture_records() -> Vec<AlertRecord> {
     let mut records = Vec::new();
@@ -311,6 +312,29 @@ async fn batches_close_at_max_bytes_whatever_their_record_count() {
     let batches = sample(&text, "publisher_batch_records_count");
     assert!(batches >= (records.len() / 3) as f64, "{batches} batches for {} records", records.len());
     assert_eq!(sample(&text, r#"publisher_batch_records_bucket{le="4.0"}"#), batches, "no batch over 4 records");
+    publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_state_is_counted_by_how_long_after_ingest_it_was_read_and_applied() {
+    let setup = setup(1).await;
+    // Ten states ingest received days ago (a backlog), then ten received just now.
+    let mut records = synthetic_records(1, 0);
+    let now = Timestamp::now();
+    records.extend(test_kit::records::synthetic_records(1, 1, 10, move |_| now));
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    // Observed once the write has returned, an instant after its rows became visible.
+    let count = |stage: &str| sample(&publisher.metrics_text(), &format!("publisher_{stage}_delay_seconds_count"));
+    wait::until_true("every state applied is counted", TABLES_DEADLINE, || async { count("applied") >= 20.0 }).await;
+    let text = publisher.metrics_text();
+    for stage in ["read", "applied"] {
+        assert_eq!(count(stage), 20.0, "{stage}: every state once");
+        let within = sample(&text, &format!(r#"publisher_{stage}_delay_seconds_bucket{{le="300.0"}}"#));
+        assert_eq!(within, 10.0, "{stage}: the states received now within 5 minutes, the backlog's beyond");
+    }
     publisher.stop().await;
 }
 
