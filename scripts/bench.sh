@@ -25,7 +25,7 @@
 #      no Kafka); ingest's peak RSS.
 #   7. end to end, on a fresh broker and Deephaven: ingest and a following publisher; after a 10 s warm-up,
 #      `latency` posts 100 and 1,000 alerts/s and measures from each 200 to the row's `SeenAt = now()` in
-#      Deephaven; peak RSS of both.
+#      Deephaven, with the publisher's delay histograms over each run (Kafka against Deephaven); peak RSS of both.
 #   8. retention (only when asked for: BENCH_STEPS=retention), on a fresh broker and Deephaven each time: ingest and
 #      a publisher at `deephaven.retention` 60 s, then at the default 30 days, under 500 new alert states/s for
 #      BENCH_RETENTION_SECONDS; Deephaven's live heap after a full GC every 30 s (what the retention bounds).
@@ -231,7 +231,8 @@ bench_end_to_end() {
   wait_for_http "http://127.0.0.1:$PUBLISHER_BENCH_PORT/readyz" 60 "publisher" publisher-bench
   latency() { # rate seconds
     "$BIN/latency" --url "http://127.0.0.1:$INGEST_BENCH_PORT/alerts" --deephaven "$DEEPHAVEN_URL" \
-      --table bench_alert_events --rate "$1" --alerts 10 --seconds "$2"
+      --table bench_alert_events --rate "$1" --alerts 10 --seconds "$2" \
+      --publisher-metrics "http://127.0.0.1:$PUBLISHER_BENCH_PORT/metrics"
   }
   # A just-started Deephaven compiles its hot paths during the first seconds of load; a deployed one has long
   # since done so, so the measured runs follow a warm-up that is reported on stderr only.

@@ -4,7 +4,9 @@
 //! row, in the update cycle that adds the row, which is the moment a query can see it. Then posts synthetic bodies
 //! on an open-loop schedule (`--rate` alerts per second, `--alerts` per body), notes the wall-clock time of every
 //! 200, waits (with a deadline) until every acknowledged alert has its row, and prints one JSON line with the
-//! percentiles of `SeenAt − acknowledged` over all of them. Both clocks are this machine's.
+//! percentiles of `SeenAt − acknowledged` over all of them. Both clocks are this machine's. Given the publisher's
+//! `/metrics`, it also says where the time went: how its delay histograms (from ingest receiving each state to the
+//! publisher reading it from Kafka, and to Deephaven having applied it) changed over the run.
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::TimestampNanosecondType;
@@ -15,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use test_kit::fixtures::synthetic_webhook;
+use test_kit::metrics::sample;
 
 /// How long after ingest's 200 an alert's row is visible in Deephaven, at a fixed alert rate.
 #[derive(Parser)]
@@ -37,6 +40,9 @@ struct Options {
     /// How long to send.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// The publisher's metrics URL, for the split between Kafka and Deephaven (nothing else may write meanwhile).
+    #[arg(long)]
+    publisher_metrics: Option<String>,
 }
 
 /// How long rows may take to appear after the last acknowledgement before the run counts them as missing.
@@ -44,14 +50,22 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() {
-    let Options { url, deephaven, table, rate, alerts, seconds } = Options::parse();
+    let Options { url, deephaven, table, rate, alerts, seconds, publisher_metrics } = Options::parse();
 
     let client = Client::connect(ClientConfig::new(deephaven)).await.expect("Deephaven answers");
     let view = format!("{table}_seen_{}", std::process::id());
     client.publish_updated_view(&table, &["SeenAt = now()"], &view).await.expect("the view is published");
 
+    let before = scrape(publisher_metrics.as_deref()).await;
     let acknowledged = send(&url, rate, alerts, seconds).await;
     let seen = wait_for_rows(&client, &view, &acknowledged).await;
+    let publisher = match (&before, scrape(publisher_metrics.as_deref()).await) {
+        (Some(before), Some(after)) => serde_json::json!({
+            "read": delay_change(before, &after, "read"),
+            "applied": delay_change(before, &after, "applied"),
+        }),
+        _ => serde_json::Value::Null,
+    };
     let mut latencies: Vec<Duration> = acknowledged
         .iter()
         .filter_map(|(fingerprint, acked)| seen.get(fingerprint).map(|seen| (*seen - acked).max(0)))
@@ -69,8 +83,32 @@ async fn main() {
             "p50_ms": percentile_ms(&latencies, 0.50),
             "p99_ms": percentile_ms(&latencies, 0.99),
             "max_ms": percentile_ms(&latencies, 1.0),
+            "publisher_delays": publisher,
         })
     );
+}
+
+/// The publisher's metrics text, if its URL was given.
+async fn scrape(url: Option<&str>) -> Option<String> {
+    let response = reqwest::get(url?).await.expect("the publisher's metrics answer");
+    Some(response.error_for_status().expect("the publisher's metrics answer 200").text().await.expect("a text"))
+}
+
+/// How one of the publisher's delay histograms changed between two scrapes: the states it counted, their mean
+/// delay, and the share of them within 100 ms (one of its bucket bounds).
+fn delay_change(before: &str, after: &str, stage: &str) -> serde_json::Value {
+    let change = |series: &str| {
+        let name = format!("publisher_{stage}_delay_seconds{series}");
+        sample(after, &name) - sample(before, &name)
+    };
+    let states = change("_count");
+    let mean_ms = if states > 0.0 { change("_sum") / states * 1000.0 } else { 0.0 };
+    let within = if states > 0.0 { change(r#"_bucket{le="0.1"}"#) / states } else { 0.0 };
+    serde_json::json!({
+        "states": states,
+        "mean_ms": (mean_ms * 100.0).round() / 100.0,
+        "within_100ms": (within * 1000.0).round() / 1000.0,
+    })
 }
 
 fn unix_nanos() -> i64 {
