@@ -91,7 +91,8 @@ pub struct DeephavenSettings {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// How often the publisher checks that its session and tables are still there and hold what it wrote (when
-    /// idle, and between writes), so a Deephaven restarted empty is rebuilt without waiting for the next alert.
+    /// idle, and beside the writes while busy), so a Deephaven restarted empty is rebuilt without waiting for the
+    /// next alert.
     #[serde(with = "humantime_serde")]
     pub check_interval: Duration,
     /// How long after a resolved notification a firing copy of the same occurrence is taken as late (a lagging HA

@@ -229,10 +229,17 @@ impl Pipeline {
                 let batch = (pending.len() > 0).then(|| Batch::from(pending));
                 Ok((batch, stopping))
             };
+            // While busy, the check goes on beside the write and the read instead of holding up the next write.
+            // Its failure is handled once all three are done, so it never abandons a write.
+            let check_due = last_check.elapsed() >= self.settings.deephaven.check_interval;
+            if check_due {
+                last_check = Instant::now();
+            }
+            let checking = async { Ok::<_, Failure>(if check_due { Some(self.check().await) } else { None }) };
             // A failed write abandons the read in progress at once: everything after Deephaven's progress is read
             // again.
-            let failure = match tokio::try_join!(writing, reading) {
-                Ok(((), (read, stopping))) => {
+            let failure = match tokio::try_join!(writing, reading, checking) {
+                Ok(((), (read, stopping), checked)) => {
                     if writes {
                         refused_since_reconnect = 0;
                     }
@@ -241,11 +248,13 @@ impl Pipeline {
                         return Ok(());
                     }
                     let idle = !writes && read.is_none();
-                    let checked = if idle || last_check.elapsed() >= self.settings.deephaven.check_interval {
-                        last_check = Instant::now();
-                        self.check().await
-                    } else {
-                        Ok(())
+                    let checked = match checked {
+                        Some(checked) => checked,
+                        None if idle => {
+                            last_check = Instant::now();
+                            self.check().await
+                        }
+                        None => Ok(()),
                     };
                     if idle {
                         self.shared.fetch_gate.reopen_if_topic_is_back(
@@ -531,8 +540,9 @@ impl Pipeline {
             return Err(Failure::TablesReplaced(format!("table {table} is gone from Deephaven")));
         }
         sink.keep_retention(Timestamp::now()).await?;
+        let known = self.shared.known();
         let applied = sink.progress().await?;
-        if let Some(partition) = self.shared.behind(&applied) {
+        if let Some(partition) = self.shared.behind(&known, &applied) {
             return Err(Failure::TablesReplaced(format!(
                 "Deephaven's progress on partition {partition} is behind what this publisher wrote: the tables were created anew"
             )));

@@ -146,13 +146,19 @@ impl Shared {
         }
     }
 
-    /// An assigned partition whose progress in Deephaven (`applied`) is behind what this publisher wrote to it:
-    /// only possible when the tables were created anew under it (another publisher found one missing, or a replay
-    /// on the same prefix), so what it wrote before is not in them.
-    pub fn behind(&self, applied: &BTreeMap<i32, Applied>) -> Option<i32> {
-        let progress = lock(&self.progress);
-        self.assigned().into_iter().find(|partition| match progress.get(partition) {
-            Some(written) => applied.get(partition).is_none_or(|applied| applied < written),
+    /// The last position applied per partition as far as this publisher knows now: taken before reading
+    /// Deephaven's progress to compare it with ([`Shared::behind`]), since writes and re-reads of the progress go on
+    /// meanwhile.
+    pub fn known(&self) -> BTreeMap<i32, Applied> {
+        lock(&self.progress).clone()
+    }
+
+    /// An assigned partition whose progress in Deephaven (`applied`) is behind what this publisher knew to be
+    /// applied before reading it (`known`): only possible when the tables were created anew under it (another
+    /// publisher found one missing, or a replay on the same prefix), so what it wrote before is not in them.
+    pub fn behind(&self, known: &BTreeMap<i32, Applied>, applied: &BTreeMap<i32, Applied>) -> Option<i32> {
+        self.assigned().into_iter().find(|partition| match known.get(partition) {
+            Some(known) => applied.get(partition).is_none_or(|applied| applied < known),
             None => false,
         })
     }
@@ -340,6 +346,18 @@ mod tests {
         assert_eq!(shared.resume_offset(1), Offset::Beginning);
         shared.wrote(&[(1, applied(1, 2))].into());
         assert_eq!(shared.resume_offset(1), Offset::Offset(3));
-        assert_eq!(shared.behind(&[(0, applied(1, 100)), (1, applied(0, 900))].into()), Some(1), "(0, 900) < (1, 2)");
+        let applied = [(0, applied(1, 100)), (1, applied(0, 900))].into();
+        assert_eq!(shared.behind(&shared.known(), &applied), Some(1), "(0, 900) < (1, 2)");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn deephavens_progress_is_compared_with_what_was_known_before_it_was_read() {
+        let shared = shared_with([(0, applied(1, 100)), (1, applied(1, 50))].into());
+        let known = shared.known();
+        // A write that returned while Deephaven's progress was being read: the progress read may not show it.
+        shared.wrote(&[(0, applied(1, 200))].into());
+        let read = [(0, applied(1, 100)), (1, applied(1, 50))].into();
+        assert_eq!(shared.behind(&known, &read), None, "nothing applied before the read is missing from it");
+        assert_eq!(shared.behind(&known, &[(0, applied(1, 100)), (1, applied(1, 49))].into()), Some(1));
     }
 }

@@ -198,12 +198,7 @@ impl Sink {
     /// A table of the set that has left the query scope (deleted by hand; a restarted server loses the session
     /// too), if any. Fails when the session is gone.
     pub async fn missing_table(&self) -> deephaven_client::Result<Option<String>> {
-        for name in all_tables(&self.names) {
-            if !self.client.scope_table_exists(&name).await? {
-                return Ok(Some(name));
-            }
-        }
-        Ok(None)
+        first_missing(&self.client, &self.names).await
     }
 
     /// The furthest position applied per partition, as the derived progress table holds it.
@@ -248,6 +243,14 @@ fn all_tables(names: &TableNames) -> impl Iterator<Item = String> + '_ {
         .chain(all_slot_tables(names))
 }
 
+/// The first table of the set that is not in the query scope, if any. Asks for them all at once: one round trip's
+/// wait instead of one per table, since it runs every `deephaven.check_interval` beside the writes.
+async fn first_missing(client: &Client, names: &TableNames) -> deephaven_client::Result<Option<String>> {
+    let names: Vec<String> = all_tables(names).collect();
+    let exists = futures::future::try_join_all(names.iter().map(|name| client.scope_table_exists(name))).await?;
+    Ok(names.into_iter().zip(exists).find_map(|(name, exists)| (!exists).then_some(name)))
+}
+
 /// Whether every table of the set exists, the input tables have the columns this build writes, and the slices
 /// were cut for this `retention`: slices of another length (the setting changed) would leave gaps and overlaps,
 /// so such a set is made anew and the topic replayed into it.
@@ -257,11 +260,9 @@ async fn is_intact(
     flush_schema: SchemaRef,
     retention: &Retention,
 ) -> deephaven_client::Result<bool> {
-    for name in all_tables(names) {
-        if !client.scope_table_exists(&name).await? {
-            tracing::info!(table = name, "table missing");
-            return Ok(false);
-        }
+    if let Some(table) = first_missing(client, names).await? {
+        tracing::info!(table, "table missing");
+        return Ok(false);
     }
     for (name, schema, kind) in [
         (&names.log, LOG.schema(), InputTableKind::Blink),
