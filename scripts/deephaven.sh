@@ -14,6 +14,8 @@
 #      DEEPHAVEN_APP_DIR (the Application Mode directory run at start; default
 #        dashboard/, the dashboard; empty for none),
 #      ALERTHAVEN_TABLE_PREFIX (the publisher's table prefix, read by the dashboard),
+#      DEEPHAVEN_JVM_OPTIONS (more JVM options, space-separated, after the
+#        package's own: e.g. another garbage collector),
 #      DEEPHAVEN_READY_DEADLINE_S (120), DEEPHAVEN_JAVA_HOME (Debian's Java 17).
 set -euo pipefail
 # shellcheck source=lib.sh

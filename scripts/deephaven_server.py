@@ -69,6 +69,11 @@ def parse_args(argv):
     )
     parser.add_argument("--psk", default=os.environ.get("DEEPHAVEN_PSK") or None)
     parser.add_argument(
+        "--jvm-options",
+        default=os.environ.get("DEEPHAVEN_JVM_OPTIONS", ""),
+        help="more JVM options, separated by spaces (e.g. a garbage collector); after every other",
+    )
+    parser.add_argument(
         "--script",
         default=os.environ.get("DEEPHAVEN_SCRIPT") or None,
         help="a Python file run in the server's session once it serves (its globals are the query scope)",
@@ -155,6 +160,8 @@ def jvm_args_for(args):
         jvm_args.append(f"-Ddeephaven.application.dir={os.path.abspath(args.app_dir)}")
     if args.session_duration_ms is not None:
         jvm_args.append(f"-Dhttp.session.durationMs={args.session_duration_ms}")
+    # Last, so that they win over the package's defaults (its G1 settings among them).
+    jvm_args += args.jvm_options.split()
     return jvm_args
 
 
