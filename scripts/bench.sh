@@ -121,8 +121,9 @@ cpu_seconds() { # pid: user + system CPU seconds so far
   awk '{ printf "%.1f", ($14 + $15) / 100 }' "/proc/$1/stat"
 }
 
-metric_sum() { # url metric-name: the sum of the metric's samples
-  curl -fsS "$1" | awk -v name="$2" '$1 == name || index($1, name "{") == 1 { sum += $2 } END { printf "%d", sum }'
+metric_sum() { # url metric-name [printf format, %d]: the sum of the metric's samples
+  curl -fsS "$1" | awk -v name="$2" -v format="${3:-%d}" \
+    '$1 == name || index($1, name "{") == 1 { sum += $2 } END { printf format, sum }'
 }
 
 # Waits until the running publisher has written $1 records; prints how many it wrote.
@@ -139,6 +140,7 @@ wait_until_written() { # records to expect
 # Replays the pre-filled topic into a fresh Deephaven and times it until every record is written.
 bench_publisher_replay() { # records to expect
   local expected=$1 written started elapsed publisher deephaven broker deephaven_rss_before
+  local metrics="http://127.0.0.1:$PUBLISHER_BENCH_PORT/metrics"
   local -a cpu_before
   deephaven=$(pid_by_name deephaven) broker=$(pid_by_name broker)
   deephaven_rss_before=$(rss_mb deephaven)
@@ -150,6 +152,9 @@ bench_publisher_replay() { # records to expect
   publisher=$(pid_by_name publisher-bench)
   printf '{"bench":"publisher replay","records":%d,"seconds":%s,"records_per_s":%.0f,' \
     "$written" "$elapsed" "$(awk -v n="$written" -v s="$elapsed" 'BEGIN { print n / s }')"
+  # How many writes, and how long they took together: the rest of the time the writer waited for records.
+  printf '"batches":%s,"writing_s":%s,' "$(metric_sum "$metrics" publisher_batch_records_count)" \
+    "$(metric_sum "$metrics" publisher_write_duration_seconds_sum %.1f)"
   printf '"deephaven_rss_mb":{"before":%s,"after":%s},' "$deephaven_rss_before" "$(rss_mb deephaven)"
   printf '"peak_rss_mb":%s,"cpu_s":{"publisher":%s,"deephaven":%s,"broker":%s}}\n' "$(peak_rss_mb publisher-bench)" \
     "$(cpu_seconds "$publisher")" \
