@@ -237,6 +237,27 @@ stop_process() {
 
 _is_gone() { ! is_running "$1"; }
 
+# stop_every_process_under DIR: stops every process started by start_background
+# in a directory under DIR (each one a STACK_DIR of its own, as the tests'
+# private brokers and servers are), then removes those directories: what test
+# binaries killed before their clean-up left running.
+stop_every_process_under() {
+  local dir=$1 component pidf
+  for component in "$dir"/*/; do
+    [[ -d "$component" ]] || continue
+    for pidf in "$component"pids/*.pid; do
+      [[ -e "$pidf" ]] || continue
+      _stop_process_in "${component%/}" "$(basename "$pidf" .pid)" || true
+    done
+    rm -rf "$component"
+  done
+}
+
+_stop_process_in() { # dir name: stop_process NAME with DIR as the STACK_DIR (bash's locals reach callees)
+  local STACK_DIR=$1
+  stop_process "$2"
+}
+
 # --- config rendering -----------------------------------------------------
 # The repo's config files carry ${NAME} placeholders, filled in by
 # scripts/render-config.sh (also the compose stack's renderer) from these

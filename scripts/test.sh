@@ -44,6 +44,11 @@ fi
 # shellcheck source=lib.sh
 source "$repo_root/scripts/lib.sh"
 
+# The tests' private components (test-kit's `component_dir`) go here, so that
+# whatever a test binary killed mid-run (a Ctrl-C) left running is stopped
+# with the stack.
+export TEST_PRIVATE_DIR="$STACK_DIR/private"
+
 print_stack_logs() {
   local name
   for name in broker deephaven alertmanager prometheus; do
@@ -59,6 +64,7 @@ print_failures() { # cargo-output-file
 }
 
 stop_test_stack() {
+  stop_every_process_under "$TEST_PRIVATE_DIR"
   if [[ -n "${TEST_KEEP_STACK:-}" ]]; then
     log "TEST_KEEP_STACK set: leaving the test stack running (scripts/stack-down.sh with STACK_DIR=$STACK_DIR)"
     return 0
@@ -102,6 +108,8 @@ main() {
   # Signals end the script through the EXIT trap, so the stack stops too.
   trap 'exit 130' INT
   trap 'exit 143' TERM
+  # Nothing left from an earlier run that was itself killed.
+  stop_every_process_under "$TEST_PRIVATE_DIR" >/dev/null 2>&1
   if [[ -z "${TEST_KEEP_STACK:-}" ]]; then
     # Fresh broker and Deephaven: no state left from an earlier, aborted run.
     bash "$SCRIPTS_DIR/stack-down.sh" >/dev/null 2>&1 || true

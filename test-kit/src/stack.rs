@@ -3,7 +3,10 @@
 //! `scripts/test.sh` starts the shared stack and exports its addresses; [`Stack::from_env`] reads them and fails
 //! loudly when they are missing, because a test that needs a component must fail, not skip, without it. Tests that
 //! stop a component (a broker outage, say) start a private one with the same project script, on a free port in a
-//! directory of their own, so the shared stack other tests use concurrently is never disturbed.
+//! directory of their own, so the shared stack other tests use concurrently is never disturbed. Those directories
+//! sit under `TEST_PRIVATE_DIR` when it is set ([`component_dir`]): the scripts start components in sessions of their
+//! own, so when a test binary dies before its `Drop`s run (a Ctrl-C, a SIGKILL) they outlive it, and
+//! `scripts/test.sh` stops whatever is left there when it ends.
 
 use crate::gate::Gate;
 use std::net::TcpListener;
@@ -106,6 +109,24 @@ fn run_script(script: &str, action: &str, env: &[(&str, String)]) {
     );
 }
 
+/// The environment variable naming the directory that private components' directories go under.
+pub const PRIVATE_DIR_VARIABLE: &str = "TEST_PRIVATE_DIR";
+
+/// A new directory for one private component (its pid files, logs and data), removed on drop: under
+/// [`PRIVATE_DIR_VARIABLE`] when that is set, else in the system's temporary directory.
+pub fn component_dir(prefix: &str) -> tempfile::TempDir {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    match std::env::var_os(PRIVATE_DIR_VARIABLE) {
+        Some(parent) => {
+            std::fs::create_dir_all(&parent).expect("the private components' directory can be created");
+            builder.tempdir_in(parent)
+        }
+        None => builder.tempdir(),
+    }
+    .expect("a temporary directory")
+}
+
 /// A Kafka-protocol broker of the test's own, started by `scripts/broker.sh`, stopped on drop.
 pub struct PrivateBroker {
     dir: tempfile::TempDir,
@@ -133,7 +154,7 @@ impl PrivateBroker {
 
     /// Starts a broker listening on `port` that tells clients to use `advertised_port` (a [`TlsFront`] before it).
     pub fn start_advertising(partitions: u32, port: u16, advertised_port: u16) -> PrivateBroker {
-        let dir = tempfile::tempdir().expect("a temporary directory");
+        let dir = component_dir("broker-");
         let broker = PrivateBroker { dir, port, advertised_port, partitions, authentication: false, gate: None };
         broker.run("start");
         broker
@@ -142,7 +163,7 @@ impl PrivateBroker {
     /// Starts a broker that requires a SASL SCRAM login and knows no user (nor topic): a client's handshake with
     /// it is attempted and refused.
     pub fn start_requiring_login() -> PrivateBroker {
-        let (dir, port) = (tempfile::tempdir().expect("a temporary directory"), free_port());
+        let (dir, port) = (component_dir("broker-"), free_port());
         let broker =
             PrivateBroker { dir, port, advertised_port: port, partitions: 1, authentication: true, gate: None };
         broker.run("start");
@@ -250,11 +271,7 @@ impl PrivateDeephaven {
 
     /// Starts a server with `options`; returns once its IDE answers.
     pub fn start_with(options: DeephavenOptions) -> PrivateDeephaven {
-        let server = PrivateDeephaven {
-            dir: tempfile::Builder::new().prefix("deephaven-private-").tempdir().expect("a temporary directory"),
-            port: free_port(),
-            options,
-        };
+        let server = PrivateDeephaven { dir: component_dir("deephaven-private-"), port: free_port(), options };
         server.run("start");
         server
     }
@@ -347,7 +364,7 @@ impl PrivateMonitoring {
     /// Starts Alertmanager sending to `ingest_url`, then Prometheus alerting to it; returns once both are ready.
     pub fn start(ingest_url: &str) -> PrivateMonitoring {
         let monitoring = PrivateMonitoring {
-            dir: tempfile::Builder::new().prefix("monitoring-").tempdir().expect("a temporary directory"),
+            dir: component_dir("monitoring-"),
             prometheus_port: free_port(),
             alertmanager_port: free_port(),
             ingest_url: ingest_url.to_owned(),
@@ -401,11 +418,7 @@ pub struct PrivateBalancer {
 impl PrivateBalancer {
     /// Balances `port` over the ingest instances on `backends` (127.0.0.1); returns once one of them is up.
     pub fn start(port: u16, backends: &[u16]) -> PrivateBalancer {
-        let balancer = PrivateBalancer {
-            dir: tempfile::Builder::new().prefix("balancer-").tempdir().expect("a temporary directory"),
-            port,
-            backends: backends.to_vec(),
-        };
+        let balancer = PrivateBalancer { dir: component_dir("balancer-"), port, backends: backends.to_vec() };
         balancer.run("start");
         balancer
     }
@@ -446,7 +459,7 @@ impl TlsFront {
     /// Takes TLS on `port` with `certificate` (chain and key in one PEM file) and passes the bytes on to
     /// 127.0.0.1:`backend`; `alpn` (e.g. `h2` for gRPC) is offered in the handshake. Returns once it listens.
     pub fn start(port: u16, backend: u16, certificate: &Path, alpn: Option<&'static str>) -> TlsFront {
-        let dir = tempfile::Builder::new().prefix("tls-front-").tempdir().expect("a temporary directory");
+        let dir = component_dir("tls-front-");
         let front = TlsFront { dir, port, backend, certificate: certificate.to_owned(), alpn };
         front.run("start");
         front

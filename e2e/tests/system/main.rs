@@ -6,6 +6,7 @@ mod alertmanager;
 mod browser;
 mod dashboard;
 mod faults;
+mod leftovers;
 mod refire;
 mod soak;
 mod support;
