@@ -1,8 +1,9 @@
 //! `produce-ceiling`: how fast the broker takes alert records when no HTTP, parsing or validation is in the way.
 //!
 //! Encodes `--records` distinct alert records before the clock starts (the same synthetic alerts `loadgen` posts,
-//! in ingest's record format, key and headers), then produces all of them with ingest's producer settings
-//! (acks=all, idempotent, lz4, 5 ms linger) and waits until the broker acknowledged every one. Prints one JSON
+//! in ingest's record format, key and headers), then produces all of them with ingest's guarantees (acks=all,
+//! idempotent, lz4) and a 5 ms linger, so that batches fill (ingest lingers 1 ms, for its latency), and waits until
+//! the broker acknowledged every one. Prints one JSON
 //! line. The topic is left holding exactly these records, which is how `scripts/bench.sh` pre-fills it for the
 //! publisher's replay.
 
