@@ -3,9 +3,8 @@
 //! Encodes `--records` distinct alert records before the clock starts (the same synthetic alerts `loadgen` posts,
 //! in ingest's record format, key and headers), then produces all of them with ingest's guarantees (acks=all,
 //! idempotent, lz4) and a 5 ms linger, so that batches fill (ingest lingers 1 ms, for its latency), and waits until
-//! the broker acknowledged every one. Prints one JSON
-//! line. The topic is left holding exactly these records, which is how `scripts/bench.sh` pre-fills it for the
-//! publisher's replay.
+//! the broker acknowledged every one. Prints one JSON line. The topic is left holding exactly these records, which is
+//! how `scripts/bench.sh` pre-fills it for the publisher's replay.
 
 use clap::Parser;
 use futures::stream::{FuturesUnordered, StreamExt};
