@@ -1,6 +1,8 @@
 //! Bodies that can never succeed get the right 4xx with a useful message, and nothing reaches the topic.
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_on, TestApp};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::{json, Value};
 use std::time::Duration;
 use test_kit::fixtures::{captured_webhooks, synthetic_webhook};
@@ -122,6 +124,30 @@ async fn an_alert_whose_record_kafka_would_refuse_gets_413_and_nothing_of_its_bo
 
     assert_only_a_sentinel_is_written(&app).await;
     let metrics = app.metrics().await;
+    assert!(metrics.contains("ingest_rejections_total{reason=\"limit_exceeded\"} 1"), "{metrics}");
+}
+
+/// A topic whose `max.message.bytes` is below the producer's `message.max.bytes` passes ingest's own check and is
+/// refused by the broker. Tansu takes records of any size, so the refusal comes from librdkafka's mock cluster, the
+/// one broker here that can answer MESSAGE_TOO_LARGE: the body can never succeed, so it is a 413 (not a 503 that
+/// Alertmanager would retry forever), and the producer stays in service for the bodies after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_the_broker_refuses_as_too_large_gets_413_and_the_next_body_is_accepted() {
+    let cluster = MockCluster::new(1).expect("librdkafka's mock cluster starts");
+    cluster.create_topic("alerts", 1, 1).expect("the mock cluster creates the topic");
+    let app = spawn_app_on(&cluster.bootstrap_servers(), "alerts", |_| {}).await;
+    assert_eq!(app.post_json(synthetic_webhook(1, 2).0).await.status(), 200, "the broker takes a first body");
+
+    cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE]);
+    let response = app.post_json(synthetic_webhook(2, 1).0).await;
+    assert_eq!(response.status().as_u16(), 413);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"], "limit_exceeded", "{answer}");
+
+    assert_eq!(app.post_json(synthetic_webhook(3, 2).0).await.status(), 200, "the producer takes the next body");
+    assert_eq!(app.readyz().await, 200);
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("ingest_kafka_errors_total{code=\"MessageSizeTooLarge\"} 1"), "{metrics}");
     assert!(metrics.contains("ingest_rejections_total{reason=\"limit_exceeded\"} 1"), "{metrics}");
 }
 
