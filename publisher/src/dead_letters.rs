@@ -9,7 +9,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use schemas::tables::KafkaPosition;
-use service_kit::kafka_client::client_config;
+use service_kit::kafka_client::{self, client_config};
 use service_kit::kafka_properties::KafkaProperties;
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ impl DeadLetters {
         };
         let shared = properties.iter().filter(|(name, _)| is_shared_property(name));
         let config = client_config(brokers, "alerthaven-publisher-dlq", own, shared);
-        Ok(Self { producer: config.create()?, topic: topic.to_owned() })
+        Ok(Self { producer: kafka_client::create(&config)?, topic: topic.to_owned() })
     }
 
     /// Produces `letters` in order, each acknowledged by the broker before the next. On failure, says how many were

@@ -9,7 +9,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use schemas::tables::Applied;
-use service_kit::kafka_client::client_config;
+use service_kit::kafka_client::{self, client_config};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,7 +60,7 @@ pub fn consumer(settings: &Settings, shared: Arc<Shared>) -> KafkaResult<AlertCo
     let config = client_config(&settings.kafka.brokers, "alerthaven-publisher", own, settings.kafka.properties.iter());
     let topic = settings.kafka.topic.clone();
     let probe = RecordProbe::new(config.clone(), settings);
-    config.create_with_context(ResumeContext { shared, topic, probe })
+    kafka_client::create_with_context(&config, ResumeContext { shared, topic, probe })
 }
 
 /// Looks for single records of the alerts topic, outside the group.
@@ -97,7 +97,7 @@ impl RecordProbe {
         // A consumer for this one look: one kept around would refresh its metadata through a broker restart, and
         // librdkafka 2.12 crashes on the local broker's answers for a missing topic (see `fetching`: the upstream fix
         // and when this can go).
-        let reader: BaseConsumer = self.config.create()?;
+        let reader: BaseConsumer = kafka_client::create(&self.config)?;
         let mut at = TopicPartitionList::new();
         at.add_partition_offset(&self.topic, partition, Offset::Offset(offset))?;
         reader.assign(&at)?;

@@ -1,8 +1,11 @@
 //! How every Kafka client of the services is configured, in one order: where the brokers are and who the client
 //! is, then the client's own choices, then what the operator set (`kafka.properties`: TLS, SASL, tuning), which
-//! wins over both, so an operator can change anything a service chose.
+//! wins over both, so an operator can change anything a service chose. Clients are made with [`create`] and
+//! [`create_with_context`], whose errors never carry a property's value.
 
-use rdkafka::ClientConfig;
+use rdkafka::config::{FromClientConfig, FromClientConfigAndContext};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::{ClientConfig, ClientContext};
 
 /// The configuration of a client of `brokers` named `client_id`: `own` sets the client's choices, then each of
 /// `operator`'s properties is laid over them.
@@ -21,9 +24,49 @@ pub fn client_config<'a>(
     config
 }
 
+/// Makes the client `config` describes.
+pub fn create<T: FromClientConfig>(config: &ClientConfig) -> KafkaResult<T> {
+    config.create().map_err(without_the_value)
+}
+
+/// Makes the client `config` describes, with `context`.
+pub fn create_with_context<C: ClientContext, T: FromClientConfigAndContext<C>>(
+    config: &ClientConfig,
+    context: C,
+) -> KafkaResult<T> {
+    config.create_with_context(context).map_err(without_the_value)
+}
+
+/// librdkafka refuses a property by name, and rdkafka's message then prints the value too: a password set under a
+/// misspelt or unsupported name (`sasl.pasword`, Java's `sasl.jaas.config`) would reach the log. The name and
+/// librdkafka's reason are enough to find the mistake.
+fn without_the_value(error: KafkaError) -> KafkaError {
+    match error {
+        KafkaError::ClientConfig(code, reason, name, _value) => {
+            KafkaError::ClientConfig(code, reason, name, "(value not shown)".to_owned())
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::producer::BaseProducer;
+
+    #[test]
+    fn a_refused_property_is_named_and_its_value_never_shown() {
+        for name in ["sasl.pasword", "sasl.jaas.config"] {
+            let config = client_config("b:9092", "svc", |_| {}, [(name, "hunter2")]);
+            let error = create::<BaseProducer>(&config).err().expect("librdkafka has no such property").to_string();
+            assert!(error.contains(name) && !error.contains("hunter2"), "{error}");
+            let error = create_with_context::<_, BaseProducer>(&config, rdkafka::producer::DefaultProducerContext)
+                .err()
+                .expect("librdkafka has no such property")
+                .to_string();
+            assert!(error.contains(name) && !error.contains("hunter2"), "{error}");
+        }
+    }
 
     #[test]
     fn the_operator_s_properties_win_over_the_client_s_own_choices() {

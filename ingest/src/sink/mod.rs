@@ -16,6 +16,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use schemas::{AlertRecord, RecordHeaders};
+use service_kit::kafka_client;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -104,7 +105,7 @@ impl AlertSink {
     /// Creates the producer. Does not contact the broker: ingest starts (not ready) even when the broker is down.
     pub fn new(settings: &KafkaSettings, message_timeout: Duration, metrics: Arc<Metrics>) -> Result<Self, KafkaError> {
         let config = producer_config::producer_config(settings, message_timeout);
-        let producer = config.create()?;
+        let producer = kafka_client::create(&config)?;
         Ok(Self {
             producer: RwLock::new(Arc::new(producer)),
             retired: Mutex::new(Vec::new()),

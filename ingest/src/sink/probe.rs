@@ -13,6 +13,7 @@ use super::AlertSink;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use service_kit::kafka_client;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,7 +109,7 @@ impl AlertSink {
     }
 
     fn replace_producer(&self) -> Result<(), ProbeError> {
-        let fresh: FutureProducer = self.config.create().map_err(ProbeError::ProducerNotRecreated)?;
+        let fresh: FutureProducer = kafka_client::create(&self.config).map_err(ProbeError::ProducerNotRecreated)?;
         let old = std::mem::replace(&mut *self.producer.write().expect("producer lock poisoned"), Arc::new(fresh));
         self.retired.lock().expect("lock poisoned").push(old);
         self.metrics.producer_replacements.inc();
