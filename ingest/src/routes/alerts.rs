@@ -175,24 +175,22 @@ enum Unsettled {
 }
 
 /// Waits until Kafka has settled every record, or the deadline passes. The admitted room is given back only once
-/// every record is settled, so when the answer cannot wait (a refusal, the deadline) a task keeps holding it: the
-/// records stay in the producer's queue, in memory, until then.
+/// every record is settled, so a task of its own holds it, not this handler: the records stay in the producer's
+/// queue, in memory, after the answer when it cannot wait (a refusal, the deadline), and after a client that hung
+/// up (its connection's handler is dropped).
 async fn settle(mut sending: Sending, admitted: Admitted, deadline: Instant) -> Result<(), Unsettled> {
     let refused = sending.take_refusal();
-    let mut settled = Box::pin(async move {
+    let mut settled = actix_web::rt::spawn(async move {
         let outcome = sending.settled().await;
         drop(admitted);
         outcome
     });
     if let Some(refusal) = refused {
-        actix_web::rt::spawn(async move { settled.await.ok() });
         return Err(Unsettled::Failed(refusal));
     }
     match timeout_at(deadline.into(), &mut settled).await {
-        Ok(outcome) => outcome.map_err(Unsettled::Failed),
-        Err(_elapsed) => {
-            actix_web::rt::spawn(async move { settled.await.ok() });
-            Err(Unsettled::DeadlinePassed)
-        }
+        Ok(Ok(outcome)) => outcome.map_err(Unsettled::Failed),
+        Ok(Err(_stopped)) => Err(Unsettled::Failed(SendError::Canceled)),
+        Err(_elapsed) => Err(Unsettled::DeadlinePassed),
     }
 }

@@ -1,7 +1,7 @@
 //! ingest bounded by bytes: what one body may cost once encoded, room taken before a body is read, a cap on
 //! connections, and the peak memory of the real binary under the worst bodies the limits allow.
 
-use crate::helpers::{spawn_app, spawn_process, PartialUpload, TestApp};
+use crate::helpers::{spawn_app, spawn_app_on, spawn_process, PartialUpload, TestApp};
 use serde_json::{json, Value};
 use std::time::Duration;
 use test_kit::fixtures::synthetic_webhook;
@@ -83,9 +83,81 @@ async fn room_for_a_body_is_taken_before_it_is_read() {
     assert_eq!(sample(&metrics, "ingest_rejections_total{reason=\"overloaded\"}"), 1.0, "{metrics}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_hangs_up_leaves_its_room_taken_until_kafka_settles_its_records() {
+    let broker = PrivateBroker::start(1);
+    let app = spawn_app_on(&broker.brokers(), "alerts", |settings| {
+        settings.server.request_timeout = Duration::from_secs(30);
+        settings.server.shutdown_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let (body, fingerprints) = synthetic_webhook(8, 3);
+    // The head is read (and the broker found ready) before the broker freezes; the rest of the body after.
+    let upload = PartialUpload::start(&app.address, &body, body.len() - 10, true).await;
+    let ingest_end = server_socket(port, upload.local_port());
+    broker.pause();
+    let upload = upload.send_rest().await;
+    wait::until("the body's records to wait for Kafka", Duration::from_secs(10), || async {
+        match sample(&app.metrics().await, "ingest_in_flight_records") {
+            3.0 => Ok(()),
+            records => Err(records),
+        }
+    })
+    .await;
+
+    upload.reset();
+    wait::until("ingest to drop the hung-up connection and its handler", Duration::from_secs(10), || async {
+        if socket_is_open(ingest_end) {
+            Err("ingest still holds its end of the connection")
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, "ingest_in_flight_records"), 3.0, "the records still wait for Kafka: {metrics}");
+    assert!(in_flight_bytes(&app).await >= body.len() as f64, "their room is still taken: {metrics}");
+
+    broker.resume();
+    wait::until("the room to be given back once Kafka settled the records", Duration::from_secs(30), || async {
+        match in_flight_bytes(&app).await {
+            0.0 => Ok(()),
+            bytes => Err(bytes),
+        }
+    })
+    .await;
+    let written: Vec<String> = read_all(&app.brokers, &app.topic, Duration::from_secs(20))
+        .await
+        .iter()
+        .map(|record| record.decode().unwrap().fingerprint.to_string())
+        .collect();
+    assert_eq!(written, fingerprints, "the hung-up body's records are on the topic");
+}
+
+/// The inode of ingest's end of the connection from `client_port` to its `port`.
+fn server_socket(port: u16, client_port: u16) -> u64 {
+    tcp_sockets()
+        .find(|socket| socket.local_port == port && socket.remote_port == client_port)
+        .map(|socket| socket.inode)
+        .expect("ingest's end of the connection is in /proc/net/tcp")
+}
+
+/// Whether this process (ingest runs in it) still has the socket `inode` open: a reset connection leaves
+/// `/proc/net/tcp` at once, its descriptor only when the server closes it.
+fn socket_is_open(inode: u64) -> bool {
+    let target = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd is readable")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .any(|link| link.to_string_lossy() == target)
+}
+
 /// One line of `/proc/net/tcp`.
 struct TcpSocket {
     local_port: u16,
+    remote_port: u16,
+    inode: u64,
     /// `0A` listening, `01` established.
     state: String,
     /// For a listening socket, the connections waiting to be accepted; otherwise bytes received and not yet read.
@@ -101,6 +173,8 @@ fn tcp_sockets() -> impl Iterator<Item = TcpSocket> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             Some(TcpSocket {
                 local_port: u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?,
+                remote_port: u16::from_str_radix(fields.get(2)?.rsplit(':').next()?, 16).ok()?,
+                inode: fields.get(9)?.parse().ok()?,
                 state: (*fields.get(3)?).to_owned(),
                 rx_queue: u64::from_str_radix(fields.get(4)?.split(':').nth(1)?, 16).ok()?,
             })

@@ -153,14 +153,31 @@ impl PartialUpload {
     }
 
     /// Sends the rest of the body and returns the answer's status.
-    pub async fn finish(mut self) -> u16 {
+    pub async fn finish(self) -> u16 {
+        self.send_rest().await.status().await
+    }
+
+    /// Sends the rest of the body, without waiting for the answer.
+    pub async fn send_rest(mut self) -> PartialUpload {
         use tokio::io::AsyncWriteExt;
         let rest = std::mem::take(&mut self.rest);
         self.send(&rest).await;
         if self.chunked {
             self.stream.write_all(b"0\r\n\r\n").await.expect("the last chunk");
         }
-        self.status().await
+        self
+    }
+
+    /// The port this client's end of the connection is bound to.
+    pub fn local_port(&self) -> u16 {
+        self.stream.local_addr().expect("a connected socket").port()
+    }
+
+    /// Hangs up without waiting for the answer: the connection is reset (RST), as by a client that gave up.
+    pub fn reset(self) {
+        // A zero linger makes the close send RST at once; it never blocks, so the deprecation's reason does not apply.
+        #[allow(deprecated)]
+        self.stream.set_linger(Some(Duration::ZERO)).expect("setting SO_LINGER");
     }
 
     /// Reads the answer's status without sending more of the body (ingest may answer before reading it).
