@@ -390,6 +390,10 @@ impl Pipeline {
         // A partition to move back before reading on, found in the select (which must not wait).
         let mut read_again: Option<(i32, i64)> = None;
         loop {
+            // Records already fetched win the select below, so during a backlog it would never see the request.
+            if *shutdown.borrow() {
+                return (pending, true);
+            }
             if let Some((partition, from)) = read_again.take() {
                 if self.read_again_from(partition, from, shutdown).await.is_err() {
                     return (pending, true);

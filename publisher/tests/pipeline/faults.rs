@@ -59,7 +59,8 @@ async fn sigterm_writes_the_batch_in_hand_and_exits_0() {
         .wait_for_metric(&format!("publisher_records_consumed_total {}", records.len()), Duration::from_secs(60))
         .await;
     let client = client(&setup.deephaven_url).await;
-    assert!(read_tables(&client, &setup.prefix).await.events.is_empty(), "nothing written before the batch closes");
+    let written = read_tables_or_fail(&client, &setup.prefix).await.events;
+    assert!(written.is_empty(), "nothing written before the batch closes");
 
     test_kit::process::terminate(&publisher.child);
     let status = test_kit::process::wait_for_exit(
@@ -70,6 +71,41 @@ async fn sigterm_writes_the_batch_in_hand_and_exits_0() {
     .await;
     assert!(status.success(), "{status}");
     assert_eq!(read_tables(&client, &setup.prefix).await, expected, "the batch in hand was written before exiting");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_backlog_exits_after_the_batch_in_hand_and_a_restart_completes_the_tables() {
+    let setup = setup(1).await;
+    let records = synthetic_records(1_000, 5_000);
+    let acked = produce(&setup.brokers, &setup.topic, &records).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
+    // Batches of 50: the backlog takes two hundred writes, and SIGTERM comes after the first few, with a fetch
+    // queue large enough to hold the whole backlog, so the reader mostly finds records waiting.
+    let settings = [SMALL_BATCHES, &[("PUBLISHER_KAFKA__PROPERTIES__QUEUED_MAX_MESSAGES_KBYTES", "65536")]].concat();
+    let mut publisher = spawn_binary(&setup, &settings);
+    let client = client(&setup.deephaven_url).await;
+    wait::until("the publisher to be under way with the backlog", TABLES_DEADLINE, || async {
+        match read_tables(&client, &setup.prefix).await.events.len() {
+            written if written >= 100 => Ok(()),
+            written => Err(written),
+        }
+    })
+    .await;
+
+    test_kit::process::terminate(&publisher.child);
+    let status = test_kit::process::wait_for_exit(
+        &mut publisher.child,
+        "the publisher to exit after SIGTERM",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(status.success(), "{status}");
+    let written = read_tables_or_fail(&client, &setup.prefix).await.events.len();
+    assert!(written < expected.events.len(), "stopped within the backlog, not at its end: {written} written");
+
+    let publisher = spawn_binary(&setup, SMALL_BATCHES);
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    publisher.kill();
 }
 
 #[tokio::test(flavor = "multi_thread")]

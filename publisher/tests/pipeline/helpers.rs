@@ -274,6 +274,12 @@ pub async fn read_tables(client: &Client, prefix: &str) -> Tables {
     test_kit::tables::read_tables(client, prefix).await.unwrap_or_default()
 }
 
+/// Reads both tables for an assertion about what is not in them: a read that fails fails the test instead of
+/// reading as empty.
+pub async fn read_tables_or_fail(client: &Client, prefix: &str) -> Tables {
+    test_kit::tables::read_tables(client, prefix).await.expect("Deephaven answers the read")
+}
+
 /// Every row of table `name`; a missing table, and a read that fails, read as empty (a wait reads again).
 pub async fn snapshot(client: &Client, name: &str) -> Vec<RecordBatch> {
     test_kit::tables::snapshot(client, name).await.unwrap_or_default()
