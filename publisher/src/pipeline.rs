@@ -262,8 +262,8 @@ impl Pipeline {
                             &self.settings.kafka.topic,
                             &self.health,
                         );
-                        if let Err(err) = self.follow_a_new_incarnation() {
-                            tracing::warn!(error = %err, "could not move the partitions to the new incarnation's start");
+                        if !self.follow_a_new_incarnation(&mut shutdown).await {
+                            return Ok(());
                         }
                     }
                     match checked {
@@ -303,17 +303,32 @@ impl Pipeline {
     }
 
     /// When idle (nothing read, nothing being written): if the topic was created anew, reads every assigned
-    /// partition from its start.
-    fn follow_a_new_incarnation(&self) -> rdkafka::error::KafkaResult<()> {
+    /// partition from its start. False when shutdown came first.
+    async fn follow_a_new_incarnation(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
         let probe = &self.consumer.context().probe;
         let gone = |partition, offset| tokio::task::block_in_place(|| probe.is_gone(&self.consumer, partition, offset));
         match self.shared.find_new_incarnation(self.shared.assigned(), gone) {
             Some(found) => {
                 resume::report_new_incarnation(&self.shared, found);
-                kafka::rewind(&self.consumer, &self.settings.kafka.topic, &self.shared)
+                self.rewind(shutdown).await
             }
-            None => Ok(()),
+            None => true,
         }
+    }
+
+    /// Moves every assigned partition back to the progress Deephaven holds, trying again until it can: reading on
+    /// from where a partition is would skip records (the dropped batches', or a new incarnation's first). Not
+    /// ready meanwhile. False when shutdown came first.
+    async fn rewind(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
+        while let Err(err) = kafka::rewind(&self.consumer, &self.settings.kafka.topic, &self.shared) {
+            self.health.set_deephaven(false);
+            tracing::error!(error = %err, "could not move a partition back to Deephaven's progress; retrying");
+            if backoff.wait(shutdown).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Reconnects, then moves every partition back to the progress Deephaven holds. False when shutdown came first.
@@ -324,14 +339,8 @@ impl Pipeline {
             return Ok(false);
         }
         self.metrics.deephaven_reconnects.inc();
-        let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
-        while let Err(err) = kafka::rewind(&self.consumer, &self.settings.kafka.topic, &self.shared) {
-            // Reading on would skip the records of the dropped batches: keep trying, not ready meanwhile.
-            self.health.set_deephaven(false);
-            tracing::error!(error = %err, "could not move a partition back to Deephaven's progress; retrying");
-            if backoff.wait(shutdown).await.is_err() {
-                return Ok(false);
-            }
+        if !self.rewind(shutdown).await {
+            return Ok(false);
         }
         self.health.set_deephaven(true);
         Ok(true)

@@ -119,7 +119,6 @@ impl Sink {
             let flush = client.create_input_table(&names.flush, flush_row.schema(), flush_kind()).await?;
             let slices = client.create_input_table(&names.slices, slices_schema(), slices_kind()).await?;
             client.publish_clock(&names.clock, settings.window_step).await?;
-            client.publish_derived(&names.log, &progress(), &names.progress).await?;
             (log, flush, slices)
         };
         let sink = Sink {
@@ -133,8 +132,14 @@ impl Sink {
             refire_grace: settings.refire_grace,
             covered: Mutex::new(None),
         };
-        // A new set has no slices yet: they are all created here, before the first row is appended.
+        // A new set has no slices yet: they are all created here, before this publisher appends its first row.
         sink.keep_retention(Timestamp::now()).await?;
+        if !intact {
+            // Last, once the slices exist: another publisher appending to the new log by name before then has rows
+            // no data table keeps, and a progress derived earlier would count them, ahead of the data, so that
+            // publisher would not see it must write them again.
+            sink.client.publish_derived(&sink.names.log, &progress(), &sink.names.progress).await?;
+        }
         Ok(sink)
     }
 
