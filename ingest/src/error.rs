@@ -2,9 +2,10 @@
 //!
 //! Alertmanager retries 5xx and never retries 4xx, so the mapping is the contract: 4xx only for a request that can
 //! never succeed as sent, 503 for anything that may succeed later. A 4xx answer means nothing was written to Kafka,
-//! with one exception: a record the broker refuses for its size though it is within `limits.max_record_bytes` (the
-//! broker's own limit is lower than the producer's) is found only while producing, so alerts before it in the body
-//! may have been written; it is still a 413, since sending the body again cannot succeed.
+//! with one exception: a record the producer refuses for its size though it is within `limits.max_record_bytes` is
+//! found only while producing, so alerts before it in the body may have been written; it is still a 413, since
+//! sending the body again cannot succeed. A *batch* the broker refuses for its size is a 503 instead: it may hold
+//! records of other bodies, none of them known to be at fault, and a 4xx would make Alertmanager drop them all.
 
 use crate::sink::SendError;
 use actix_web::http::header::{self, HeaderValue};
@@ -30,10 +31,17 @@ pub enum IngestError {
     Overloaded { retry_after: Duration },
     #[error("Kafka is not reachable; retry later")]
     BrokerUnavailable { retry_after: Duration },
-    /// Kafka refused a record for its size though it was within `limits.max_record_bytes` (the broker's or the
-    /// topic's own limit is lower): sending it again cannot help.
-    #[error("Kafka refused an alert's record: {0}; lower limits.max_record_bytes to the broker's message size limit")]
+    /// The producer refused a record for its size though it was within `limits.max_record_bytes`: sending it again
+    /// cannot help.
+    #[error("Kafka refused an alert's record: {0}; lower limits.max_record_bytes to the producer's message.max.bytes")]
     RecordRefused(SendError),
+    /// The broker refused a batch of records for its size: the topic's `max.message.bytes` is below the producer's
+    /// `message.max.bytes`, a configuration to fix.
+    #[error(
+        "the broker refused a batch of records as too large: {source}; set kafka.properties.message.max.bytes to at \
+         most the topic's max.message.bytes"
+    )]
+    BatchTooLargeForBroker { source: SendError, retry_after: Duration },
     #[error("Kafka did not acknowledge every alert: {source}")]
     NotAcknowledged { source: SendError, retry_after: Duration },
     #[error("the request took longer than {timeout:?}")]
@@ -59,6 +67,7 @@ impl IngestError {
             IngestError::BrokerUnavailable { .. } => "broker_unavailable",
             IngestError::RecordRefused(_) => "limit_exceeded",
             IngestError::NotAcknowledged { .. } => "not_acknowledged",
+            IngestError::BatchTooLargeForBroker { .. } => "batch_too_large_for_broker",
             IngestError::DeadlineExceeded { .. } => "deadline_exceeded",
             IngestError::ShuttingDown { .. } => "shutting_down",
         }
@@ -69,6 +78,7 @@ impl IngestError {
             IngestError::Overloaded { retry_after }
             | IngestError::BrokerUnavailable { retry_after }
             | IngestError::NotAcknowledged { retry_after, .. }
+            | IngestError::BatchTooLargeForBroker { retry_after, .. }
             | IngestError::DeadlineExceeded { retry_after, .. }
             | IngestError::ShuttingDown { retry_after } => Some(*retry_after),
             _ => None,
@@ -99,6 +109,7 @@ impl ResponseError for IngestError {
             IngestError::Overloaded { .. }
             | IngestError::BrokerUnavailable { .. }
             | IngestError::NotAcknowledged { .. }
+            | IngestError::BatchTooLargeForBroker { .. }
             | IngestError::DeadlineExceeded { .. }
             | IngestError::ShuttingDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -86,6 +86,9 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
             deadline_exceeded()
         }
         Unsettled::Failed(source) if source.is_caused_by_the_record() => IngestError::RecordRefused(source),
+        Unsettled::Failed(source) if source.is_a_batch_too_large_for_the_broker() => {
+            IngestError::BatchTooLargeForBroker { source, retry_after: state.retry_after }
+        }
         Unsettled::Failed(source) => IngestError::NotAcknowledged { source, retry_after: state.retry_after },
     })?;
     state.metrics.produce_seconds.observe(started.elapsed().as_secs_f64());

@@ -14,6 +14,7 @@ use futures::future::join_all;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode::{MessageBatchTooLarge, MessageSizeTooLarge};
 use rdkafka::ClientConfig;
 use schemas::{AlertRecord, RecordHeaders};
 use service_kit::kafka_client;
@@ -33,16 +34,18 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// The record itself is at fault (larger than the producer or the broker takes): sending it again can never
-    /// succeed, and it says nothing about the producer's health.
+    /// The record itself is at fault: larger than the producer's `message.max.bytes`, which librdkafka checks per
+    /// record as it takes it. Sending it again can never succeed, and it says nothing about the producer's health.
     pub fn is_caused_by_the_record(&self) -> bool {
-        use rdkafka::types::RDKafkaErrorCode::{MessageBatchTooLarge, MessageSizeTooLarge};
-        match self {
-            SendError::Enqueue(error) | SendError::Delivery(error) => {
-                matches!(error.rdkafka_error_code(), Some(MessageSizeTooLarge | MessageBatchTooLarge))
-            }
-            SendError::Canceled => false,
-        }
+        matches!(self, SendError::Enqueue(error) if error.rdkafka_error_code() == Some(MessageSizeTooLarge))
+    }
+
+    /// The broker refused the batch the record was in for its size (the topic's `max.message.bytes` is below the
+    /// producer's `message.max.bytes`). The batch may hold other bodies' records, so no record is known to be at
+    /// fault; nor is the producer, which a new one would not change.
+    pub fn is_a_batch_too_large_for_the_broker(&self) -> bool {
+        matches!(self, SendError::Delivery(error)
+            if matches!(error.rdkafka_error_code(), Some(MessageSizeTooLarge | MessageBatchTooLarge)))
     }
 }
 
@@ -166,7 +169,7 @@ impl AlertSink {
             SendError::Canceled => "Canceled".to_owned(),
         };
         self.metrics.kafka_error(code);
-        if !error.is_caused_by_the_record() {
+        if !error.is_caused_by_the_record() && !error.is_a_batch_too_large_for_the_broker() {
             self.report_unacknowledged();
         }
         error
@@ -184,12 +187,20 @@ mod tests {
     use rdkafka::types::RDKafkaErrorCode;
 
     #[test]
-    fn only_size_refusals_are_the_records_fault() {
+    fn only_the_producer_s_size_refusal_is_the_record_s_fault_and_the_broker_s_is_the_batch_s() {
         let produce = |code| KafkaError::MessageProduction(code);
-        assert!(SendError::Enqueue(produce(RDKafkaErrorCode::MessageSizeTooLarge)).is_caused_by_the_record());
-        assert!(SendError::Delivery(produce(RDKafkaErrorCode::MessageBatchTooLarge)).is_caused_by_the_record());
-        assert!(!SendError::Delivery(produce(RDKafkaErrorCode::MessageTimedOut)).is_caused_by_the_record());
-        assert!(!SendError::Enqueue(produce(RDKafkaErrorCode::QueueFull)).is_caused_by_the_record());
-        assert!(!SendError::Canceled.is_caused_by_the_record());
+        let refused = SendError::Enqueue(produce(RDKafkaErrorCode::MessageSizeTooLarge));
+        assert!(refused.is_caused_by_the_record() && !refused.is_a_batch_too_large_for_the_broker());
+        for code in [RDKafkaErrorCode::MessageSizeTooLarge, RDKafkaErrorCode::MessageBatchTooLarge] {
+            let refused = SendError::Delivery(produce(code));
+            assert!(refused.is_a_batch_too_large_for_the_broker() && !refused.is_caused_by_the_record(), "{code:?}");
+        }
+        for other in [
+            SendError::Delivery(produce(RDKafkaErrorCode::MessageTimedOut)),
+            SendError::Enqueue(produce(RDKafkaErrorCode::QueueFull)),
+            SendError::Canceled,
+        ] {
+            assert!(!other.is_caused_by_the_record() && !other.is_a_batch_too_large_for_the_broker(), "{other}");
+        }
     }
 }

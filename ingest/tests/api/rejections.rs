@@ -127,12 +127,12 @@ async fn an_alert_whose_record_kafka_would_refuse_gets_413_and_nothing_of_its_bo
     assert!(metrics.contains("ingest_rejections_total{reason=\"limit_exceeded\"} 1"), "{metrics}");
 }
 
-/// A topic whose `max.message.bytes` is below the producer's `message.max.bytes` passes ingest's own check and is
-/// refused by the broker. Tansu takes records of any size, so the refusal comes from librdkafka's mock cluster, the
-/// one broker here that can answer MESSAGE_TOO_LARGE: the body can never succeed, so it is a 413 (not a 503 that
-/// Alertmanager would retry forever), and the producer stays in service for the bodies after it.
+/// A topic whose `max.message.bytes` is below the producer's `message.max.bytes` refuses whole batches, which may
+/// hold other bodies' records. Tansu takes records of any size, so the refusal comes from librdkafka's mock
+/// cluster, the one broker here that can answer MESSAGE_TOO_LARGE: a 503 naming the mismatch (a 4xx would make
+/// Alertmanager drop bodies that did nothing wrong), and the producer stays in service for the bodies after it.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_record_the_broker_refuses_as_too_large_gets_413_and_the_next_body_is_accepted() {
+async fn a_batch_the_broker_refuses_as_too_large_gets_503_naming_the_mismatch_and_the_next_body_is_accepted() {
     let cluster = MockCluster::new(1).expect("librdkafka's mock cluster starts");
     cluster.create_topic("alerts", 1, 1).expect("the mock cluster creates the topic");
     let app = spawn_app_on(&cluster.bootstrap_servers(), "alerts", |_| {}).await;
@@ -140,15 +140,17 @@ async fn a_record_the_broker_refuses_as_too_large_gets_413_and_the_next_body_is_
 
     cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE]);
     let response = app.post_json(synthetic_webhook(2, 1).0).await;
-    assert_eq!(response.status().as_u16(), 413);
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
     let answer: Value = response.json().await.unwrap();
-    assert_eq!(answer["error"], "limit_exceeded", "{answer}");
+    assert_eq!(answer["error"], "batch_too_large_for_broker", "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("max.message.bytes"), "{answer}");
 
     assert_eq!(app.post_json(synthetic_webhook(3, 2).0).await.status(), 200, "the producer takes the next body");
     assert_eq!(app.readyz().await, 200);
     let metrics = app.metrics().await;
     assert!(metrics.contains("ingest_kafka_errors_total{code=\"MessageSizeTooLarge\"} 1"), "{metrics}");
-    assert!(metrics.contains("ingest_rejections_total{reason=\"limit_exceeded\"} 1"), "{metrics}");
+    assert!(metrics.contains("ingest_rejections_total{reason=\"batch_too_large_for_broker\"} 1"), "{metrics}");
 }
 
 /// Posts a sentinel body, whose alerts have fingerprints no refused body has, then reads the whole topic: it must
