@@ -14,7 +14,9 @@
 //! pass it. On a broker without the race they cost only the re-reads of each real jump.
 //!
 //! What the partition was moved to by others (an assignment, a rewind to Deephaven's progress) is not a jump:
-//! every such move bumps a counter ([`crate::resume::Shared::moved`]) and the expectations start over.
+//! every such move bumps a counter ([`crate::resume::Shared::moved`]) and the expectations start over, from the
+//! offset the partition was moved to when that is known ([`crate::resume::Shared::start_of`]; not for the earliest
+//! retained record), so that a fetch that skips right after the move is read again too.
 
 use std::collections::HashMap;
 
@@ -52,16 +54,17 @@ pub struct Continuity {
 }
 
 impl Continuity {
-    /// Judges the record at `offset` of `partition`, read while the partitions' move count was `moves`.
-    pub fn observe(&mut self, partition: i32, offset: i64, moves: u64) -> Next {
+    /// Judges the record at `offset` of `partition`, read while the partitions' move count was `moves`; `start`
+    /// tells where the partition was last moved to, if known, for its first record since.
+    pub fn observe(&mut self, partition: i32, offset: i64, moves: u64, start: impl FnOnce() -> Option<i64>) -> Next {
         if moves != self.moves {
             self.partitions.clear();
             self.moves = moves;
         }
-        let Some(state) = self.partitions.get_mut(&partition) else {
-            self.partitions.insert(partition, Partition { next: offset + 1, jump: None });
-            return Next::Take;
-        };
+        let state = self
+            .partitions
+            .entry(partition)
+            .or_insert_with(|| Partition { next: start().unwrap_or(offset), jump: None });
         let expected = state.next;
         match state.jump {
             _ if offset <= expected => {
@@ -93,14 +96,14 @@ mod tests {
     use super::*;
 
     fn observe_all(continuity: &mut Continuity, offsets: &[i64]) -> Vec<Next> {
-        offsets.iter().map(|offset| continuity.observe(0, *offset, 0)).collect()
+        offsets.iter().map(|offset| continuity.observe(0, *offset, 0, || None)).collect()
     }
 
     #[test]
     fn consecutive_offsets_are_taken_from_wherever_the_partition_starts() {
         let mut continuity = Continuity::default();
         assert_eq!(observe_all(&mut continuity, &[40, 41, 42]), [Next::Take, Next::Take, Next::Take]);
-        assert_eq!(continuity.observe(1, 7, 0), Next::Take, "each partition on its own");
+        assert_eq!(continuity.observe(1, 7, 0, || None), Next::Take, "each partition on its own");
     }
 
     #[test]
@@ -127,32 +130,42 @@ mod tests {
     #[test]
     fn a_jump_seen_on_every_look_is_taken_as_real() {
         let mut continuity = Continuity::default();
-        continuity.observe(0, 10, 0);
+        continuity.observe(0, 10, 0, || None);
         let mut readings = Vec::new();
         for _ in 0..LOOKS {
-            readings.push(continuity.observe(0, 20, 0));
+            readings.push(continuity.observe(0, 20, 0, || None));
         }
         assert_eq!(readings, [Next::ReadAgainFrom(11), Next::ReadAgainFrom(11), Next::TakeAcross { missing: 11..20 }]);
-        assert_eq!(continuity.observe(0, 21, 0), Next::Take);
+        assert_eq!(continuity.observe(0, 21, 0, || None), Next::Take);
     }
 
     #[test]
     fn a_hole_that_shrinks_counts_its_looks_again() {
         let mut continuity = Continuity::default();
-        continuity.observe(0, 10, 0);
-        assert_eq!(continuity.observe(0, 20, 0), Next::ReadAgainFrom(11));
-        assert_eq!(continuity.observe(0, 20, 0), Next::ReadAgainFrom(11));
-        assert_eq!(continuity.observe(0, 15, 0), Next::ReadAgainFrom(11), "11..15 still missing: a new jump");
-        assert_eq!(continuity.observe(0, 15, 0), Next::ReadAgainFrom(11));
-        assert_eq!(continuity.observe(0, 15, 0), Next::TakeAcross { missing: 11..15 });
+        continuity.observe(0, 10, 0, || None);
+        assert_eq!(continuity.observe(0, 20, 0, || None), Next::ReadAgainFrom(11));
+        assert_eq!(continuity.observe(0, 20, 0, || None), Next::ReadAgainFrom(11));
+        assert_eq!(continuity.observe(0, 15, 0, || None), Next::ReadAgainFrom(11), "11..15 still missing: a new jump");
+        assert_eq!(continuity.observe(0, 15, 0, || None), Next::ReadAgainFrom(11));
+        assert_eq!(continuity.observe(0, 15, 0, || None), Next::TakeAcross { missing: 11..15 });
     }
 
     #[test]
     fn a_move_by_the_group_or_a_rewind_is_not_a_jump() {
         let mut continuity = Continuity::default();
-        continuity.observe(0, 10, 0);
-        assert_eq!(continuity.observe(0, 500, 1), Next::Take, "assigned anew at another publisher's progress");
-        assert_eq!(continuity.observe(0, 3, 1), Next::Take, "an older record again: in order from there");
-        assert_eq!(continuity.observe(0, 4, 1), Next::Take);
+        continuity.observe(0, 10, 0, || None);
+        assert_eq!(continuity.observe(0, 500, 1, || None), Next::Take, "assigned anew at another publisher's progress");
+        assert_eq!(continuity.observe(0, 3, 1, || None), Next::Take, "an older record again: in order from there");
+        assert_eq!(continuity.observe(0, 4, 1, || None), Next::Take);
+    }
+
+    #[test]
+    fn the_first_record_after_a_move_to_a_known_offset_must_be_there() {
+        let mut continuity = Continuity::default();
+        continuity.observe(0, 10, 0, || None);
+        assert_eq!(continuity.observe(0, 105, 1, || Some(100)), Next::ReadAgainFrom(100), "skipped at the move");
+        assert_eq!(continuity.observe(0, 100, 1, || Some(100)), Next::Take);
+        assert_eq!(continuity.observe(1, 7, 1, || Some(7)), Next::Take, "where it was moved to");
+        assert_eq!(continuity.observe(2, 40, 1, || None), Next::Take, "moved to its earliest record: unknown");
     }
 }

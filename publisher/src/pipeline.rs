@@ -423,7 +423,7 @@ impl Pipeline {
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
                         let (partition, offset) = (message.partition(), message.offset());
-                        match continuity.observe(partition, offset, self.shared.moves()) {
+                        match continuity.observe(partition, offset, self.shared.moves(), || self.shared.start_of(partition)) {
                             Next::Take => {}
                             Next::TakeAcross { missing } => {
                                 self.metrics.offset_jumps_accepted.inc();

@@ -27,7 +27,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use schemas::tables::Applied;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -54,6 +54,9 @@ pub struct Shared {
     /// Counts the times partitions were moved by the group or to Deephaven's progress, so that the reading loop
     /// does not take the jump in offsets that follows for records skipped ([`crate::continuity`]).
     moves: AtomicU64,
+    /// Where each partition was last moved to, when that is a known offset: its first record after the move must be
+    /// there ([`crate::continuity`]).
+    starts: Mutex<HashMap<i32, i64>>,
     metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     runtime: tokio::runtime::Handle,
@@ -69,6 +72,7 @@ impl Shared {
             incarnation: AtomicI32::new(0),
             assigned: Mutex::new(BTreeSet::new()),
             moves: AtomicU64::new(0),
+            starts: Mutex::new(HashMap::new()),
             metrics,
             health,
             runtime: tokio::runtime::Handle::current(),
@@ -177,16 +181,27 @@ impl Shared {
     }
 
     /// Where `partition` resumes: after its last offset applied in the current incarnation, or at the earliest
-    /// retained record.
+    /// retained record. Called as the partition is moved there, which [`Shared::start_of`] then tells.
     pub fn resume_offset(&self, partition: i32) -> Offset {
         let incarnation = self.incarnation();
-        match lock(&self.progress).get(&partition).filter(|applied| applied.incarnation == incarnation) {
+        let resume = match lock(&self.progress).get(&partition).filter(|applied| applied.incarnation == incarnation) {
             Some(applied) => Offset::Offset(applied.offset + 1),
             None => {
                 self.metrics.replays.inc();
                 Offset::Beginning
             }
-        }
+        };
+        let mut starts = lock(&self.starts);
+        match resume {
+            Offset::Offset(offset) => starts.insert(partition, offset),
+            _ => starts.remove(&partition),
+        };
+        resume
+    }
+
+    /// Where `partition` was last moved to, if that was a known offset.
+    pub fn start_of(&self, partition: i32) -> Option<i64> {
+        lock(&self.starts).get(&partition).copied()
     }
 
     fn refresh_blocking(&self) {
