@@ -8,7 +8,8 @@
 # Env: STACK_DIR, TLS_FRONT_PORT (required), TLS_FRONT_BACKEND (host:port,
 #      required), TLS_FRONT_CERT (PEM file with the certificate chain and its
 #      key, required), TLS_FRONT_ALPN (optional, e.g. h2 for gRPC),
-#      READY_DEADLINE_S (30).
+#      TLS_FRONT_CLIENT_CA (optional: a CA file; clients must then present a
+#      certificate it signed, mutual TLS), READY_DEADLINE_S (30).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,6 +24,8 @@ write_config() {
   local cert=${TLS_FRONT_CERT:?TLS_FRONT_CERT: PEM file with the certificate chain and key}
   local alpn=""
   [[ -n "${TLS_FRONT_ALPN:-}" ]] && alpn=" alpn $TLS_FRONT_ALPN"
+  local client_verification=""
+  [[ -n "${TLS_FRONT_CLIENT_CA:-}" ]] && client_verification=" ca-file $TLS_FRONT_CLIENT_CA verify required"
   mkdir -p "$(dirname "$CONFIG_FILE")"
   cat >"$CONFIG_FILE.tmp" <<CFG
 # Written by scripts/tls-front.sh.
@@ -38,7 +41,7 @@ defaults
     timeout server 10m
 
 frontend tls
-    bind 127.0.0.1:$port ssl crt $cert$alpn
+    bind 127.0.0.1:$port ssl crt $cert$alpn$client_verification
     default_backend plaintext
 
 backend plaintext

@@ -127,7 +127,7 @@ pub struct AuthSettings {
     /// Files each holding one `user:password`.
     pub basic_credential_files: Vec<PathBuf>,
     /// How often the credential files are read again (also at once on SIGHUP), so a rotated secret takes effect
-    /// without a restart.
+    /// without a restart: these and the Kafka producer's (`kafka.property_files`, files `*.location` names).
     #[serde(with = "humantime_serde")]
     pub reload_interval: Duration,
 }
@@ -426,7 +426,7 @@ SETTINGS (TOML file key / environment variable, default)
   auth.bearer_token_files       INGEST_AUTH__BEARER_TOKEN_FILES       none (one token per file; env: comma-separated)
   auth.basic_credentials        INGEST_AUTH__BASIC_CREDENTIALS        none (env: one user:password, verbatim)
   auth.basic_credential_files   INGEST_AUTH__BASIC_CREDENTIAL_FILES   none (one user:password per file; env: comma-separated)
-  auth.reload_interval          INGEST_AUTH__RELOAD_INTERVAL          10s (credential files read again; also on SIGHUP)
+  auth.reload_interval          INGEST_AUTH__RELOAD_INTERVAL          10s (credential files, Kafka's too, read again; also on SIGHUP)
   kafka.brokers                 INGEST_KAFKA__BROKERS                 127.0.0.1:9092
   kafka.topic                   INGEST_KAFKA__TOPIC                   alerts
   kafka.acks                    INGEST_KAFKA__ACKS                    all

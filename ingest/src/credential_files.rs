@@ -1,10 +1,11 @@
-//! Credentials that follow their files: a rotated secret takes effect without a restart.
+//! Secrets that follow their files: a rotated secret takes effect without a restart.
 //!
 //! Kubernetes updates a mounted secret in place (an atomic swap of the directory it points to), some time after the
 //! secret changed; other tools rewrite the file. Either way the files are read again every `auth.reload_interval`
-//! and at once on SIGHUP. A set that reads differently replaces the old one whole; a set that cannot be read (a
-//! file missing or empty half-way through a rotation) changes nothing and is retried at the next round, so a bad
-//! rotation never locks Alertmanager out.
+//! and at once on SIGHUP, by each holder of secrets ([`FollowsFiles`]): the webhook credentials
+//! ([`CredentialStore`]) and the Kafka producer ([`crate::sink::AlertSink`]). A set that reads differently replaces
+//! the old one whole; a set that cannot be read (a file missing or empty half-way through a rotation) changes
+//! nothing and is retried at the next round, so a bad rotation never locks Alertmanager out or ingest out of Kafka.
 
 use crate::auth::Credentials;
 use crate::configuration::AuthSettings;
@@ -13,6 +14,16 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
+
+/// A holder of secrets read from files, which can take rotated ones without a restart.
+pub trait FollowsFiles: Send + Sync + 'static {
+    /// What the secrets are for, as the log names them.
+    fn secrets(&self) -> &'static str;
+
+    /// Reads the files again. `Ok(true)` when they changed and the new secrets are in effect; an error leaves the
+    /// ones in effect. Blocking.
+    fn read_files_again(&self) -> anyhow::Result<bool>;
+}
 
 /// The credentials requests are checked against now.
 pub struct CredentialStore {
@@ -31,9 +42,14 @@ impl CredentialStore {
     pub fn current(&self) -> Arc<Credentials> {
         Arc::clone(&self.current.read().expect("credentials lock poisoned"))
     }
+}
 
-    /// Reads the files again. `Ok(true)` when the credentials changed (and were replaced).
-    fn reload(&self) -> anyhow::Result<bool> {
+impl FollowsFiles for CredentialStore {
+    fn secrets(&self) -> &'static str {
+        "webhook credentials"
+    }
+
+    fn read_files_again(&self) -> anyhow::Result<bool> {
         let fresh = Credentials::from_settings(&self.settings)?;
         let mut current = self.current.write().expect("credentials lock poisoned");
         if **current == fresh {
@@ -42,40 +58,48 @@ impl CredentialStore {
         *current = Arc::new(fresh);
         Ok(true)
     }
+}
 
-    /// Re-reads the files every `interval` and on SIGHUP, until the returned task is aborted. It runs even when no
-    /// credential comes from a file, so that a SIGHUP never ends the process (its default action).
-    pub fn spawn_reloader(self: Arc<Self>, interval: Duration, metrics: Arc<Metrics>) -> JoinHandle<()> {
-        let mut hangup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let trigger = tokio::select! {
-                    _ = ticks.tick() => "interval",
-                    _ = hangup.recv() => "SIGHUP",
-                };
-                let store = Arc::clone(&self);
-                let outcome = tokio::task::spawn_blocking(move || store.reload())
+/// Has every holder read its files again every `interval` and on SIGHUP, until the returned task is aborted. It
+/// runs even when no secret comes from a file, so that a SIGHUP never ends the process (its default action).
+pub fn spawn_reloader(
+    holders: Vec<Arc<dyn FollowsFiles>>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+) -> JoinHandle<()> {
+    let mut hangup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let trigger = tokio::select! {
+                _ = ticks.tick() => "interval",
+                _ = hangup.recv() => "SIGHUP",
+            };
+            for holder in &holders {
+                let reading = Arc::clone(holder);
+                let outcome = tokio::task::spawn_blocking(move || reading.read_files_again())
                     .await
                     .unwrap_or_else(|err| Err(anyhow::anyhow!("the reload task failed: {err}")));
+                let secrets = holder.secrets();
                 match outcome {
                     Ok(true) => {
                         metrics.credential_reloads.inc();
-                        tracing::info!(trigger, "credential files changed; the new credentials are in effect");
+                        tracing::info!(trigger, secrets, "credential files changed; the new secrets are in effect");
                     }
-                    Ok(false) => tracing::debug!(trigger, "credential files unchanged"),
+                    Ok(false) => tracing::debug!(trigger, secrets, "credential files unchanged"),
                     Err(error) => {
                         metrics.credential_reload_failures.inc();
                         tracing::warn!(
                             trigger,
-                            "credential files could not be read; keeping the current ones: {error:#}"
+                            secrets,
+                            "credential files could not be taken in; keeping the secrets in effect: {error:#}"
                         );
                     }
                 }
             }
-        })
-    }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -95,16 +119,16 @@ mod tests {
         let settings = AuthSettings { bearer_token_files: vec![file.clone()], ..AuthSettings::default() };
         let store = CredentialStore::load(&settings).unwrap();
         assert!(accepts(&store, "first"));
-        assert!(!store.reload().unwrap(), "unchanged");
+        assert!(!store.read_files_again().unwrap(), "unchanged");
 
         std::fs::write(&file, "second\n").unwrap();
-        assert!(store.reload().unwrap(), "changed");
+        assert!(store.read_files_again().unwrap(), "changed");
         assert!(accepts(&store, "second") && !accepts(&store, "first"));
 
         std::fs::write(&file, "  \n").unwrap();
-        assert!(store.reload().is_err(), "an empty token is refused");
+        assert!(store.read_files_again().is_err(), "an empty token is refused");
         std::fs::remove_file(&file).unwrap();
-        assert!(store.reload().is_err(), "a missing file is refused");
+        assert!(store.read_files_again().is_err(), "a missing file is refused");
         assert!(accepts(&store, "second"), "the last good credentials stay in effect");
     }
 }

@@ -12,11 +12,12 @@
 //! - [`startup`]: builds the [`startup::Application`] on a port (0 in tests) and runs it until stopped.
 //! - [`routes`]: the HTTP endpoints: the webhook receiver, `/healthz`, `/readyz`, `/metrics`.
 //! - [`auth`]: bearer and basic credentials, compared in constant time.
-//! - [`credential_files`]: the credentials in effect, read again when their files change or on SIGHUP.
+//! - [`credential_files`]: secrets read again when their files change or on SIGHUP (the webhook credentials in
+//!   effect, and the Kafka producer's, which a new producer takes).
 //! - [`admission`]: the bounds, in bytes and records, on what requests hold until Kafka settles (backpressure).
 //! - [`sink`]: the Kafka producer: sending a body's records and settling their acknowledgements; its librdkafka
 //!   configuration (`sink::producer_config`); the broker probe behind `/readyz`, which also replaces a broken
-//!   producer (`sink::probe`).
+//!   producer (`sink::probe`); a new producer when the Kafka credential files change (`sink::credentials`).
 //! - [`state`]: what every HTTP worker shares (the only application data, metrics included).
 //! - [`error`]: [`error::IngestError`], every way a request can fail, mapped to its HTTP answer.
 //! - [`metrics`]: the Prometheus metrics, registered once at start-up and counted through its methods.

@@ -6,7 +6,7 @@
 
 use crate::admission::Admission;
 use crate::configuration::{Settings, TlsSettings};
-use crate::credential_files::CredentialStore;
+use crate::credential_files::{spawn_reloader, CredentialStore, FollowsFiles};
 use crate::metrics::Metrics;
 use crate::middleware;
 use crate::routes::{alerts, health, metrics};
@@ -30,7 +30,7 @@ pub struct Application {
     port: u16,
     sink: Arc<AlertSink>,
     probe: JoinHandle<()>,
-    /// Re-reads the credential files.
+    /// Re-reads the credential files (the webhook's and Kafka's).
     credential_reloader: JoinHandle<()>,
     stopper: Stopper,
     flush_timeout: Duration,
@@ -73,8 +73,8 @@ impl Application {
         );
         let probe = Arc::clone(&sink).spawn_probe(settings.kafka.probe_interval);
         let credentials = Arc::new(CredentialStore::load(&settings.auth)?);
-        let credential_reloader =
-            Arc::clone(&credentials).spawn_reloader(settings.auth.reload_interval, Arc::clone(&metrics));
+        let holders: Vec<Arc<dyn FollowsFiles>> = vec![Arc::clone(&credentials) as _, Arc::clone(&sink) as _];
+        let credential_reloader = spawn_reloader(holders, settings.auth.reload_interval, Arc::clone(&metrics));
         let shutting_down = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
             credentials,

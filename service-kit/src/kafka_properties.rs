@@ -3,7 +3,9 @@
 //!
 //! Environment variable names cannot hold dots, so `_` stands for `.` in a property's name wherever it comes from
 //! (librdkafka's names have no underscores). Values whose names say they are secrets (passwords, keys, secrets,
-//! tokens) never show in `Debug` output.
+//! tokens) never show in `Debug` output. Secrets are rotated by rewriting their files: [`KafkaProperties::
+//! with_files_read_again`] and [`KafkaProperties::located_files_digest`] tell a service when its client must be
+//! made again to take the new ones.
 
 use crate::secret_files::read_secret_file;
 use anyhow::Context;
@@ -11,7 +13,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
 
 /// Property names, normalised, mapped to their values.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -73,6 +76,40 @@ impl KafkaProperties {
         }
         Ok(())
     }
+
+    /// These properties with the values `files` names read again (a rotated secret changes them). The names were
+    /// checked against the inline ones by [`Self::read_files`], so every name here came from a file.
+    pub fn with_files_read_again(&self, files: &KafkaPropertyFiles) -> anyhow::Result<KafkaProperties> {
+        let mut again = self.clone();
+        for (name, path) in &files.0 {
+            let value = read_secret_file(path).with_context(|| format!("kafka property {name}"))?;
+            again.0.insert(name.clone(), value.expose_secret().to_owned());
+        }
+        Ok(again)
+    }
+
+    /// A digest of what the files named by `*.location` properties hold (certificates, keys, CAs, CRLs). librdkafka
+    /// reads them only when a client is created, so a client made before they were rotated keeps the old ones;
+    /// comparing digests tells when a new client is due. A location that is a directory (a CA directory) or
+    /// `probe` is not read.
+    pub fn located_files_digest(&self) -> anyhow::Result<u64> {
+        let mut digest = DefaultHasher::new();
+        for (name, location) in self.0.iter().filter(|(name, _)| names_a_file_read_at_creation(name)) {
+            let path = Path::new(location);
+            if location == "probe" || path.is_dir() {
+                continue;
+            }
+            let contents = std::fs::read(path).with_context(|| format!("kafka property {name}: reading {location}"))?;
+            (name, contents).hash(&mut digest);
+        }
+        Ok(digest.finish())
+    }
+}
+
+/// Whether librdkafka reads the file a property names when a client is created: every `*.location` but the
+/// OpenSSL engine's, which is a library.
+fn names_a_file_read_at_creation(name: &str) -> bool {
+    name.ends_with(".location") && name != "ssl.engine.location"
 }
 
 /// Whether a property's value is a secret: librdkafka's passwords, passphrases, keys and secrets (`sasl.password`,
@@ -150,5 +187,34 @@ mod tests {
         let missing: KafkaPropertyFiles = BTreeMap::from([("sasl.password".to_owned(), dir.path().join("no"))]).into();
         let error = properties(&[]).read_files(&missing).unwrap_err().to_string();
         assert!(error.contains("sasl.password"), "{error}");
+    }
+
+    #[test]
+    fn rewritten_files_show_in_the_values_read_again_and_in_the_digest_of_located_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (password, certificate) = (dir.path().join("password"), dir.path().join("client.pem"));
+        std::fs::write(&password, "first\n").unwrap();
+        std::fs::write(&certificate, "certificate one").unwrap();
+        let files: KafkaPropertyFiles = BTreeMap::from([("sasl.password".to_owned(), password.clone())]).into();
+        let mut first = properties(&[
+            ("ssl.certificate.location", certificate.to_str().unwrap()),
+            ("ssl.ca.location", dir.path().to_str().unwrap()),
+            ("ssl.engine.location", "/nonexistent/engine.so"),
+        ]);
+        first.read_files(&files).unwrap();
+        let digest = first.located_files_digest().unwrap();
+        assert!(first.with_files_read_again(&files).unwrap() == first, "unchanged files read the same");
+        assert_eq!(first.located_files_digest().unwrap(), digest, "unchanged files digest the same");
+
+        std::fs::write(&password, "second\n").unwrap();
+        assert_eq!(first.with_files_read_again(&files).unwrap().get("sasl.password"), Some("second"));
+        std::fs::write(&certificate, "certificate two").unwrap();
+        assert_ne!(first.located_files_digest().unwrap(), digest, "a rewritten certificate changes the digest");
+
+        std::fs::remove_file(&certificate).unwrap();
+        let error = first.located_files_digest().unwrap_err().to_string();
+        assert!(error.contains("ssl.certificate.location"), "{error}");
+        std::fs::remove_file(&password).unwrap();
+        assert!(first.with_files_read_again(&files).is_err(), "a file missing mid-rotation is an error");
     }
 }

@@ -9,6 +9,7 @@
 //! `scripts/test.sh` stops whatever is left there when it ends.
 
 use crate::gate::Gate;
+use crate::tls::TestPki;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -453,14 +454,37 @@ pub struct TlsFront {
     backend: u16,
     certificate: PathBuf,
     alpn: Option<&'static str>,
+    /// The CA a client's certificate must be signed by, when clients must present one (mutual TLS).
+    client_ca: Option<PathBuf>,
 }
 
 impl TlsFront {
     /// Takes TLS on `port` with `certificate` (chain and key in one PEM file) and passes the bytes on to
     /// 127.0.0.1:`backend`; `alpn` (e.g. `h2` for gRPC) is offered in the handshake. Returns once it listens.
     pub fn start(port: u16, backend: u16, certificate: &Path, alpn: Option<&'static str>) -> TlsFront {
-        let dir = component_dir("tls-front-");
-        let front = TlsFront { dir, port, backend, certificate: certificate.to_owned(), alpn };
+        Self::launch(TlsFront {
+            dir: component_dir("tls-front-"),
+            port,
+            backend,
+            certificate: certificate.to_owned(),
+            alpn,
+            client_ca: None,
+        })
+    }
+
+    /// As [`TlsFront::start`], refusing every client that does not present a certificate `client_ca` signed.
+    pub fn start_verifying_clients(port: u16, backend: u16, certificate: &Path, client_ca: &Path) -> TlsFront {
+        Self::launch(TlsFront {
+            dir: component_dir("tls-front-"),
+            port,
+            backend,
+            certificate: certificate.to_owned(),
+            alpn: None,
+            client_ca: Some(client_ca.to_owned()),
+        })
+    }
+
+    fn launch(front: TlsFront) -> TlsFront {
         front.run("start");
         front
     }
@@ -476,6 +500,7 @@ impl TlsFront {
             ("TLS_FRONT_BACKEND", format!("127.0.0.1:{}", self.backend)),
             ("TLS_FRONT_CERT", self.certificate.display().to_string()),
             ("TLS_FRONT_ALPN", self.alpn.unwrap_or_default().to_owned()),
+            ("TLS_FRONT_CLIENT_CA", self.client_ca.as_ref().map(|ca| ca.display().to_string()).unwrap_or_default()),
         ];
         tokio::task::block_in_place(|| run_script("tls-front.sh", action, &env));
     }
@@ -484,5 +509,37 @@ impl TlsFront {
 impl Drop for TlsFront {
     fn drop(&mut self) {
         self.run("stop");
+    }
+}
+
+/// A private broker reachable only over TLS, through a [`TlsFront`] with the server certificate of a
+/// [`crate::tls::TestPki`]: it advertises the front's port, so clients stay on TLS after bootstrapping.
+pub struct TlsBroker {
+    front: TlsFront,
+    _broker: PrivateBroker,
+}
+
+impl TlsBroker {
+    /// A one-partition broker behind a front any client may connect to.
+    pub fn start(pki: &TestPki) -> TlsBroker {
+        Self::start_behind(|tls_port, port| TlsFront::start(tls_port, port, &pki.server_file(), None))
+    }
+
+    /// As [`TlsBroker::start`], but its front lets in only clients with a certificate `client_ca` signed.
+    pub fn start_verifying_clients(pki: &TestPki, client_ca: &Path) -> TlsBroker {
+        Self::start_behind(|tls_port, port| {
+            TlsFront::start_verifying_clients(tls_port, port, &pki.server_file(), client_ca)
+        })
+    }
+
+    fn start_behind(front: impl FnOnce(u16, u16) -> TlsFront) -> TlsBroker {
+        let (port, tls_port) = (free_port(), free_port());
+        let broker = PrivateBroker::start_advertising(1, port, tls_port);
+        TlsBroker { front: front(tls_port, port), _broker: broker }
+    }
+
+    /// `host:port` for clients: the front's.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.front.port())
     }
 }

@@ -7,28 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 use test_kit::fixtures::synthetic_webhook;
 use test_kit::process::{built_binary, Service};
-use test_kit::stack::{free_port, PrivateBroker, Stack, TlsFront};
+use test_kit::stack::{free_port, PrivateBroker, Stack, TlsBroker, TlsFront};
 use test_kit::tls::TestPki;
 use test_kit::wait;
-
-/// A broker reachable only over TLS: it advertises its front's port, so clients stay on TLS after bootstrapping.
-struct TlsBroker {
-    front: TlsFront,
-    _broker: PrivateBroker,
-}
-
-impl TlsBroker {
-    fn start(pki: &TestPki) -> TlsBroker {
-        let (port, tls_port) = (free_port(), free_port());
-        let broker = PrivateBroker::start_advertising(1, port, tls_port);
-        let front = TlsFront::start(tls_port, port, &pki.server_file(), None);
-        TlsBroker { front, _broker: broker }
-    }
-
-    fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.front.port())
-    }
-}
 
 /// librdkafka's TLS settings for a service whose variables start with `prefix`, trusting `ca`.
 fn kafka_tls(prefix: &str, ca: &Path) -> Vec<(String, String)> {

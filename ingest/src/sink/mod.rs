@@ -3,19 +3,21 @@
 //! [`AlertSink::send_all`] hands a body's records to the producer, and [`Sending::settled`] resolves only when
 //! Kafka has acknowledged every one of them (with the configured `acks`, `all` by default), which is what lets the
 //! HTTP handler answer 200. The producer's configuration is made in `producer_config`; `probe` holds the background
-//! probe behind `/readyz` ([`AlertSink::is_ready`]), which also replaces a producer that broke.
+//! probe behind `/readyz` ([`AlertSink::is_ready`]), which also replaces a producer that broke; `credentials` makes
+//! a new producer when the files its secrets come from are rotated.
 
+mod credentials;
 mod probe;
 mod producer_config;
 
 use crate::configuration::KafkaSettings;
 use crate::metrics::Metrics;
+use credentials::ProducerSource;
 use futures::future::join_all;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode::{MessageBatchTooLarge, MessageSizeTooLarge};
-use rdkafka::ClientConfig;
 use schemas::{AlertRecord, RecordHeaders};
 use service_kit::kafka_client;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,8 +93,8 @@ pub struct AlertSink {
     /// the probe drops each one on its own blocking thread once nobody else holds it: never under the lock, never
     /// on an HTTP worker.
     retired: Mutex<Vec<Arc<FutureProducer>>>,
-    /// What a replacement producer is created from.
-    config: ClientConfig,
+    /// What a replacement producer is created from: the settings with the credential files as last read.
+    source: Mutex<ProducerSource>,
     topic: String,
     /// The last probe's verdict.
     ready: AtomicBool,
@@ -107,12 +109,12 @@ pub struct AlertSink {
 impl AlertSink {
     /// Creates the producer. Does not contact the broker: ingest starts (not ready) even when the broker is down.
     pub fn new(settings: &KafkaSettings, message_timeout: Duration, metrics: Arc<Metrics>) -> Result<Self, KafkaError> {
-        let config = producer_config::producer_config(settings, message_timeout);
-        let producer = kafka_client::create(&config)?;
+        let source = ProducerSource::new(settings, message_timeout);
+        let producer = kafka_client::create(&source.config())?;
         Ok(Self {
             producer: RwLock::new(Arc::new(producer)),
             retired: Mutex::new(Vec::new()),
-            config,
+            source: Mutex::new(source),
             topic: settings.topic.clone(),
             ready: AtomicBool::new(false),
             suspect: AtomicBool::new(false),
@@ -128,6 +130,14 @@ impl AlertSink {
 
     fn producer(&self) -> Arc<FutureProducer> {
         Arc::clone(&self.producer.read().expect("producer lock poisoned"))
+    }
+
+    /// Puts `fresh` in place of the producer: senders get it from now on, and the one it replaces is retired, its
+    /// records settling as they would have.
+    fn install_producer(&self, fresh: FutureProducer) {
+        let old = std::mem::replace(&mut *self.producer.write().expect("producer lock poisoned"), Arc::new(fresh));
+        self.retired.lock().expect("lock poisoned").push(old);
+        self.metrics.producer_replacements.inc();
     }
 
     /// Hands every record to the producer (`values` are their encodings, [`AlertRecord::encode_all`]; the producer

@@ -43,7 +43,8 @@ enum ProbeError {
     TopicUnavailable { topic: String, code: RDKafkaErrorCode },
     #[error("topic {topic} has no partitions")]
     NoPartitions { topic: String },
-    /// librdkafka did not create a producer to replace a broken one, from the configuration the first came from.
+    /// librdkafka did not create a producer to replace a broken one, from the configuration the current one came
+    /// from.
     #[error("recreating the producer: {0}")]
     ProducerNotRecreated(KafkaError),
     /// The blocking task running the probe panicked.
@@ -109,10 +110,9 @@ impl AlertSink {
     }
 
     fn replace_producer(&self) -> Result<(), ProbeError> {
-        let fresh: FutureProducer = kafka_client::create(&self.config).map_err(ProbeError::ProducerNotRecreated)?;
-        let old = std::mem::replace(&mut *self.producer.write().expect("producer lock poisoned"), Arc::new(fresh));
-        self.retired.lock().expect("lock poisoned").push(old);
-        self.metrics.producer_replacements.inc();
+        let config = self.source.lock().expect("lock poisoned").config();
+        let fresh: FutureProducer = kafka_client::create(&config).map_err(ProbeError::ProducerNotRecreated)?;
+        self.install_producer(fresh);
         Ok(())
     }
 

@@ -6,6 +6,7 @@ mod backpressure;
 mod broker_outage;
 mod bytes;
 mod helpers;
+mod kafka_credentials;
 mod process;
 mod rejections;
 mod tls;

@@ -1,0 +1,129 @@
+//! Kafka credentials read from files follow their files: a rotated client certificate is taken by a new producer
+//! without a restart. The broker is behind a TLS front (HAProxy) that lets in only clients presenting a
+//! certificate its client CA signed, so ingest reaches Kafka only once it uses the rotated certificate.
+
+use crate::helpers::start_app_on;
+use std::collections::BTreeMap;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use test_kit::fixtures::captured_webhooks;
+use test_kit::metrics::sample;
+use test_kit::stack::TlsBroker;
+use test_kit::tls::{ClientCertificate, TestPki};
+use test_kit::wait;
+
+/// A directory mounted as Kubernetes mounts a secret: each file a link through `..data`, a link to the directory
+/// of the current version, which a rotation replaces in one rename (so the files change together).
+struct SecretMount {
+    dir: tempfile::TempDir,
+    versions: u32,
+}
+
+impl SecretMount {
+    fn new(files: &[(&str, &str)]) -> SecretMount {
+        let mut mount = SecretMount { dir: tempfile::tempdir().unwrap(), versions: 0 };
+        mount.rotate(files);
+        for (name, _) in files {
+            symlink(Path::new("..data").join(name), mount.path(name)).unwrap();
+        }
+        mount
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn rotate(&mut self, files: &[(&str, &str)]) {
+        self.versions += 1;
+        let version = format!("..version-{}", self.versions);
+        std::fs::create_dir(self.path(&version)).unwrap();
+        for (name, content) in files {
+            std::fs::write(self.path(&version).join(name), content).unwrap();
+        }
+        symlink(&version, self.path("..data.staged")).unwrap();
+        std::fs::rename(self.path("..data.staged"), self.path("..data")).unwrap();
+    }
+}
+
+fn secret_files(certificate: &ClientCertificate) -> [(&'static str, &str); 2] {
+    [("tls.crt", certificate.certificate_pem.as_str()), ("tls.key", certificate.key_pem.as_str())]
+}
+
+/// How ingest is told where its client certificate is.
+#[derive(Clone, Copy)]
+enum Given {
+    /// `ssl.certificate.location` and `ssl.key.location`: files librdkafka reads itself.
+    ByLocation,
+    /// `kafka.property_files` for `ssl.certificate.pem` and `ssl.key.pem`: files ingest reads.
+    AsPropertyFiles,
+}
+
+async fn a_rotated_client_certificate_is_taken_without_a_restart(given: Given) {
+    let server = TestPki::generate("alerthaven test CA", &["127.0.0.1"]);
+    let clients = TestPki::generate("kafka clients CA", &["clients.invalid"]);
+    let strangers = TestPki::generate("some other CA", &["strangers.invalid"]);
+    let broker = TlsBroker::start_verifying_clients(&server, &clients.ca_file());
+    let mut mount = SecretMount::new(&secret_files(&strangers.client_certificate("alerthaven-ingest")));
+
+    let (certificate, key) = (mount.path("tls.crt"), mount.path("tls.key"));
+    let app = start_app_on(&broker.brokers(), "alerts", |settings| {
+        settings.auth.reload_interval = Duration::from_millis(200);
+        let properties = &mut settings.kafka.properties;
+        properties.insert("security.protocol", "ssl");
+        properties.insert("ssl.ca.location", server.ca_file().to_str().unwrap());
+        match given {
+            Given::ByLocation => {
+                properties.insert("ssl.certificate.location", certificate.to_str().unwrap());
+                properties.insert("ssl.key.location", key.to_str().unwrap());
+            }
+            Given::AsPropertyFiles => {
+                let files =
+                    BTreeMap::from([("ssl.certificate.pem".to_owned(), certificate), ("ssl.key.pem".to_owned(), key)]);
+                settings.kafka.property_files = files.into();
+                properties.read_files(&settings.kafka.property_files).unwrap();
+            }
+        }
+    })
+    .await;
+    wait::until("the front to refuse ingest's probes", Duration::from_secs(30), || async {
+        match sample(&app.metrics().await, "ingest_broker_probe_failures_total") {
+            failures if failures >= 3.0 => Ok(()),
+            failures => Err(failures),
+        }
+    })
+    .await;
+    assert_eq!(app.readyz().await, 503, "a certificate from a CA the front does not trust keeps ingest unready");
+    let reloads = sample(&app.metrics().await, "ingest_credential_reloads_total");
+
+    mount.rotate(&secret_files(&clients.client_certificate("alerthaven-ingest")));
+    app.wait_until_ready().await;
+    let response = app.post_json(captured_webhooks()[1].body.clone()).await;
+    assert_eq!(response.status(), 200, "the body reached Kafka with the rotated certificate");
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, "ingest_credential_reloads_total"), reloads + 1.0, "one rotation, one new producer");
+
+    // A rotation gone wrong (a key that is not the certificate's) is refused and the producer in use stays.
+    let (one, other) = (clients.client_certificate("one"), clients.client_certificate("other"));
+    mount.rotate(&[("tls.crt", one.certificate_pem.as_str()), ("tls.key", other.key_pem.as_str())]);
+    wait::until("the mismatched pair to be refused", Duration::from_secs(10), || async {
+        match sample(&app.metrics().await, "ingest_credential_reload_failures_total") {
+            failures if failures >= 1.0 => Ok(()),
+            failures => Err(failures),
+        }
+    })
+    .await;
+    let response = app.post_json(captured_webhooks()[2].body.clone()).await;
+    assert_eq!(response.status(), 200, "the producer in use still reaches Kafka");
+    assert_eq!(app.readyz().await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_client_certificate_named_by_location_is_taken_without_a_restart() {
+    a_rotated_client_certificate_is_taken_without_a_restart(Given::ByLocation).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_client_certificate_given_as_property_files_is_taken_without_a_restart() {
+    a_rotated_client_certificate_is_taken_without_a_restart(Given::AsPropertyFiles).await;
+}
