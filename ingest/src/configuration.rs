@@ -102,7 +102,8 @@ const PROPERTY_ALIASES: [(&str, &str); 4] = [
     ("delivery.timeout.ms", "message.timeout.ms"),
 ];
 
-/// PEM files for HTTPS; without them the server speaks plain HTTP.
+/// PEM files for HTTPS; without them the server speaks plain HTTP. Read again with the credential files
+/// (`auth.reload_interval`, SIGHUP), so a renewed certificate is served without a restart.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {

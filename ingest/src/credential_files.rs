@@ -3,7 +3,8 @@
 //! Kubernetes updates a mounted secret in place (an atomic swap of the directory it points to), some time after the
 //! secret changed; other tools rewrite the file. Either way the files are read again every `auth.reload_interval`
 //! and at once on SIGHUP, by each holder of secrets ([`FollowsFiles`]): the webhook credentials
-//! ([`CredentialStore`]) and the Kafka producer ([`crate::sink::AlertSink`]). A set that reads differently replaces
+//! ([`CredentialStore`]), the Kafka producer ([`crate::sink::AlertSink`]) and the HTTPS certificate
+//! ([`crate::tls::ServedCertificate`]). A set that reads differently replaces
 //! the old one whole; a set that cannot be read (a file missing or empty half-way through a rotation) changes
 //! nothing and is retried at the next round, so a bad rotation never locks Alertmanager out or ingest out of Kafka.
 

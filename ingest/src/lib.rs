@@ -13,11 +13,12 @@
 //! - [`routes`]: the HTTP endpoints: the webhook receiver, `/healthz`, `/readyz`, `/metrics`.
 //! - [`auth`]: bearer and basic credentials, compared in constant time.
 //! - [`credential_files`]: secrets read again when their files change or on SIGHUP (the webhook credentials in
-//!   effect, and the Kafka producer's, which a new producer takes).
+//!   effect, the Kafka producer's, which a new producer takes, and the HTTPS certificate).
 //! - [`admission`]: the bounds, in bytes and records, on what requests hold until Kafka settles (backpressure).
 //! - [`sink`]: the Kafka producer: sending a body's records and settling their acknowledgements; its librdkafka
 //!   configuration (`sink::producer_config`); the broker probe behind `/readyz`, which also replaces a broken
 //!   producer (`sink::probe`); a new producer when the Kafka credential files change (`sink::credentials`).
+//! - [`tls`]: HTTPS, serving the certificate its files hold now (a renewed one without a restart).
 //! - [`state`]: what every HTTP worker shares (the only application data, metrics included).
 //! - [`error`]: [`error::IngestError`], every way a request can fail, mapped to its HTTP answer.
 //! - [`metrics`]: the Prometheus metrics, registered once at start-up and counted through its methods.
@@ -34,3 +35,4 @@ pub mod routes;
 pub mod sink;
 pub mod startup;
 pub mod state;
+pub mod tls;

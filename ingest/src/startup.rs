@@ -5,19 +5,18 @@
 //! serves until [`Stopper::stop`] is called, then drains in-flight requests and flushes the producer.
 
 use crate::admission::Admission;
-use crate::configuration::{Settings, TlsSettings};
+use crate::configuration::Settings;
 use crate::credential_files::{spawn_reloader, CredentialStore, FollowsFiles};
 use crate::metrics::Metrics;
 use crate::middleware;
 use crate::routes::{alerts, health, metrics};
 use crate::sink::AlertSink;
 use crate::state::AppState;
+use crate::tls::ServedCertificate;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,7 +29,7 @@ pub struct Application {
     port: u16,
     sink: Arc<AlertSink>,
     probe: JoinHandle<()>,
-    /// Re-reads the credential files (the webhook's and Kafka's).
+    /// Re-reads the credential files (the webhook's, Kafka's, the HTTPS certificate).
     credential_reloader: JoinHandle<()>,
     stopper: Stopper,
     flush_timeout: Duration,
@@ -73,7 +72,9 @@ impl Application {
         );
         let probe = Arc::clone(&sink).spawn_probe(settings.kafka.probe_interval);
         let credentials = Arc::new(CredentialStore::load(&settings.auth)?);
-        let holders: Vec<Arc<dyn FollowsFiles>> = vec![Arc::clone(&credentials) as _, Arc::clone(&sink) as _];
+        let served_certificate = server_settings.tls.as_ref().map(ServedCertificate::load).transpose()?.map(Arc::new);
+        let mut holders: Vec<Arc<dyn FollowsFiles>> = vec![Arc::clone(&credentials) as _, Arc::clone(&sink) as _];
+        holders.extend(served_certificate.iter().map(|served| Arc::clone(served) as _));
         let credential_reloader = spawn_reloader(holders, settings.auth.reload_interval, Arc::clone(&metrics));
         let shutting_down = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
@@ -110,8 +111,8 @@ impl Application {
         server = server.workers(workers).max_connections((server_settings.max_connections / workers).max(1));
         let window = server_settings.http2_window();
         server = server.h2_initial_window_size(window).h2_initial_connection_window_size(window);
-        let server = match &server_settings.tls {
-            Some(tls) => server.listen_rustls_0_23(listener, tls_config(tls)?)?,
+        let server = match &served_certificate {
+            Some(served) => server.listen_rustls_0_23(listener, served.server_config()?)?,
             None => server.listen(listener)?,
         }
         .run();
@@ -146,17 +147,4 @@ impl Application {
         tokio::task::spawn_blocking(move || sink.flush(timeout)).await?.context("flushing the Kafka producer")?;
         Ok(())
     }
-}
-
-fn tls_config(tls: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
-    let certs = CertificateDer::pem_file_iter(&tls.cert_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("reading certificates from {}", tls.cert_file.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
-        .with_context(|| format!("reading the private key from {}", tls.key_file.display()))?;
-    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("the TLS certificate and key do not form a valid pair")
 }

@@ -7,7 +7,10 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 use test_kit::fixtures::captured_webhooks;
+use test_kit::metrics::sample;
+use test_kit::wait;
 
 /// A certificate for 127.0.0.1 signed by a throwaway CA (rustls refuses a CA certificate as the server's own),
 /// made with the system's openssl. The CA certificate is left beside the server's, as `ca.pem`, where
@@ -116,4 +119,65 @@ async fn an_http2_client_may_send_no_more_than_its_share_of_the_byte_budget_unre
     let granted = std::future::poll_fn(|context| body.poll_capacity(context)).await.unwrap().unwrap();
     let share = max_in_flight_bytes / max_connections;
     assert!(granted <= share, "the client may send {granted} bytes unread, over its share of {share}");
+}
+
+/// A new client trusting only the CA in `dir`: a new full handshake (a client's cached TLS session would be
+/// resumed without the certificate being checked again).
+fn client_trusting(dir: &Path) -> reqwest::Client {
+    let pem = std::fs::read(dir.join("ca.pem")).unwrap();
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewed_certificate_is_served_without_a_restart_and_a_mismatched_pair_is_not() {
+    let (served, renewed, mismatched) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let tls = certificate(served.path());
+    let (certificate_file, key_file) = (tls.cert_file.clone(), tls.key_file.clone());
+    let app = spawn_app(1, move |settings| {
+        settings.server.tls = Some(tls);
+        settings.auth.reload_interval = Duration::from_millis(200);
+    })
+    .await;
+    let healthz = format!("{}/healthz", app.address);
+    assert_eq!(client_trusting(served.path()).get(&healthz).send().await.unwrap().status(), 200);
+
+    // Renewed by a new CA, so that a client can tell which certificate it was served.
+    let renewal = certificate(renewed.path());
+    replace(&renewal.cert_file, &certificate_file);
+    replace(&renewal.key_file, &key_file);
+    wait::until("the renewed certificate to be served", Duration::from_secs(10), || async {
+        match client_trusting(renewed.path()).get(&healthz).send().await {
+            Ok(response) if response.status() == 200 => Ok(()),
+            Ok(response) => Err(response.status().to_string()),
+            Err(error) => Err(error.to_string()),
+        }
+    })
+    .await;
+    let first = client_trusting(served.path()).get(&healthz).send().await;
+    assert!(first.is_err(), "the first certificate is no longer served");
+
+    // A key that is not the certificate's (a rotation caught half-way) is refused; the renewed pair stays.
+    let stranger = certificate(mismatched.path());
+    replace(&stranger.key_file, &key_file);
+    wait::until("the mismatched pair to be refused", Duration::from_secs(10), || async {
+        match sample(&app.metrics().await, "ingest_credential_reload_failures_total") {
+            failures if failures >= 1.0 => Ok(()),
+            failures => Err(failures),
+        }
+    })
+    .await;
+    let renewed_pair = client_trusting(renewed.path()).get(&healthz).send().await.unwrap();
+    assert_eq!(renewed_pair.status(), 200, "the renewed pair is still served");
+}
+
+/// Puts `source`'s content at `target` in one rename, as a rotation does.
+fn replace(source: &Path, target: &Path) {
+    let staged = target.with_extension("staged");
+    std::fs::copy(source, &staged).unwrap();
+    std::fs::rename(&staged, target).unwrap();
 }
