@@ -4,7 +4,7 @@
 //! then for its encoded records before producing them, and for as many records as it has. It keeps that room until
 //! Kafka has settled every record (acknowledged or failed), even when the handler has long answered at its deadline:
 //! the records sit in the producer's queue until then. A request that does not fit is answered 503 at once, which
-//! keeps memory bounded whatever the number of connections or HTTP/2 streams, and tells Alertmanager to back off.
+//! keeps memory bounded whatever the number of connections, and tells Alertmanager to back off.
 
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;

@@ -80,19 +80,7 @@ impl ServerSettings {
     pub fn worker_count(&self) -> usize {
         self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
     }
-
-    /// The HTTP/2 flow-control window granted to a client, per stream and per connection. HTTP/2 (offered over
-    /// TLS) reads a client's data off the connection up to this window before any handler asks for it, so before
-    /// admission: each connection gets its share of `max_in_flight_bytes`, so that all of them together buffer at
-    /// most one budget more, kept between HTTP/2's own default (below which uploads crawl) and actix's.
-    pub fn http2_window(&self) -> u32 {
-        let per_connection = self.max_in_flight_bytes / self.max_connections.max(1);
-        u32::try_from(per_connection.clamp(HTTP2_MIN_WINDOW, HTTP2_MAX_WINDOW)).expect("within u32")
-    }
 }
-
-const HTTP2_MIN_WINDOW: usize = 65_535;
-const HTTP2_MAX_WINDOW: usize = 1024 * 1024;
 
 /// librdkafka's second names for producer properties ingest sets itself: (alias, the name ingest uses).
 const PROPERTY_ALIASES: [(&str, &str); 4] = [
@@ -544,16 +532,6 @@ mod tests {
         assert_eq!(named, ["kafka.acks", "kafka.enable_idempotence"]);
         settings.kafka.acks = "-1".to_owned();
         assert_eq!(settings.weakened_guarantees().len(), 1, "-1 is all");
-    }
-
-    #[test]
-    fn the_http2_window_shares_the_byte_budget_among_connections() {
-        let mut server = ServerSettings::default();
-        assert_eq!(server.http2_window(), 256 * 1024, "256 MiB over 1,024 connections");
-        server.max_connections = 100_000;
-        assert_eq!(server.http2_window(), 65_535, "never below HTTP/2's default");
-        server.max_connections = 10;
-        assert_eq!(server.http2_window(), 1024 * 1024, "never above actix's default");
     }
 
     #[test]

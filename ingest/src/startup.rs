@@ -106,11 +106,13 @@ impl Application {
         })
         .disable_signals()
         .shutdown_timeout(server_settings.shutdown_timeout.as_secs());
+        // HTTP/1.1 only (the workspace builds actix without HTTP/2): an HTTP/2 client can open streams without
+        // limit, each with up to 16 MiB of headers, and actix offers no setting to bound either; HTTP/1.1 holds one
+        // request head of at most 128 KiB per connection, and connections are capped. A webhook sender gains
+        // nothing from multiplexing.
         let workers = server_settings.worker_count();
         // actix counts connections per worker.
         server = server.workers(workers).max_connections((server_settings.max_connections / workers).max(1));
-        let window = server_settings.http2_window();
-        server = server.h2_initial_window_size(window).h2_initial_connection_window_size(window);
         let server = match &served_certificate {
             Some(served) => server.listen_rustls_0_23(listener, served.server_config()?)?,
             None => server.listen(listener)?,

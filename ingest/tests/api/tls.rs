@@ -72,8 +72,8 @@ async fn unreadable_tls_files_stop_start_up_with_a_clear_error() {
     assert!(format!("{error:#}").contains("missing.pem"), "{error:#}");
 }
 
-/// An HTTP/2 connection to an ingest served over TLS, trusting the test CA in `dir`.
-async fn http2_connection(address: &str, dir: &Path) -> h2::client::SendRequest<bytes::Bytes> {
+/// The application protocol ingest chooses in a TLS handshake with a client that offers HTTP/2 first.
+async fn protocol_chosen_for_an_http2_client(address: &str, dir: &Path) -> Option<Vec<u8>> {
     let mut roots = rustls::RootCertStore::empty();
     for certificate in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
         roots.add(certificate.unwrap()).unwrap();
@@ -83,42 +83,21 @@ async fn http2_connection(address: &str, dir: &Path) -> h2::client::SendRequest<
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let tcp = tokio::net::TcpStream::connect(address.trim_start_matches("https://")).await.unwrap();
     let server_name = ServerName::try_from("localhost").unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(server_name, tcp).await.unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "ingest offers HTTP/2");
-    let (client, connection) = h2::client::handshake(tls).await.unwrap();
-    tokio::spawn(connection);
-    client
+    tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec)
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_http2_client_may_send_no_more_than_its_share_of_the_byte_budget_unread() {
+async fn http2_is_not_offered_over_tls() {
+    // (Plain HTTP never served HTTP/2: actix's `listen` speaks HTTP/1.1 only, prior knowledge or not.)
     let dir = tempfile::tempdir().unwrap();
     let tls = certificate(dir.path());
-    let (max_in_flight_bytes, max_connections) = (16 * 1024 * 1024, 128);
-    let app = spawn_app(1, move |settings| {
-        settings.server.tls = Some(tls);
-        settings.server.max_in_flight_bytes = max_in_flight_bytes;
-        settings.server.max_connections = max_connections;
-    })
-    .await;
-    let mut client = http2_connection(&app.address, dir.path()).await;
-
-    // One exchange first, so that the server's SETTINGS and window updates have arrived.
-    let request = http::Request::get(format!("{}/healthz", app.address)).body(()).unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    assert_eq!(response.await.unwrap().status(), 200);
-
-    // A body ingest has not asked for yet: the window is what the client may send into ingest's buffers.
-    let mut client = client.ready().await.unwrap();
-    let request = http::Request::post(app.alerts_url()).header("content-type", "application/json").body(()).unwrap();
-    let (_response, mut body) = client.send_request(request, false).unwrap();
-    body.reserve_capacity(8 * 1024 * 1024);
-    let granted = std::future::poll_fn(|context| body.poll_capacity(context)).await.unwrap().unwrap();
-    let share = max_in_flight_bytes / max_connections;
-    assert!(granted <= share, "the client may send {granted} bytes unread, over its share of {share}");
+    let over_tls = spawn_app(1, move |settings| settings.server.tls = Some(tls)).await;
+    let chosen = protocol_chosen_for_an_http2_client(&over_tls.address, dir.path()).await;
+    assert_eq!(chosen.as_deref(), Some(&b"http/1.1"[..]), "HTTP/1.1 is chosen though the client prefers HTTP/2");
 }
 
 /// A new client trusting only the CA in `dir`: a new full handshake (a client's cached TLS session would be
