@@ -128,6 +128,12 @@ impl Service {
         memory_bytes(self.child.id(), "VmRSS")
     }
 
+    /// SIGTERM, then waits (up to 30 s) for the process to exit and returns how it did.
+    pub async fn terminate_and_wait(&mut self, name: &str) -> ExitStatus {
+        terminate(&self.child);
+        wait_for_exit(&mut self.child, &format!("{name} to exit after SIGTERM"), Duration::from_secs(30)).await
+    }
+
     /// SIGKILL, then reaps the process.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");

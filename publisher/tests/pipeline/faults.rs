@@ -62,13 +62,7 @@ async fn sigterm_writes_the_batch_in_hand_and_exits_0() {
     let written = read_tables_or_fail(&client, &setup.prefix).await.events;
     assert!(written.is_empty(), "nothing written before the batch closes");
 
-    test_kit::process::terminate(&publisher.child);
-    let status = test_kit::process::wait_for_exit(
-        &mut publisher.child,
-        "the publisher to exit after SIGTERM",
-        Duration::from_secs(30),
-    )
-    .await;
+    let status = publisher.terminate_and_wait("the publisher").await;
     assert!(status.success(), "{status}");
     assert_eq!(read_tables(&client, &setup.prefix).await, expected, "the batch in hand was written before exiting");
 }
@@ -79,10 +73,8 @@ async fn sigterm_during_a_backlog_exits_after_the_batch_in_hand_and_a_restart_co
     let records = synthetic_records(1_000, 5_000);
     let acked = produce(&setup.brokers, &setup.topic, &records).await;
     let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
-    // Batches of 50: the backlog takes two hundred writes, and SIGTERM comes after the first few, with a fetch
-    // queue large enough to hold the whole backlog, so the reader mostly finds records waiting.
-    let settings = [SMALL_BATCHES, &[("PUBLISHER_KAFKA__PROPERTIES__QUEUED_MAX_MESSAGES_KBYTES", "65536")]].concat();
-    let mut publisher = spawn_binary(&setup, &settings);
+    // Batches of 50: the backlog takes two hundred writes, and SIGTERM comes after the first few.
+    let mut publisher = spawn_binary(&setup, SMALL_BATCHES);
     let client = client(&setup.deephaven_url).await;
     wait::until("the publisher to be under way with the backlog", TABLES_DEADLINE, || async {
         match read_tables(&client, &setup.prefix).await.events.len() {
@@ -92,13 +84,7 @@ async fn sigterm_during_a_backlog_exits_after_the_batch_in_hand_and_a_restart_co
     })
     .await;
 
-    test_kit::process::terminate(&publisher.child);
-    let status = test_kit::process::wait_for_exit(
-        &mut publisher.child,
-        "the publisher to exit after SIGTERM",
-        Duration::from_secs(30),
-    )
-    .await;
+    let status = publisher.terminate_and_wait("the publisher").await;
     assert!(status.success(), "{status}");
     let written = read_tables_or_fail(&client, &setup.prefix).await.events.len();
     assert!(written < expected.events.len(), "stopped within the backlog, not at its end: {written} written");
