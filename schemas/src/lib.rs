@@ -19,11 +19,13 @@
 //!   [`LabelSet`]). They validate while deserializing, so a bad value is reported with its JSON path.
 //! - [`webhook`]: the Alertmanager webhook body (version "4") and [`parse`], which turns untrusted bytes into a
 //!   [`Webhook`] or a [`SchemaError`] naming the offending path.
-//! - [`limits`]: the configurable size limits a webhook body is held to.
+//! - [`limits`]: the configurable size limits a webhook body is held to; `counted` applies the count limits while
+//!   a body is decoded.
 //! - [`record`]: the versioned Kafka record format, one [`AlertRecord`] per alert, keyed by fingerprint, with its
 //!   deterministic [`EventId`].
 //! - [`tables`]: the Arrow schemas of the Deephaven tables and the conversion from records to `RecordBatch`es.
 
+mod counted;
 pub mod domain;
 mod json;
 pub mod limits;

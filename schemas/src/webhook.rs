@@ -1,12 +1,14 @@
 //! The Alertmanager webhook body (payload version "4") and the parser that admits it.
 //!
 //! [`parse`] is the only way in: it turns untrusted bytes into a [`Webhook`] or a [`SchemaError`] that names the JSON
-//! path at fault and says what was expected. Field formats are checked while deserializing (see [`crate::domain`]);
-//! the rules that span fields or depend on configuration (non-empty label sets, resolved alerts carry an end,
-//! [`Limits`]) are checked right after, before anything is handed on. Unknown fields are tolerated, because newer
+//! path at fault and says what was expected. Field formats are checked while deserializing (see [`crate::domain`]),
+//! and so are the count limits (see [`crate::counted`]); the rules that span fields or depend on configuration
+//! (non-empty label sets, resolved alerts carry an end, byte limits) are checked right after, before anything is
+//! handed on. Unknown fields are tolerated, because newer
 //! Alertmanagers add fields (`notification_reason` in 0.32, `routeLabels` in 0.34) and a receiver must not break on
 //! an upgrade.
 
+use crate::counted::{self, InForce};
 use crate::domain::timestamp::optional_end;
 use crate::json::{self, PathedError};
 use crate::{Fingerprint, LabelSet, Limits, Status, Timestamp};
@@ -31,6 +33,7 @@ pub struct Webhook {
     pub common_annotations: LabelSet,
     #[serde(rename = "externalURL")]
     pub external_url: String,
+    #[serde(deserialize_with = "counted::alerts")]
     pub alerts: Vec<Alert>,
     /// Why this notification was sent (Alertmanager 0.32+).
     #[serde(default, rename = "notification_reason")]
@@ -101,7 +104,11 @@ impl SchemaError {
 
 /// Parses and checks one webhook body.
 pub fn parse(body: &[u8], limits: &Limits) -> Result<Webhook, SchemaError> {
+    let counting = InForce::enter(limits);
     let webhook: Webhook = json::from_slice(body).map_err(|PathedError { path, error }| {
+        if let Some(message) = counting.exceeded() {
+            return SchemaError::new(SchemaErrorKind::LimitExceeded, path, message);
+        }
         let kind = match error.classify() {
             serde_json::error::Category::Data => SchemaErrorKind::Invalid,
             _ => SchemaErrorKind::Syntax,
@@ -132,14 +139,6 @@ fn check(webhook: &Webhook, limits: &Limits) -> Result<(), SchemaError> {
 
     if webhook.alerts.is_empty() {
         return Err(SchemaError::new(SchemaErrorKind::Invalid, "alerts", "expected at least one alert"));
-    }
-    if webhook.alerts.len() > limits.max_alerts_per_body {
-        let message = format!(
-            "{} alerts exceed the limit of {} per body (lower max_alerts in the Alertmanager webhook_config)",
-            webhook.alerts.len(),
-            limits.max_alerts_per_body
-        );
-        return Err(SchemaError::new(SchemaErrorKind::LimitExceeded, "alerts", message));
     }
     for (index, alert) in webhook.alerts.iter().enumerate() {
         let path = AlertPath(index);
@@ -172,10 +171,6 @@ impl fmt::Display for AlertPath {
 }
 
 fn check_set(path: &dyn fmt::Display, set: &LabelSet, limits: &Limits) -> Result<(), SchemaError> {
-    if set.len() > limits.max_labels_per_alert {
-        let message = format!("{} entries exceed the limit of {}", set.len(), limits.max_labels_per_alert);
-        return Err(SchemaError::new(SchemaErrorKind::LimitExceeded, path.to_string(), message));
-    }
     let strings = StringLimit(limits.max_value_bytes);
     for (name, value) in set.iter() {
         let at = EntryPath { set: path, name };

@@ -172,6 +172,39 @@ fn limits_are_enforced_with_their_path() {
 }
 
 #[test]
+fn count_limits_stop_the_decoding_at_the_first_element_past_them() {
+    // What lies past a count limit is skipped, not built: an alert or a label there that would not decode is not
+    // what the body is refused for.
+    let alerts_past = with(|b| {
+        let alert = b["alerts"][0].clone();
+        let mut broken = alert.clone();
+        broken["startsAt"] = json!("not a time");
+        b["alerts"] = json!([alert.clone(), alert, broken]);
+    });
+    let mut labels: serde_json::Map<String, Value> = (0..8).map(|i| (format!("l{i}"), json!("v"))).collect();
+    labels.insert("z".to_owned(), json!(3));
+    let labels_past = with(|b| b["alerts"][0]["labels"] = Value::Object(labels));
+    for (body, limits, path, message) in [
+        (
+            alerts_past,
+            Limits { max_alerts_per_body: 2, ..Limits::default() },
+            "alerts",
+            "3 alerts exceed the limit of 2",
+        ),
+        (
+            labels_past,
+            Limits { max_labels_per_alert: 8, ..Limits::default() },
+            "alerts[0].labels",
+            "9 entries exceed the limit of 8",
+        ),
+    ] {
+        let err = parse(&body, &limits).unwrap_err();
+        assert_eq!((err.kind, err.path.as_str()), (SchemaErrorKind::LimitExceeded, path), "{err}");
+        assert!(err.message.starts_with(message), "{err}");
+    }
+}
+
+#[test]
 fn limits_are_configurable() {
     let two_alerts = with(|b| {
         let alert = b["alerts"][0].clone();

@@ -2,8 +2,10 @@
 //!
 //! Kept in a `BTreeMap` so that serializing a set (into Kafka, or into the `Labels` JSON column) is canonical:
 //! the same set always produces the same bytes. A JSON object that repeats a name is rejected rather than letting
-//! the last value silently win.
+//! the last value silently win; one with more entries than a webhook body's limit allows is refused as it is read
+//! ([`crate::counted`]).
 
+use crate::counted;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -67,14 +69,15 @@ impl<'de> Visitor<'de> for UniqueNames {
         f.write_str("an object of string values")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LabelSet, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LabelSet, A::Error> {
         let mut labels = BTreeMap::new();
-        while let Some((name, value)) = map.next_entry::<String, String>()? {
+        counted::entries(map, |name, value| {
             if labels.contains_key(&name) {
                 return Err(serde::de::Error::custom(format!("label name {name:?} appears twice")));
             }
             labels.insert(name, value);
-        }
+            Ok(())
+        })?;
         Ok(LabelSet(labels))
     }
 }
