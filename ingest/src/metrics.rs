@@ -95,7 +95,7 @@ impl Default for Metrics {
         let producer_replacements = Counter::default();
         registry.register(
             "producer_replacements",
-            "Kafka producers replaced because they failed or stopped getting acknowledgements",
+            "Kafka producers replaced: they failed, stopped getting acknowledgements, or their credential files changed",
             producer_replacements.clone(),
         );
         let credential_reloads = Counter::default();

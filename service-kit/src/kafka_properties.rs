@@ -71,8 +71,7 @@ impl KafkaProperties {
             if self.0.contains_key(name) {
                 anyhow::bail!("kafka property {name} is given both inline and in a file ({})", path.display());
             }
-            let value = read_secret_file(path).with_context(|| format!("kafka property {name}"))?;
-            self.0.insert(name.clone(), value.expose_secret().to_owned());
+            self.0.insert(name.clone(), read_property_file(name, path)?);
         }
         Ok(())
     }
@@ -82,8 +81,7 @@ impl KafkaProperties {
     pub fn with_files_read_again(&self, files: &KafkaPropertyFiles) -> anyhow::Result<KafkaProperties> {
         let mut again = self.clone();
         for (name, path) in &files.0 {
-            let value = read_secret_file(path).with_context(|| format!("kafka property {name}"))?;
-            again.0.insert(name.clone(), value.expose_secret().to_owned());
+            again.0.insert(name.clone(), read_property_file(name, path)?);
         }
         Ok(again)
     }
@@ -104,6 +102,14 @@ impl KafkaProperties {
         }
         Ok(digest.finish())
     }
+}
+
+/// The value of property `name` in the file at `path`. An empty file is refused: it is what a rotation caught
+/// half-way shows, and an empty password or key would only replace a working client with one that cannot log in.
+fn read_property_file(name: &str, path: &Path) -> anyhow::Result<String> {
+    let value = read_secret_file(path).with_context(|| format!("kafka property {name}"))?;
+    anyhow::ensure!(!value.expose_secret().is_empty(), "kafka property {name}: {} is empty", path.display());
+    Ok(value.expose_secret().to_owned())
 }
 
 /// Whether librdkafka reads the file a property names when a client is created: every `*.location` but the
@@ -214,6 +220,9 @@ mod tests {
         std::fs::remove_file(&certificate).unwrap();
         let error = first.located_files_digest().unwrap_err().to_string();
         assert!(error.contains("ssl.certificate.location"), "{error}");
+        std::fs::write(&password, "\n").unwrap();
+        let error = first.with_files_read_again(&files).unwrap_err().to_string();
+        assert!(error.contains("sasl.password") && error.contains("empty"), "{error}");
         std::fs::remove_file(&password).unwrap();
         assert!(first.with_files_read_again(&files).is_err(), "a file missing mid-rotation is an error");
     }

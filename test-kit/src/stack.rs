@@ -516,7 +516,7 @@ impl Drop for TlsFront {
 /// [`crate::tls::TestPki`]: it advertises the front's port, so clients stay on TLS after bootstrapping.
 pub struct TlsBroker {
     front: TlsFront,
-    _broker: PrivateBroker,
+    broker: PrivateBroker,
 }
 
 impl TlsBroker {
@@ -535,11 +535,20 @@ impl TlsBroker {
     fn start_behind(front: impl FnOnce(u16, u16) -> TlsFront) -> TlsBroker {
         let (port, tls_port) = (free_port(), free_port());
         let broker = PrivateBroker::start_advertising(1, port, tls_port);
-        TlsBroker { front: front(tls_port, port), _broker: broker }
+        TlsBroker { front: front(tls_port, port), broker }
     }
 
     /// `host:port` for clients: the front's.
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.front.port())
+    }
+
+    /// Freezes the broker behind the front ([`PrivateBroker::pause`]).
+    pub fn pause(&self) {
+        self.broker.pause();
+    }
+
+    pub fn resume(&self) {
+        self.broker.resume();
     }
 }

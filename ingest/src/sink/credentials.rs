@@ -57,8 +57,7 @@ impl FollowsFiles for AlertSink {
             ProducerSource { settings, message_timeout: source.message_timeout, located_files: Some(located_files) };
         let producer = kafka_client::create(&fresh.config()).context("creating a producer with the new credentials")?;
         *source = fresh;
-        drop(source);
-        self.install_producer(producer);
+        self.install_producer(&source, producer);
         Ok(true)
     }
 }

@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode::{MessageBatchTooLarge, MessageSizeTooLarge
 use schemas::{AlertRecord, RecordHeaders};
 use service_kit::kafka_client;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 /// Why a body's records were not all acknowledged.
@@ -57,6 +57,9 @@ pub struct Sending {
     deliveries: Vec<DeliveryFuture>,
     /// Why the producer refused a record; the ones after it were not handed over.
     refused: Option<SendError>,
+    /// The producer the records were handed to, held until they are settled: dropping it (once replaced) would
+    /// purge them.
+    _producer: Arc<FutureProducer>,
     sink: Arc<AlertSink>,
 }
 
@@ -89,9 +92,10 @@ impl Sending {
 pub struct AlertSink {
     /// Replaced wholesale when the probe finds it broken; senders take a cheap clone.
     producer: RwLock<Arc<FutureProducer>>,
-    /// Replaced producers a sender may still hold. Dropping a producer flushes its queue and joins its threads, so
-    /// the probe drops each one on its own blocking thread once nobody else holds it: never under the lock, never
-    /// on an HTTP worker.
+    /// Replaced producers, kept while a sender holds one: [`Sending`] holds the producer its records were handed
+    /// to until they are settled, since dropping a producer purges the records it still holds (failing their
+    /// requests). Dropping one also joins its threads, so the probe drops each on its own blocking thread: never
+    /// under the lock, never on an HTTP worker.
     retired: Mutex<Vec<Arc<FutureProducer>>>,
     /// What a replacement producer is created from: the settings with the credential files as last read.
     source: Mutex<ProducerSource>,
@@ -133,8 +137,9 @@ impl AlertSink {
     }
 
     /// Puts `fresh` in place of the producer: senders get it from now on, and the one it replaces is retired, its
-    /// records settling as they would have.
-    fn install_producer(&self, fresh: FutureProducer) {
+    /// records settling as they would have. Called with the source locked, so that two replacements (the probe's,
+    /// a credential rotation's) cannot install out of order.
+    fn install_producer(&self, _locked: &MutexGuard<'_, ProducerSource>, fresh: FutureProducer) {
         let old = std::mem::replace(&mut *self.producer.write().expect("producer lock poisoned"), Arc::new(fresh));
         self.retired.lock().expect("lock poisoned").push(old);
         self.metrics.producer_replacements.inc();
@@ -149,8 +154,12 @@ impl AlertSink {
         let headers = RecordHeaders::current()
             .into_iter()
             .fold(OwnedHeaders::new(), |headers, (key, value)| headers.insert(Header { key, value: Some(value) }));
-        let mut sending =
-            Sending { deliveries: Vec::with_capacity(records.len()), refused: None, sink: Arc::clone(self) };
+        let mut sending = Sending {
+            deliveries: Vec::with_capacity(records.len()),
+            refused: None,
+            _producer: Arc::clone(&producer),
+            sink: Arc::clone(self),
+        };
         for (record, value) in records.iter().zip(values) {
             let message = FutureRecord::to(&self.topic).key(record.key()).payload(value).headers(headers.clone());
             match producer.send_result(message) {
@@ -185,9 +194,15 @@ impl AlertSink {
         error
     }
 
-    /// Waits up to `timeout` for queued records to be delivered. Called once, at shutdown.
+    /// Waits up to `timeout` for queued records to be delivered, the retired producers' too. Called once, at
+    /// shutdown.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer().flush(timeout)
+        let deadline = Instant::now() + timeout;
+        let retired: Vec<_> = self.retired.lock().expect("lock poisoned").iter().map(Arc::clone).collect();
+        for producer in retired.iter().chain([&self.producer()]) {
+            producer.flush(deadline.saturating_duration_since(Instant::now()))?;
+        }
+        Ok(())
     }
 }
 

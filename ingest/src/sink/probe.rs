@@ -110,14 +110,14 @@ impl AlertSink {
     }
 
     fn replace_producer(&self) -> Result<(), ProbeError> {
-        let config = self.source.lock().expect("lock poisoned").config();
-        let fresh: FutureProducer = kafka_client::create(&config).map_err(ProbeError::ProducerNotRecreated)?;
-        self.install_producer(fresh);
+        let source = self.source.lock().expect("lock poisoned");
+        let fresh: FutureProducer = kafka_client::create(&source.config()).map_err(ProbeError::ProducerNotRecreated)?;
+        self.install_producer(&source, fresh);
         Ok(())
     }
 
-    /// Drops the replaced producers no sender holds any more, here (a blocking thread) rather than wherever the last
-    /// clone happens to go.
+    /// Drops the replaced producers no sender holds any more (nor any record still to settle), here (a blocking
+    /// thread) rather than wherever the last clone happens to go.
     fn drop_released_producers(&self) {
         let mut retired = self.retired.lock().expect("lock poisoned");
         let (released, held): (Vec<_>, Vec<_>) =
@@ -133,6 +133,8 @@ mod tests {
     use super::*;
     use crate::configuration::KafkaSettings;
     use crate::metrics::Metrics;
+    use crate::sink::SendError;
+    use schemas::{AlertRecord, Limits, Timestamp};
 
     #[test]
     fn a_replaced_producer_is_dropped_by_the_probe_once_no_sender_holds_it() {
@@ -149,5 +151,27 @@ mod tests {
         assert_eq!(retired(), 1, "the sender's drop is not the last one");
         sink.drop_released_producers();
         assert_eq!(retired(), 0, "dropped by the probe");
+    }
+
+    #[tokio::test]
+    async fn a_replaced_producer_is_kept_until_the_records_handed_to_it_are_settled() {
+        let settings = KafkaSettings { brokers: "127.0.0.1:1".to_owned(), ..KafkaSettings::default() };
+        let sink = Arc::new(AlertSink::new(&settings, Duration::from_secs(1), Arc::new(Metrics::default())).unwrap());
+        let body = test_kit::fixtures::captured_webhooks()[1].body.clone();
+        let records = AlertRecord::from_webhook(schemas::parse(&body, &Limits::default()).unwrap(), Timestamp::now());
+        let values: Vec<Vec<u8>> = records.iter().map(AlertRecord::encode).collect();
+        let sending = sink.send_all(&records, &values);
+        sink.replace_producer().unwrap();
+        let retired = || sink.retired.lock().unwrap().len();
+        sink.drop_released_producers();
+        assert_eq!(retired(), 1, "dropping it would purge the records their request waits for");
+
+        let error = sending.settled().await.unwrap_err();
+        assert!(
+            matches!(&error, SendError::Delivery(kafka) if kafka.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)),
+            "failed by their timeout, not purged: {error}"
+        );
+        sink.drop_released_producers();
+        assert_eq!(retired(), 0, "dropped once its records are settled");
     }
 }

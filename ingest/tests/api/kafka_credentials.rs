@@ -2,7 +2,8 @@
 //! without a restart. The broker is behind a TLS front (HAProxy) that lets in only clients presenting a
 //! certificate its client CA signed, so ingest reaches Kafka only once it uses the rotated certificate.
 
-use crate::helpers::start_app_on;
+use crate::helpers::{start_app_on, TestApp};
+use ingest::configuration::Settings;
 use std::collections::BTreeMap;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -59,19 +60,38 @@ enum Given {
     AsPropertyFiles,
 }
 
-async fn a_rotated_client_certificate_is_taken_without_a_restart(given: Given) {
-    let server = TestPki::generate("alerthaven test CA", &["127.0.0.1"]);
-    let clients = TestPki::generate("kafka clients CA", &["clients.invalid"]);
-    let strangers = TestPki::generate("some other CA", &["strangers.invalid"]);
-    let broker = TlsBroker::start_verifying_clients(&server, &clients.ca_file());
-    let mut mount = SecretMount::new(&secret_files(&strangers.client_certificate("alerthaven-ingest")));
+/// The CAs of a test: the broker's certificate, the client certificates the front admits, and others it refuses.
+struct Authorities {
+    server: TestPki,
+    clients: TestPki,
+    strangers: TestPki,
+}
 
+impl Authorities {
+    fn generate() -> Authorities {
+        Authorities {
+            server: TestPki::generate("alerthaven test CA", &["127.0.0.1"]),
+            clients: TestPki::generate("kafka clients CA", &["clients.invalid"]),
+            strangers: TestPki::generate("some other CA", &["strangers.invalid"]),
+        }
+    }
+}
+
+/// Starts ingest on `broker` over TLS, its client certificate and key in `mount` (`tls.crt`, `tls.key`) given as
+/// `given` says, read again every 200 ms; `customize` adjusts the settings further.
+async fn start_ingest(
+    broker: &TlsBroker,
+    authorities: &Authorities,
+    mount: &SecretMount,
+    given: Given,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
     let (certificate, key) = (mount.path("tls.crt"), mount.path("tls.key"));
-    let app = start_app_on(&broker.brokers(), "alerts", |settings| {
+    start_app_on(&broker.brokers(), "alerts", |settings| {
         settings.auth.reload_interval = Duration::from_millis(200);
         let properties = &mut settings.kafka.properties;
         properties.insert("security.protocol", "ssl");
-        properties.insert("ssl.ca.location", server.ca_file().to_str().unwrap());
+        properties.insert("ssl.ca.location", authorities.server.ca_file().to_str().unwrap());
         match given {
             Given::ByLocation => {
                 properties.insert("ssl.certificate.location", certificate.to_str().unwrap());
@@ -84,15 +104,29 @@ async fn a_rotated_client_certificate_is_taken_without_a_restart(given: Given) {
                 properties.read_files(&settings.kafka.property_files).unwrap();
             }
         }
+        customize(settings);
     })
-    .await;
-    wait::until("the front to refuse ingest's probes", Duration::from_secs(30), || async {
-        match sample(&app.metrics().await, "ingest_broker_probe_failures_total") {
-            failures if failures >= 3.0 => Ok(()),
-            failures => Err(failures),
+    .await
+}
+
+/// Waits until the metric `name` of `app` is above `before`.
+async fn wait_for_metric_above(app: &TestApp, name: &str, before: f64) {
+    wait::until(&format!("{name} above {before}"), Duration::from_secs(30), || async {
+        match sample(&app.metrics().await, name) {
+            count if count > before => Ok(()),
+            count => Err(count),
         }
     })
     .await;
+}
+
+async fn a_rotated_client_certificate_is_taken_without_a_restart(given: Given) {
+    let authorities = Authorities::generate();
+    let Authorities { clients, strangers, .. } = &authorities;
+    let broker = TlsBroker::start_verifying_clients(&authorities.server, &clients.ca_file());
+    let mut mount = SecretMount::new(&secret_files(&strangers.client_certificate("alerthaven-ingest")));
+    let app = start_ingest(&broker, &authorities, &mount, given, |_| {}).await;
+    wait_for_metric_above(&app, "ingest_broker_probe_failures_total", 2.0).await;
     assert_eq!(app.readyz().await, 503, "a certificate from a CA the front does not trust keeps ingest unready");
     let reloads = sample(&app.metrics().await, "ingest_credential_reloads_total");
 
@@ -104,15 +138,10 @@ async fn a_rotated_client_certificate_is_taken_without_a_restart(given: Given) {
     assert_eq!(sample(&metrics, "ingest_credential_reloads_total"), reloads + 1.0, "one rotation, one new producer");
 
     // A rotation gone wrong (a key that is not the certificate's) is refused and the producer in use stays.
+    let failures_before = sample(&metrics, "ingest_credential_reload_failures_total");
     let (one, other) = (clients.client_certificate("one"), clients.client_certificate("other"));
     mount.rotate(&[("tls.crt", one.certificate_pem.as_str()), ("tls.key", other.key_pem.as_str())]);
-    wait::until("the mismatched pair to be refused", Duration::from_secs(10), || async {
-        match sample(&app.metrics().await, "ingest_credential_reload_failures_total") {
-            failures if failures >= 1.0 => Ok(()),
-            failures => Err(failures),
-        }
-    })
-    .await;
+    wait_for_metric_above(&app, "ingest_credential_reload_failures_total", failures_before).await;
     let response = app.post_json(captured_webhooks()[2].body.clone()).await;
     assert_eq!(response.status(), 200, "the producer in use still reaches Kafka");
     assert_eq!(app.readyz().await, 200);
@@ -126,4 +155,36 @@ async fn a_rotated_client_certificate_named_by_location_is_taken_without_a_resta
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_client_certificate_given_as_property_files_is_taken_without_a_restart() {
     a_rotated_client_certificate_is_taken_without_a_restart(Given::AsPropertyFiles).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_in_flight_at_a_rotation_are_delivered_by_the_producer_they_were_handed_to() {
+    let authorities = Authorities::generate();
+    let broker = TlsBroker::start_verifying_clients(&authorities.server, &authorities.clients.ca_file());
+    let mut mount = SecretMount::new(&secret_files(&authorities.clients.client_certificate("first")));
+    // Time enough for the request to outlast a rotation and two probes against the frozen broker.
+    let app = start_ingest(&broker, &authorities, &mount, Given::ByLocation, |settings| {
+        settings.server.request_timeout = Duration::from_secs(20);
+    })
+    .await;
+    app.wait_until_ready().await;
+
+    broker.pause();
+    let (client, url) = (app.client.clone(), app.alerts_url());
+    let body = captured_webhooks()[1].body.clone();
+    let posting = tokio::spawn(async move {
+        client.post(url).header("Content-Type", "application/json").body(body).send().await.map(|r| r.status())
+    });
+    wait_for_metric_above(&app, "ingest_in_flight_records", 0.0).await;
+    let reloads = sample(&app.metrics().await, "ingest_credential_reloads_total");
+    mount.rotate(&secret_files(&authorities.clients.client_certificate("second")));
+    wait_for_metric_above(&app, "ingest_credential_reloads_total", reloads).await;
+    // Two failed probes after the rotation: at least one started after it, and dropped the retired producers
+    // that were done.
+    let probes = sample(&app.metrics().await, "ingest_broker_probe_failures_total");
+    wait_for_metric_above(&app, "ingest_broker_probe_failures_total", probes + 1.0).await;
+
+    broker.resume();
+    let status = posting.await.unwrap().expect("ingest answers");
+    assert_eq!(status, 200, "the records handed to the replaced producer were delivered, not purged with it");
 }
