@@ -3,12 +3,13 @@
 
 use crate::retention::Retention;
 use anyhow::{bail, Context};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use service_kit::kafka_properties::{KafkaProperties, KafkaPropertyFiles};
-use service_kit::secret_files::inline_or_file;
+use service_kit::secret_files::{inline_or_file, read_secret_file};
 use service_kit::settings::Layers;
 pub use service_kit::telemetry::LogSettings;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,11 +29,15 @@ pub struct Settings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    /// How often the files secrets come from are read again (also at once on SIGHUP); a change restarts the
+    /// pipeline with them (see `crate::secret_files`).
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { host: "127.0.0.1".to_owned(), port: 9102 }
+        Self { host: "127.0.0.1".to_owned(), port: 9102, reload_interval: Duration::from_secs(10) }
     }
 }
 
@@ -131,6 +136,15 @@ impl DeephavenTlsSettings {
     fn is_set(&self) -> bool {
         self.ca_file.is_some() || self.server_name.is_some()
     }
+
+    fn read_ca_file(&mut self) -> anyhow::Result<()> {
+        if let Some(file) = &self.ca_file {
+            let pem = std::fs::read_to_string(file)
+                .with_context(|| format!("reading deephaven.tls.ca_file {}", file.display()))?;
+            self.ca_pem = Some(pem);
+        }
+        Ok(())
+    }
 }
 
 impl Default for DeephavenSettings {
@@ -207,13 +221,40 @@ impl Settings {
         deephaven.psk = inline_or_file("deephaven.psk", deephaven.psk.take(), deephaven.psk_file.as_deref())?;
         deephaven.password =
             inline_or_file("deephaven.password", deephaven.password.take(), deephaven.password_file.as_deref())?;
-        if let Some(file) = &deephaven.tls.ca_file {
-            let pem = std::fs::read_to_string(file)
-                .with_context(|| format!("reading deephaven.tls.ca_file {}", file.display()))?;
-            deephaven.tls.ca_pem = Some(pem);
-        }
+        deephaven.tls.read_ca_file()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// These settings with every secret that comes from a file read again (a rotated secret changes it): Kafka's
+    /// property files, the Deephaven PSK or password file and CA file.
+    pub fn with_secret_files_read_again(&self) -> anyhow::Result<Settings> {
+        let mut again = self.clone();
+        again.kafka.properties = self.kafka.properties.with_files_read_again(&self.kafka.property_files)?;
+        let deephaven = &mut again.deephaven;
+        if let Some(file) = &deephaven.psk_file {
+            deephaven.psk = Some(read_secret_file(file).context("deephaven.psk_file")?);
+        }
+        if let Some(file) = &deephaven.password_file {
+            deephaven.password = Some(read_secret_file(file).context("deephaven.password_file")?);
+        }
+        deephaven.tls.read_ca_file()?;
+        again.validate()?;
+        Ok(again)
+    }
+
+    /// A digest of every secret the settings hold, and of the files Kafka's `*.location` properties name (which
+    /// librdkafka reads itself): it changes when a secret does.
+    pub fn secrets_digest(&self) -> anyhow::Result<u64> {
+        let mut digest = DefaultHasher::new();
+        self.kafka.properties.iter().for_each(|property| property.hash(&mut digest));
+        self.kafka.properties.located_files_digest()?.hash(&mut digest);
+        let deephaven = &self.deephaven;
+        for secret in [&deephaven.psk, &deephaven.password] {
+            secret.as_ref().map(ExposeSecret::expose_secret).hash(&mut digest);
+        }
+        deephaven.tls.ca_pem.hash(&mut digest);
+        Ok(digest.finish())
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -239,6 +280,9 @@ impl Settings {
             }
             Some(_) => {}
         }
+        if self.server.reload_interval.is_zero() {
+            bail!("server.reload_interval must be positive");
+        }
         if self.batch.max_rows == 0 || self.batch.max_bytes == 0 {
             bail!("batch.max_rows and batch.max_bytes must be positive");
         }
@@ -261,6 +305,7 @@ pub const REFERENCE: &str = "\
 SETTINGS (TOML file key / environment variable, default)
   server.host               PUBLISHER_SERVER__HOST               127.0.0.1 (/healthz /readyz /metrics)
   server.port               PUBLISHER_SERVER__PORT               9102
+  server.reload_interval    PUBLISHER_SERVER__RELOAD_INTERVAL    10s (secret files read again; also on SIGHUP)
   kafka.brokers             PUBLISHER_KAFKA__BROKERS             127.0.0.1:9092
   kafka.topic               PUBLISHER_KAFKA__TOPIC               alerts
   kafka.dlq_topic           PUBLISHER_KAFKA__DLQ_TOPIC           alerts.dlq
@@ -291,6 +336,41 @@ SETTINGS (TOML file key / environment variable, default)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_secret_file_is_read_again_and_its_change_shows_in_the_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, content: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, content).unwrap();
+            path
+        };
+        let mut settings = Settings::default();
+        let password = file("sasl-password", "first");
+        settings.kafka.property_files =
+            std::collections::BTreeMap::from([("sasl.password".to_owned(), password.clone())]).into();
+        settings.kafka.properties.read_files(&settings.kafka.property_files).unwrap();
+        let certificate = file("client.pem", "certificate one");
+        settings.kafka.properties.insert("ssl.certificate.location", certificate.to_str().unwrap());
+        settings.deephaven.psk_file = Some(file("psk", "key one"));
+        let settings = settings.with_secret_files_read_again().unwrap();
+        let digest = settings.secrets_digest().unwrap();
+        assert_eq!(settings.with_secret_files_read_again().unwrap().secrets_digest().unwrap(), digest, "unchanged");
+
+        for (path, content) in
+            [(&password, "second"), (&certificate, "certificate two"), (&dir.path().join("psk"), "key two")]
+        {
+            let before = settings.with_secret_files_read_again().unwrap().secrets_digest().unwrap();
+            std::fs::write(path, content).unwrap();
+            let again = settings.with_secret_files_read_again().unwrap();
+            assert_ne!(again.secrets_digest().unwrap(), before, "{} changed", path.display());
+        }
+        let again = settings.with_secret_files_read_again().unwrap();
+        assert_eq!(again.kafka.properties.get("sasl.password"), Some("second"));
+        assert_eq!(again.deephaven.psk.as_ref().map(ExposeSecret::expose_secret), Some("key two"));
+        std::fs::remove_file(&password).unwrap();
+        assert!(settings.with_secret_files_read_again().is_err(), "a file missing mid-rotation is an error");
+    }
 
     #[test]
     fn the_help_reference_states_the_defaults() {

@@ -67,6 +67,11 @@ impl Health {
         *self.halted.lock().expect("the health lock was poisoned") = Some(reason);
     }
 
+    /// The cause of a halt was removed (a rotated secret), and the pipeline starts again.
+    pub fn resume(&self) {
+        *self.halted.lock().expect("the health lock was poisoned") = None;
+    }
+
     pub fn halted(&self) -> Option<String> {
         self.halted.lock().expect("the health lock was poisoned").clone()
     }

@@ -12,6 +12,7 @@
 //!
 //! - [`configuration`]: layered settings (defaults, file, `PUBLISHER_` environment, flags).
 //! - [`startup`]: the application built on its ops port and run until stopped.
+//! - [`secret_files`]: secret files read again; a change restarts the pipeline with the new secrets.
 //! - [`pipeline`]: the loop: consume a batch, write it, commit; each kind of failure handled by what fixes it.
 //! - [`kafka`]: the Kafka edge: the consumer, commits, moving partitions back.
 //! - [`tables`]: the log, the tables Deephaven derives from it (`tables/derivations.rs`), the slices of the
@@ -37,5 +38,6 @@ pub mod ops;
 pub mod pipeline;
 pub mod resume;
 pub mod retention;
+pub mod secret_files;
 pub mod startup;
 pub mod tables;

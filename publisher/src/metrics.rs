@@ -45,6 +45,10 @@ pub struct Metrics {
     pub deephaven_retries: Counter,
     /// Attempts to send dead letters that failed (the batch waits until they are sent).
     pub dlq_failures: Counter,
+    /// Times the secret files were found changed, and the pipeline restarted with them ([`crate::secret_files`]).
+    pub secret_reloads: Counter,
+    /// Times the secret files could not be read again (the secrets in use were kept).
+    pub secret_reload_failures: Counter,
     /// Observed from [`Health`] when rendered: 1 while Deephaven is usable with the tables in place.
     deephaven_connected: Gauge,
     /// Observed from [`Health`]: brokers the consumer is connected to; 0 means Kafka is unreachable.
@@ -125,6 +129,18 @@ impl Default for Metrics {
         );
         let dlq_failures = Counter::default();
         registry.register("dlq_failures", "Failed attempts to send dead letters", dlq_failures.clone());
+        let secret_reloads = Counter::default();
+        registry.register(
+            "secret_reloads",
+            "Times the secret files changed and the pipeline restarted with the new secrets",
+            secret_reloads.clone(),
+        );
+        let secret_reload_failures = Counter::default();
+        registry.register(
+            "secret_reload_failures",
+            "Times the secret files could not be read again (the secrets in use were kept)",
+            secret_reload_failures.clone(),
+        );
         let halted = Gauge::default();
         registry.register("halted", "1 once the publisher stopped for a failure retrying cannot fix", halted.clone());
         let newest_written_received_at = Gauge::<f64, AtomicU64>::default();
@@ -171,6 +187,8 @@ impl Default for Metrics {
             offset_jumps_accepted,
             deephaven_retries,
             dlq_failures,
+            secret_reloads,
+            secret_reload_failures,
             deephaven_connected,
             kafka_brokers_up,
             halted,

@@ -373,7 +373,10 @@ impl Pipeline {
 
     /// Stops for good: says why on `/readyz` and in the log, waits to be shut down, and returns the reason.
     async fn halt(&self, reason: String, shutdown: &mut watch::Receiver<bool>) -> anyhow::Error {
-        tracing::error!(reason, "halted: retrying cannot fix this; fix it and restart the publisher");
+        tracing::error!(
+            reason,
+            "halted: retrying cannot fix this; fix it and restart the publisher (a changed secret file restarts it)"
+        );
         self.health.set_deephaven(false);
         self.health.halt(reason.clone());
         let _ = shutdown.wait_for(|stop| *stop).await;

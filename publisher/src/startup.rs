@@ -9,6 +9,7 @@ use crate::configuration::Settings;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Mode};
+use crate::secret_files;
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -47,11 +48,41 @@ impl Application {
         Arc::clone(&self.health)
     }
 
-    /// Fails if the pipeline could not start, or halted for a failure retrying cannot fix.
+    /// Fails if the pipeline could not start, or halted for a failure retrying cannot fix (and no rotated secret
+    /// released it). A change in the secret files restarts the pipeline with them ([`crate::secret_files`]).
     pub async fn run_until_stopped(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "ops endpoint listening");
         let ops = tokio::spawn(crate::ops::serve(self.listener, Arc::clone(&self.metrics), Arc::clone(&self.health)));
-        let result = pipeline::run(self.settings, self.mode, self.metrics, self.health, shutdown).await;
+        let (mut settings, mut mode) = (self.settings, self.mode);
+        let result = loop {
+            let (stop, stopped) = watch::channel(false);
+            let watching = {
+                let (settings, shutdown, metrics) = (settings.clone(), shutdown.clone(), Arc::clone(&self.metrics));
+                tokio::spawn(async move {
+                    secret_files::watch(&settings, settings.server.reload_interval, shutdown, stop, &metrics).await
+                })
+            };
+            let asked_to_stop = stopped.clone();
+            let result =
+                pipeline::run(settings.clone(), mode, Arc::clone(&self.metrics), Arc::clone(&self.health), stopped)
+                    .await;
+            if !*asked_to_stop.borrow() {
+                // The pipeline ended by itself (it could not start).
+                watching.abort();
+                break result;
+            }
+            match watching.await {
+                Ok(Some(rotated)) => {
+                    if let Err(error) = result {
+                        tracing::info!("the pipeline had stopped ({error:#}); starting it again with the new secrets");
+                    }
+                    self.health.resume();
+                    // A replay, once started, is carried on like any restart: from the progress in Deephaven.
+                    (settings, mode) = (rotated, Mode::Follow);
+                }
+                _ => break result,
+            }
+        };
         ops.abort();
         result
     }

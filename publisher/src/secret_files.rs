@@ -1,0 +1,62 @@
+//! Secrets that follow their files: a rotated Kafka or Deephaven secret restarts the pipeline with it.
+//!
+//! librdkafka reads a client's secrets once, when the client is created (and the consumer cannot be replaced
+//! without leaving its group), and a Deephaven session is opened with the PSK or password of the moment. So every
+//! `server.reload_interval`, and at once on SIGHUP, the files are read again; when they say something new, the
+//! pipeline is stopped as on SIGTERM (the batch in hand written) and started again with them, resuming from the
+//! progress in Deephaven like any restart. A publisher halted for refused credentials is released the same way. A
+//! file that cannot be read (one caught half-way through a rotation) changes nothing and is read again next round.
+
+use crate::configuration::Settings;
+use crate::metrics::Metrics;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+/// Reads the secret files of `settings` again every `interval` and on SIGHUP, until they change or `shutdown`
+/// turns true; either way it sets `stop` for the pipeline. Returns the settings with the new secrets, or `None` at
+/// shutdown. Installing the SIGHUP handler here also keeps a SIGHUP from ending the process (its default action).
+pub async fn watch(
+    settings: &Settings,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    metrics: &Metrics,
+) -> Option<Settings> {
+    let mut hangup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+    let current = settings.secrets_digest().ok();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        let trigger = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => {
+                let _ = stop.send(true);
+                return None;
+            }
+            _ = ticks.tick() => "interval",
+            _ = hangup.recv() => "SIGHUP",
+        };
+        let reading = settings.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let again = reading.with_secret_files_read_again()?;
+            let digest = again.secrets_digest()?;
+            Ok::<_, anyhow::Error>((again, digest))
+        })
+        .await
+        .unwrap_or_else(|err| Err(anyhow::anyhow!("the reading task failed: {err}")));
+        match read {
+            Ok((again, digest)) if Some(digest) != current => {
+                metrics.secret_reloads.inc();
+                tracing::info!(trigger, "secret files changed: restarting the pipeline with the new secrets");
+                let _ = stop.send(true);
+                return Some(again);
+            }
+            Ok(_) => tracing::debug!(trigger, "secret files unchanged"),
+            Err(error) => {
+                metrics.secret_reload_failures.inc();
+                tracing::warn!(trigger, "secret files could not be read; keeping the secrets in use: {error:#}");
+            }
+        }
+    }
+}
