@@ -2,11 +2,10 @@
 //!
 //! [`parse`] is the only way in: it turns untrusted bytes into a [`Webhook`] or a [`SchemaError`] that names the JSON
 //! path at fault and says what was expected. Field formats are checked while deserializing (see [`crate::domain`]),
-//! and so are the count limits (see [`crate::counted`]); the rules that span fields or depend on configuration
+//! and so are the count limits (the private `counted` module); the rules that span fields or depend on configuration
 //! (non-empty label sets, resolved alerts carry an end, byte limits) are checked right after, before anything is
-//! handed on. Unknown fields are tolerated, because newer
-//! Alertmanagers add fields (`notification_reason` in 0.32, `routeLabels` in 0.34) and a receiver must not break on
-//! an upgrade.
+//! handed on. Unknown fields are tolerated, because newer Alertmanagers add fields (`notification_reason` in 0.32,
+//! `routeLabels` in 0.34) and a receiver must not break on an upgrade.
 
 use crate::counted::{self, InForce};
 use crate::domain::timestamp::optional_end;

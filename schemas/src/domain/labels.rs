@@ -3,7 +3,7 @@
 //! Kept in a `BTreeMap` so that serializing a set (into Kafka, or into the `Labels` JSON column) is canonical:
 //! the same set always produces the same bytes. A JSON object that repeats a name is rejected rather than letting
 //! the last value silently win; one with more entries than a webhook body's limit allows is refused as it is read
-//! ([`crate::counted`]).
+//! (the private `counted` module).
 
 use crate::counted;
 use serde::de::{MapAccess, Visitor};
