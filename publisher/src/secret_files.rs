@@ -5,9 +5,11 @@
 //! `server.reload_interval`, and at once on SIGHUP, the files are read again; when they say something new, the
 //! pipeline is stopped as on SIGTERM (the batch in hand written) and started again with them, resuming from the
 //! progress in Deephaven like any restart. A publisher halted for refused credentials is released the same way. A
-//! file that cannot be read (one caught half-way through a rotation) changes nothing and is read again next round.
+//! file that cannot be read, or Kafka secrets librdkafka refuses (a rotation caught half-way: a key that is not the
+//! certificate's), change nothing and are read again next round.
 
 use crate::configuration::Settings;
+use crate::dead_letters::DeadLetters;
 use crate::metrics::Metrics;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -41,6 +43,9 @@ pub async fn watch(
         let read = tokio::task::spawn_blocking(move || {
             let again = reading.with_secret_files_read_again()?;
             let digest = again.secrets_digest()?;
+            if Some(digest) != current {
+                usable_by_kafka(&again)?;
+            }
             Ok::<_, anyhow::Error>((again, digest))
         })
         .await
@@ -59,4 +64,14 @@ pub async fn watch(
             }
         }
     }
+}
+
+/// Whether librdkafka takes the Kafka secrets as they read now: it checks them (a key that is not its certificate's,
+/// a PEM it cannot parse) when a client is created, so one is created and dropped. The pipeline is not stopped for
+/// secrets it could not start again with, as a rotation caught half-way shows.
+fn usable_by_kafka(settings: &Settings) -> anyhow::Result<()> {
+    let kafka = &settings.kafka;
+    DeadLetters::new(&kafka.brokers, &kafka.dlq_topic, &kafka.properties)
+        .map(drop)
+        .map_err(|error| anyhow::anyhow!("the Kafka client refuses the new secrets: {error}"))
 }

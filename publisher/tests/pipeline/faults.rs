@@ -139,45 +139,6 @@ async fn refused_credentials_halt_the_publisher_with_the_reason_on_readyz() {
     assert!(publisher.stopped().await.is_err(), "a halted publisher ends with its reason");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rotated_psk_file_releases_a_halted_publisher_and_it_publishes_with_the_new_key() {
-    let deephaven = PrivateDeephaven::start(Some("the-right-key"), None);
-    let setup = setup_with(1, &deephaven.url()).await;
-    let records = synthetic_records(2, 7_000);
-    let acked = produce(&setup.brokers, &setup.topic, &records).await;
-    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
-    let secrets = tempfile::tempdir().unwrap();
-    let psk_file = secrets.path().join("psk");
-    std::fs::write(&psk_file, "a-wrong-key\n").unwrap();
-    let mut settings = setup.settings();
-    settings.server.reload_interval = Duration::from_millis(200);
-    settings.deephaven.psk_file = Some(psk_file.clone());
-    settings.deephaven.psk = Some(SecretString::from("a-wrong-key"));
-    let publisher = spawn_publisher(settings, Mode::Follow).await;
-    wait::until("the publisher to halt", TABLES_DEADLINE, || async {
-        publisher.health.readiness().halted.ok_or("not halted")
-    })
-    .await;
-
-    let staged = psk_file.with_extension("staged");
-    std::fs::write(&staged, "the-right-key\n").unwrap();
-    std::fs::rename(&staged, &psk_file).unwrap();
-    publisher.wait_for_readiness("the publisher to be ready with the new key", |readiness| readiness.ready).await;
-    let config = deephaven_client::ClientConfig::new(setup.deephaven_url.clone())
-        .with_auth(deephaven_client::Auth::psk("the-right-key"));
-    let reader = deephaven_client::Client::connect(config).await.expect("Deephaven answers");
-    wait::until("the records in the tables", TABLES_DEADLINE, || async {
-        match read_tables(&reader, &setup.prefix).await {
-            tables if tables == expected => Ok(()),
-            tables => Err(tables.against(&expected)),
-        }
-    })
-    .await;
-    assert_eq!(sample(&publisher.metrics_text(), "publisher_secret_reloads_total"), 1.0);
-    assert_eq!(sample(&publisher.metrics_text(), "publisher_halted"), 0.0);
-    publisher.stop().await;
-}
-
 /// `alerts` alerts going through `rounds` states: firing, resolved, firing again (a later occurrence), ...
 fn state_changes(alerts: u64, rounds: u64) -> Vec<Vec<AlertRecord>> {
     let base = synthetic_records(alerts / 10, 5_000);

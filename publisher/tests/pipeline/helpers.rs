@@ -162,9 +162,27 @@ pub async fn produce(brokers: &str, topic: &str, records: &[AlertRecord]) -> Vec
 /// Produces (key, format header value, value) triples, in order, each acknowledged before the next.
 pub async fn produce_raw(brokers: &str, topic: &str, records: &[RawRecord<'_>]) -> Vec<Acked> {
     // Larger than librdkafka's default, so that a test can produce records near the broker's limit.
-    let producer: FutureProducer =
-        KafkaConfig::new().set("bootstrap.servers", brokers).set("message.max.bytes", "4000000").create().unwrap();
+    let producer = producer(brokers, &[("message.max.bytes", "4000000")]);
     send_in_order(&producer, topic, records).await
+}
+
+/// Produces as [`produce`] does, through a client with the librdkafka `properties` added (TLS, a login).
+pub async fn produce_with(
+    properties: &[(&str, &str)],
+    brokers: &str,
+    topic: &str,
+    records: &[AlertRecord],
+) -> Vec<Acked> {
+    send_in_order(&producer(brokers, properties), topic, &raw(records)).await
+}
+
+fn producer(brokers: &str, properties: &[(&str, &str)]) -> FutureProducer {
+    let mut config = KafkaConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (name, value) in properties {
+        config.set(*name, *value);
+    }
+    config.create().expect("a producer")
 }
 
 /// Produces `records` in one request (queued together, then sent), so that they are stored as one batch and a

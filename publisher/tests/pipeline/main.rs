@@ -6,3 +6,4 @@ mod faults;
 mod helpers;
 mod operations;
 mod retention;
+mod secrets;
