@@ -53,10 +53,11 @@ pub enum Mode {
     Replay,
 }
 
-/// Runs until `shutdown` turns true, then writes what it holds and returns. Fails if the publisher halted.
+/// Runs until `shutdown` turns true, then writes what it holds and returns. Fails if the publisher halted. Once
+/// the tables are started over (`Mode::Replay`), `mode` turns to `Follow`, which is what a later run must do.
 pub async fn run(
     settings: Settings,
-    mode: Mode,
+    mode: &mut Mode,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     mut shutdown: watch::Receiver<bool>,
@@ -66,9 +67,10 @@ pub async fn run(
         DeadLetters::new(&settings.kafka.brokers, &settings.kafka.dlq_topic, &settings.kafka.properties)?;
     let consumer = kafka::consumer(&settings, Arc::clone(&shared))?;
     let pipeline = Pipeline { settings, shared, consumer, dead_letters, metrics, health };
-    if !pipeline.connect(mode == Mode::Replay, &mut shutdown).await? {
+    if !pipeline.connect(*mode == Mode::Replay, &mut shutdown).await? {
         return Ok(());
     }
+    *mode = Mode::Follow;
     pipeline.consumer.subscribe(&[&pipeline.settings.kafka.topic])?;
     tracing::info!(topic = %pipeline.settings.kafka.topic, tables = ?pipeline.shared.sink().map(|sink| sink.names().clone()), "publishing");
     let result = pipeline.publish(shutdown).await;

@@ -11,23 +11,21 @@
 use crate::configuration::Settings;
 use crate::dead_letters::DeadLetters;
 use crate::metrics::Metrics;
-use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::Signal;
 use tokio::sync::watch;
 
-/// Reads the secret files of `settings` again every `interval` and on SIGHUP, until they change or `shutdown`
-/// turns true; either way it sets `stop` for the pipeline. Returns the settings with the new secrets, or `None` at
-/// shutdown. Installing the SIGHUP handler here also keeps a SIGHUP from ending the process (its default action).
+/// Reads the secret files of `settings` again every `server.reload_interval` and on SIGHUP (`hangup`), until they
+/// change or `shutdown` turns true; either way it sets `stop` for the pipeline. Returns the settings with the new
+/// secrets, or `None` at shutdown.
 pub async fn watch(
     settings: &Settings,
-    interval: Duration,
     mut shutdown: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
+    hangup: &mut Signal,
     metrics: &Metrics,
 ) -> Option<Settings> {
-    let mut hangup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
     let current = settings.secrets_digest().ok();
-    let mut ticks = tokio::time::interval(interval);
+    let mut ticks = tokio::time::interval(settings.server.reload_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     loop {

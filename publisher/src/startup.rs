@@ -13,6 +13,7 @@ use crate::secret_files;
 use anyhow::Context;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 /// A built, not yet running, publisher.
@@ -54,31 +55,34 @@ impl Application {
         tracing::info!(port = self.port, "ops endpoint listening");
         let ops = tokio::spawn(crate::ops::serve(self.listener, Arc::clone(&self.metrics), Arc::clone(&self.health)));
         let (mut settings, mut mode) = (self.settings, self.mode);
+        // Installed once, for the process's life: a SIGHUP never ends it (its default action), even between runs.
+        let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let result = loop {
-            let (stop, stopped) = watch::channel(false);
-            let watching = {
-                let (settings, shutdown, metrics) = (settings.clone(), shutdown.clone(), Arc::clone(&self.metrics));
-                tokio::spawn(async move {
-                    secret_files::watch(&settings, settings.server.reload_interval, shutdown, stop, &metrics).await
-                })
+            // The watcher asks the pipeline to stop (shutdown, or new secrets) and says which; the pipeline is then
+            // run to its end, its batch in hand written.
+            let (result, rotated) = {
+                let (stop, stopped) = watch::channel(false);
+                let metrics = Arc::clone(&self.metrics);
+                let pipeline = pipeline::run(settings.clone(), &mut mode, metrics, Arc::clone(&self.health), stopped);
+                let watching = secret_files::watch(&settings, shutdown.clone(), stop, &mut hangup, &self.metrics);
+                tokio::pin!(pipeline, watching);
+                let (mut rotated, mut watched) = (None, false);
+                let result = loop {
+                    tokio::select! {
+                        result = &mut pipeline => break result,
+                        found = &mut watching, if !watched => (rotated, watched) = (found, true),
+                    }
+                };
+                (result, rotated)
             };
-            let asked_to_stop = stopped.clone();
-            let result =
-                pipeline::run(settings.clone(), mode, Arc::clone(&self.metrics), Arc::clone(&self.health), stopped)
-                    .await;
-            if !*asked_to_stop.borrow() {
-                // The pipeline ended by itself (it could not start).
-                watching.abort();
-                break result;
-            }
-            match watching.await {
-                Ok(Some(rotated)) => {
+            match rotated {
+                Some(rotated) if !*shutdown.borrow() => {
                     if let Err(error) = result {
                         tracing::info!("the pipeline had stopped ({error:#}); starting it again with the new secrets");
                     }
                     self.health.resume();
-                    // A replay, once started, is carried on like any restart: from the progress in Deephaven.
-                    (settings, mode) = (rotated, Mode::Follow);
+                    // A replay whose tables were not started over yet is still one (`run` turns it to Follow).
+                    settings = rotated;
                 }
                 _ => break result,
             }

@@ -194,15 +194,18 @@ impl AlertSink {
         error
     }
 
-    /// Waits up to `timeout` for queued records to be delivered, the retired producers' too. Called once, at
-    /// shutdown.
+    /// Waits up to `timeout` for queued records to be delivered: the current producer's first (a retired one may
+    /// be one that stopped getting acknowledgements, and would take the whole time), then the retired ones' with
+    /// the time left. The first failure is returned once all were tried. Called once, at shutdown.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         let deadline = Instant::now() + timeout;
         let retired: Vec<_> = self.retired.lock().expect("lock poisoned").iter().map(Arc::clone).collect();
-        for producer in retired.iter().chain([&self.producer()]) {
-            producer.flush(deadline.saturating_duration_since(Instant::now()))?;
+        let mut outcome = Ok(());
+        for producer in [self.producer()].iter().chain(&retired) {
+            let flushed = producer.flush(deadline.saturating_duration_since(Instant::now()));
+            outcome = outcome.and(flushed);
         }
-        Ok(())
+        outcome
     }
 }
 
