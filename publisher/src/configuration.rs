@@ -133,14 +133,6 @@ pub struct DeephavenTlsSettings {
     pub ca_pem: Option<String>,
 }
 
-/// A secret read again from its file. An empty file is what a rotation caught half-way shows (truncated, not yet
-/// written): taking it would only restart the pipeline into a refused login.
-fn read_non_empty_secret(file: &Path, setting: &str) -> anyhow::Result<SecretString> {
-    let secret = read_secret_file(file).context(setting.to_owned())?;
-    anyhow::ensure!(!secret.expose_secret().is_empty(), "{setting}: {} is empty", file.display());
-    Ok(secret)
-}
-
 impl DeephavenTlsSettings {
     fn is_set(&self) -> bool {
         self.ca_file.is_some() || self.server_name.is_some()
@@ -242,10 +234,10 @@ impl Settings {
         again.kafka.properties = self.kafka.properties.with_files_read_again(&self.kafka.property_files)?;
         let deephaven = &mut again.deephaven;
         if let Some(file) = &deephaven.psk_file {
-            deephaven.psk = Some(read_non_empty_secret(file, "deephaven.psk_file")?);
+            deephaven.psk = Some(read_secret_file(file).context("deephaven.psk_file")?);
         }
         if let Some(file) = &deephaven.password_file {
-            deephaven.password = Some(read_non_empty_secret(file, "deephaven.password_file")?);
+            deephaven.password = Some(read_secret_file(file).context("deephaven.password_file")?);
         }
         deephaven.tls.read_ca_file()?;
         again.validate()?;

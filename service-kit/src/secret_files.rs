@@ -5,9 +5,12 @@ use anyhow::Context;
 use secrecy::SecretString;
 use std::path::Path;
 
-/// Reads the secret in `path`; the error names the file, never its content.
+/// Reads the secret in `path`; the error names the file, never its content. A file empty but for whitespace is
+/// refused: no secret is empty, and it is what a rotation caught half-way (truncated, not yet written) shows, which
+/// must not replace a working secret.
 pub fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the secret in {}", path.display()))?;
+    anyhow::ensure!(!text.trim().is_empty(), "the secret file {} is empty", path.display());
     Ok(SecretString::from(text.trim().to_owned()))
 }
 
@@ -40,5 +43,8 @@ mod tests {
         assert_eq!(inline_or_file("deephaven.psk", Some("x".into()), None).unwrap().unwrap().expose_secret(), "x");
         let missing = read_secret_file(&dir.path().join("absent")).unwrap_err();
         assert!(format!("{missing:#}").contains("absent"));
+        std::fs::write(&file, " \n").unwrap();
+        let empty = read_secret_file(&file).unwrap_err();
+        assert!(format!("{empty:#}").contains("empty"), "{empty:#}");
     }
 }
