@@ -22,6 +22,9 @@ pub struct Readiness {
 #[derive(Debug)]
 pub struct Health {
     kafka_brokers_up: AtomicI64,
+    /// False while an assigned partition could not be moved to where it must be read from: reading stops until it
+    /// can, so the publisher is not ready although the brokers are up.
+    positioned: AtomicBool,
     deephaven: AtomicBool,
     dead_letters: AtomicBool,
     halted: Mutex<Option<String>>,
@@ -31,6 +34,7 @@ impl Default for Health {
     fn default() -> Self {
         Self {
             kafka_brokers_up: AtomicI64::new(0),
+            positioned: AtomicBool::new(true),
             deephaven: AtomicBool::new(false),
             dead_letters: AtomicBool::new(true),
             halted: Mutex::new(None),
@@ -46,6 +50,11 @@ impl Health {
 
     pub fn kafka_brokers_up(&self) -> i64 {
         self.kafka_brokers_up.load(Ordering::Acquire)
+    }
+
+    /// Whether every assigned partition could be moved where it is to be read from (set by every such move).
+    pub fn set_positioned(&self, positioned: bool) {
+        self.positioned.store(positioned, Ordering::Release);
     }
 
     /// Whether a Deephaven session with the tables in place is usable (set by every write and check).
@@ -76,10 +85,11 @@ impl Health {
         self.halted.lock().expect("the health lock was poisoned").clone()
     }
 
-    /// Ready means records can be read from Kafka, written to Deephaven, and set aside if they cannot be decoded.
+    /// Ready means records can be read from Kafka (brokers up, partitions where they are to be read from), written
+    /// to Deephaven, and set aside if they cannot be decoded.
     pub fn readiness(&self) -> Readiness {
         let halted = self.halted();
-        let kafka = self.kafka_brokers_up() > 0;
+        let kafka = self.kafka_brokers_up() > 0 && self.positioned.load(Ordering::Acquire);
         let (deephaven, dead_letters) = (self.deephaven(), self.dead_letters.load(Ordering::Acquire));
         Readiness {
             ready: kafka && deephaven && dead_letters && halted.is_none(),
@@ -105,6 +115,12 @@ mod tests {
         health.set_dead_letters(false);
         assert!(!health.readiness().ready, "dead letters cannot be sent");
         health.set_dead_letters(true);
+        health.set_positioned(false);
+        let readiness = health.readiness();
+        assert!(!readiness.ready && !readiness.kafka, "a partition cannot be moved to where it is read from");
+        assert!(readiness.deephaven, "and Deephaven is not blamed for it");
+        health.set_positioned(true);
+        assert!(health.readiness().ready);
         health.halt("login refused".to_owned());
         let readiness = health.readiness();
         assert!(!readiness.ready);

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub batch_records: Histogram,
     pub write_seconds: Histogram,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
+    /// This publisher's share of the topic: with several publishers in one group, a member holding none reads
+    /// nothing, and one holding all is carrying the others.
+    pub assigned_partitions: Gauge,
     pub dlq_records: Counter,
     pub deephaven_reconnects: Counter,
     pub replays: Counter,
@@ -87,6 +90,12 @@ impl Default for Metrics {
         registry.register("write_duration_seconds", "Time to write one batch to Deephaven", write_seconds.clone());
         let consumer_lag = Family::<PartitionLabels, Gauge>::default();
         registry.register("consumer_lag", "Records behind the end of the partition", consumer_lag.clone());
+        let assigned_partitions = Gauge::default();
+        registry.register(
+            "assigned_partitions",
+            "Partitions of the topic assigned to this publisher by its consumer group",
+            assigned_partitions.clone(),
+        );
         let dlq_records = Counter::default();
         registry.register("dlq_records", "Undecodable records sent to the dead-letter topic", dlq_records.clone());
         let deephaven_reconnects = Counter::default();
@@ -178,6 +187,7 @@ impl Default for Metrics {
             batch_records,
             write_seconds,
             consumer_lag,
+            assigned_partitions,
             dlq_records,
             deephaven_reconnects,
             replays,

@@ -324,12 +324,13 @@ impl Pipeline {
     async fn rewind(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
         let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
         while let Err(err) = kafka::rewind(&self.consumer, &self.settings.kafka.topic, &self.shared) {
-            self.health.set_deephaven(false);
+            self.health.set_positioned(false);
             tracing::error!(error = %err, "could not move a partition back to Deephaven's progress; retrying");
             if backoff.wait(shutdown).await.is_err() {
                 return false;
             }
         }
+        self.health.set_positioned(true);
         true
     }
 
@@ -459,7 +460,8 @@ impl Pipeline {
     }
 
     /// Moves `partition` back to `from` to read the records a fetch skipped. A failure is retried, since reading on
-    /// would write past them, until it works or the partition is no longer this publisher's to read.
+    /// would write past them, until it works or the partition is no longer this publisher's to read; not ready
+    /// meanwhile.
     async fn read_again_from(
         &self,
         partition: i32,
@@ -470,13 +472,15 @@ impl Pipeline {
         while self.shared.assigned().contains(&partition) {
             let topic = &self.settings.kafka.topic;
             match tokio::task::block_in_place(|| kafka::read_again_from(&self.consumer, topic, partition, from)) {
-                Ok(()) => return Ok(()),
+                Ok(()) => break,
                 Err(err) => {
+                    self.health.set_positioned(false);
                     tracing::error!(partition, from, error = %err, "could not move the partition back to read the records skipped; retrying");
                     backoff.wait(shutdown).await?;
                 }
             }
         }
+        self.health.set_positioned(true);
         Ok(())
     }
 

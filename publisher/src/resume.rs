@@ -287,6 +287,7 @@ impl ConsumerContext for ResumeContext {
                 if let Err(err) = consumer.assign(assignment) {
                     tracing::error!(error = %err, "could not take the assignment");
                 }
+                self.shared.metrics.assigned_partitions.set(partitions.len() as i64);
                 *lock(&self.shared.assigned) = partitions.into_iter().collect();
                 self.shared.fetch_gate.assignment_changed(consumer, assignment);
             }
@@ -297,6 +298,7 @@ impl ConsumerContext for ResumeContext {
                     tracing::error!(error = %err, "could not drop the assignment");
                 }
                 lock(&self.shared.assigned).clear();
+                self.shared.metrics.assigned_partitions.set(0);
             }
             other => tracing::error!(error = ?other, "rebalance failed"),
         }
