@@ -305,9 +305,13 @@ pub async fn snapshot(client: &Client, name: &str) -> Vec<RecordBatch> {
 
 /// Waits until the tables equal `expected`; returns them.
 pub async fn wait_for_tables(url: &str, prefix: &str, expected: &Tables) -> Tables {
-    let client = client(url).await;
+    wait_for_tables_read_by(&client(url).await, prefix, expected).await
+}
+
+/// [`wait_for_tables`] through a given client (one that logs in, say).
+pub async fn wait_for_tables_read_by(client: &Client, prefix: &str, expected: &Tables) -> Tables {
     wait::until("the Deephaven tables to hold exactly the expected rows", TABLES_DEADLINE, || async {
-        let tables = read_tables(&client, prefix).await;
+        let tables = read_tables(client, prefix).await;
         if &tables == expected {
             Ok(tables)
         } else {

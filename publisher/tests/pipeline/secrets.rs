@@ -2,7 +2,10 @@
 
 use crate::delivery::synthetic_records;
 use crate::helpers::*;
+use deephaven_client::{Auth, Client, ClientConfig, InputTable, InputTableKind};
+use publisher::configuration::Settings;
 use publisher::pipeline::Mode;
+use schemas::tables::{KafkaPosition, PositionedRecord, TableNames, LOG};
 use secrecy::SecretString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +22,22 @@ fn rotate(path: &Path, content: &str) {
     std::fs::rename(&staged, path).unwrap();
 }
 
+/// A client of a Deephaven that wants the pre-shared key `key`.
+async fn client_with_key(url: &str, key: &str) -> Client {
+    let config = ClientConfig::new(url.to_owned()).with_auth(Auth::psk(key));
+    Client::connect(config).await.expect("Deephaven answers")
+}
+
+/// A publisher whose Deephaven PSK is read from a file holding `key`, read again every 200 ms.
+fn with_psk_file(mut settings: Settings, secrets: &Path, key: &str) -> (Settings, PathBuf) {
+    let psk_file = secrets.join("psk");
+    std::fs::write(&psk_file, format!("{key}\n")).unwrap();
+    settings.server.reload_interval = Duration::from_millis(200);
+    settings.deephaven.psk_file = Some(psk_file.clone());
+    settings.deephaven.psk = Some(SecretString::from(key));
+    (settings, psk_file)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_psk_file_releases_a_halted_publisher_and_it_publishes_with_the_new_key() {
     let deephaven = PrivateDeephaven::start(Some("the-right-key"), None);
@@ -27,12 +46,7 @@ async fn a_rotated_psk_file_releases_a_halted_publisher_and_it_publishes_with_th
     let acked = produce(&setup.brokers, &setup.topic, &records).await;
     let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     let secrets = tempfile::tempdir().unwrap();
-    let psk_file = secrets.path().join("psk");
-    std::fs::write(&psk_file, "a-wrong-key\n").unwrap();
-    let mut settings = setup.settings();
-    settings.server.reload_interval = Duration::from_millis(200);
-    settings.deephaven.psk_file = Some(psk_file.clone());
-    settings.deephaven.psk = Some(SecretString::from("a-wrong-key"));
+    let (settings, psk_file) = with_psk_file(setup.settings(), secrets.path(), "a-wrong-key");
     let publisher = spawn_publisher(settings, Mode::Follow).await;
     wait::until("the publisher to halt", TABLES_DEADLINE, || async {
         publisher.health.readiness().halted.ok_or("not halted")
@@ -41,19 +55,51 @@ async fn a_rotated_psk_file_releases_a_halted_publisher_and_it_publishes_with_th
 
     rotate(&psk_file, "the-right-key\n");
     publisher.wait_for_readiness("the publisher to be ready with the new key", |readiness| readiness.ready).await;
-    let config = deephaven_client::ClientConfig::new(setup.deephaven_url.clone())
-        .with_auth(deephaven_client::Auth::psk("the-right-key"));
-    let reader = deephaven_client::Client::connect(config).await.expect("Deephaven answers");
-    wait::until("the records in the tables", TABLES_DEADLINE, || async {
-        match read_tables(&reader, &setup.prefix).await {
-            tables if tables == expected => Ok(()),
-            tables => Err(tables.against(&expected)),
-        }
-    })
-    .await;
+    wait_for_tables_read_by(&client_with_key(&setup.deephaven_url, "the-right-key").await, &setup.prefix, &expected)
+        .await;
     assert_eq!(sample(&publisher.metrics_text(), "publisher_secret_reloads_total"), 1.0);
     assert_eq!(sample(&publisher.metrics_text(), "publisher_halted"), 0.0);
     publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_halted_before_it_started_the_tables_over_still_starts_them_over_once_released() {
+    let deephaven = PrivateDeephaven::start(Some("the-right-key"), None);
+    let setup = setup_with(1, &deephaven.url()).await;
+    let acked = produce(&setup.brokers, &setup.topic, &synthetic_records(2, 9_000)).await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
+    let reader = client_with_key(&setup.deephaven_url, "the-right-key").await;
+    let mut settings = setup.settings();
+    settings.deephaven.psk = Some(SecretString::from("the-right-key"));
+    let follower = spawn_publisher(settings, Mode::Follow).await;
+    wait_for_tables_read_by(&reader, &setup.prefix, &expected).await;
+    follower.stop().await;
+
+    // A row that no record of the topic holds, far past the partition's end: only tables started over lose it (a
+    // publisher that follows would also resume after its offset, and read nothing more).
+    let stray = PositionedRecord {
+        record: synthetic_records(1, 9_500).remove(0),
+        position: KafkaPosition { incarnation: 0, partition: 0, offset: 1_000_000 },
+    };
+    let log = InputTable::new(&TableNames::with_prefix(&setup.prefix).log, LOG.schema(), InputTableKind::Blink);
+    reader.append(&log, LOG.batch(&[stray])).await.expect("the stray row appended");
+    wait::until_true("the stray row in the tables", TABLES_DEADLINE, || async {
+        read_tables(&reader, &setup.prefix).await != expected
+    })
+    .await;
+
+    // The replay is refused before it could start the tables over; a rotated key releases it.
+    let secrets = tempfile::tempdir().unwrap();
+    let (settings, psk_file) = with_psk_file(setup.settings(), secrets.path(), "a-wrong-key");
+    let replayer = spawn_publisher(settings, Mode::Replay).await;
+    wait::until("the replay to halt", TABLES_DEADLINE, || async {
+        replayer.health.readiness().halted.ok_or("not halted")
+    })
+    .await;
+    rotate(&psk_file, "the-right-key\n");
+    wait_for_tables_read_by(&reader, &setup.prefix, &expected).await;
+    assert_eq!(sample(&replayer.metrics_text(), "publisher_secret_reloads_total"), 1.0);
+    replayer.stop().await;
 }
 
 /// A client certificate and its key written as files, for `ssl.certificate.location` and `ssl.key.location`.
