@@ -284,9 +284,12 @@ impl ConsumerContext for ResumeContext {
                 }
                 tracing::info!(?partitions, "partitions assigned");
                 self.shared.moved();
-                if let Err(err) = consumer.assign(assignment) {
+                // Nothing is read from partitions not taken: not ready until a later assignment is.
+                let taken = consumer.assign(assignment);
+                if let Err(err) = &taken {
                     tracing::error!(error = %err, "could not take the assignment");
                 }
+                self.shared.health.set_positioned(taken.is_ok());
                 self.shared.metrics.assigned_partitions.set(partitions.len() as i64);
                 *lock(&self.shared.assigned) = partitions.into_iter().collect();
                 self.shared.fetch_gate.assignment_changed(consumer, assignment);
