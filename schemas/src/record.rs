@@ -189,7 +189,7 @@ impl AlertRecord {
             return Err(DecodeError::UnsupportedFormat { found: String::from_utf8_lossy(format).into_owned() });
         }
         let record: AlertRecord = json::from_slice(value)
-            .map_err(|PathedError { path, error }| DecodeError::Malformed { path, message: error.to_string() })?;
+            .map_err(|PathedError { path, message, .. }| DecodeError::Malformed { path, message })?;
         let expected = EventId::of(&record.fingerprint, record.status, record.starts_at, record.ends_at);
         if record.event_id != expected {
             return Err(DecodeError::EventIdMismatch { found: record.event_id, expected });

@@ -104,15 +104,15 @@ impl SchemaError {
 /// Parses and checks one webhook body.
 pub fn parse(body: &[u8], limits: &Limits) -> Result<Webhook, SchemaError> {
     let counting = InForce::enter(limits);
-    let webhook: Webhook = json::from_slice(body).map_err(|PathedError { path, error }| {
+    let webhook: Webhook = json::from_slice(body).map_err(|PathedError { path, message, category }| {
         if let Some(message) = counting.exceeded() {
             return SchemaError::new(SchemaErrorKind::LimitExceeded, path, message);
         }
-        let kind = match error.classify() {
+        let kind = match category {
             serde_json::error::Category::Data => SchemaErrorKind::Invalid,
             _ => SchemaErrorKind::Syntax,
         };
-        SchemaError::new(kind, path, error.to_string())
+        SchemaError::new(kind, path, message)
     })?;
     check(&webhook, limits)?;
     Ok(webhook)

@@ -250,6 +250,23 @@ fn a_name_that_is_not_an_identifier_is_quoted_in_the_path_so_it_cannot_forge_a_l
     assert!(!err.to_string().contains('\n'), "{err}");
 }
 
+#[test]
+fn input_that_serde_repeats_in_its_errors_cannot_forge_a_log_line_or_make_a_long_one() {
+    let forged = "x\nlevel=error msg=forged";
+    // An unknown variant (serde's message repeats it) and a map key whose value has the wrong type (the path does).
+    let status = rejected(&with(|b| b["alerts"][0]["status"] = json!(forged)));
+    assert_eq!(status.path, "alerts[0].status");
+    let key = rejected(&with(|b| b["alerts"][0]["labels"][forged] = json!(1)));
+    for err in [&status, &key] {
+        assert!(!err.to_string().contains('\n'), "{err}");
+        assert!(err.to_string().contains(r"x\nlevel=error"), "escaped, not dropped: {err}");
+    }
+    let long = "k".repeat(1 << 20);
+    let err = rejected(&with(|b| b["alerts"][0]["labels"][long.as_str()] = json!(1)));
+    assert_eq!(err.kind, SchemaErrorKind::Invalid);
+    assert!(err.to_string().len() < 1_024, "an error of {} bytes", err.to_string().len());
+}
+
 /// A body of `alerts` copies of the base alert whose group labels hold `group_label_bytes` in all.
 fn amplifying_body(alerts: usize, group_label_bytes: usize) -> Vec<u8> {
     with(|b| {
