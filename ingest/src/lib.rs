@@ -14,6 +14,8 @@
 //! - [`auth`]: bearer and basic credentials, compared in constant time.
 //! - [`credential_files`]: secrets read again when their files change or on SIGHUP (the webhook credentials in
 //!   effect, the Kafka producer's, which a new producer takes, and the HTTPS certificate).
+//! - [`connection_deadline`]: a connection that makes no progress (a request head or an unread body trickled) is
+//!   shut down, so that none can hold a connection slot for long.
 //! - [`admission`]: the bounds, in bytes and records, on what requests hold until Kafka settles (backpressure).
 //! - [`sink`]: the Kafka producer: sending a body's records and settling their acknowledgements; its librdkafka
 //!   configuration (`sink::producer_config`); the broker probe behind `/readyz`, which also replaces a broken
@@ -27,6 +29,7 @@
 pub mod admission;
 pub mod auth;
 pub mod configuration;
+pub mod connection_deadline;
 pub mod credential_files;
 pub mod error;
 pub mod metrics;

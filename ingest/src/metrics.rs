@@ -53,6 +53,9 @@ pub struct Metrics {
     pub producer_replacements: Counter,
     pub credential_reloads: Counter,
     pub credential_reload_failures: Counter,
+    /// Connections shut down for making no progress ([`crate::connection_deadline`]): many of them are clients that
+    /// hold connections without sending (or a load balancer whose timeouts exceed ingest's).
+    pub connections_timed_out: Counter,
 }
 
 impl Default for Metrics {
@@ -104,6 +107,12 @@ impl Default for Metrics {
             "Times the credential files were found changed and the new credentials took effect",
             credential_reloads.clone(),
         );
+        let connections_timed_out = Counter::default();
+        registry.register(
+            "connections_timed_out",
+            "Connections shut down for making no progress (no request begun, no answer sent) in time",
+            connections_timed_out.clone(),
+        );
         let credential_reload_failures = Counter::default();
         registry.register(
             "credential_reload_failures",
@@ -127,6 +136,7 @@ impl Default for Metrics {
             producer_replacements,
             credential_reloads,
             credential_reload_failures,
+            connections_timed_out,
         }
     }
 }

@@ -1,8 +1,10 @@
-//! What happens around every request: a `tracing` span carrying a request id, and the request counter.
+//! What happens around every request: a `tracing` span carrying a request id, the request counter, and the
+//! connection's progress ([`crate::connection_deadline`]).
 //!
 //! The request id is taken from an incoming `X-Request-Id` (so a load balancer's id follows the request) or made up,
 //! and is echoed in the response, so a client-side report and the server log line can be matched.
 
+use crate::connection_deadline;
 use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -20,6 +22,7 @@ pub async fn observe(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    connection_deadline::progressed(request.request());
     let metrics = request.app_data::<web::Data<AppState>>().map(|state| Arc::clone(&state.metrics));
     let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let request_id = request
@@ -36,6 +39,7 @@ pub async fn observe(
     if let Some(metrics) = metrics {
         metrics.answered(route, response.status().as_u16());
     }
+    connection_deadline::progressed(response.request());
     Ok(response)
 }
 

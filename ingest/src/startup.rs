@@ -6,6 +6,7 @@
 
 use crate::admission::Admission;
 use crate::configuration::Settings;
+use crate::connection_deadline::{ConnectionDeadlines, KEEP_ALIVE};
 use crate::credential_files::{spawn_reloader, CredentialStore, FollowsFiles};
 use crate::metrics::Metrics;
 use crate::middleware;
@@ -95,6 +96,8 @@ impl Application {
         });
 
         let path = server_settings.path.clone();
+        let deadlines =
+            ConnectionDeadlines::new(server_settings.request_timeout, metrics.connections_timed_out.clone());
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(middleware::observe))
@@ -104,6 +107,8 @@ impl Application {
                 .route("/readyz", web::get().to(health::readyz))
                 .route("/metrics", web::get().to(metrics::metrics))
         })
+        .on_connect(move |connection, data| deadlines.watch(connection, data))
+        .keep_alive(KEEP_ALIVE)
         .disable_signals()
         .shutdown_timeout(server_settings.shutdown_timeout.as_secs());
         // HTTP/1.1 only (the workspace builds actix without HTTP/2): an HTTP/2 client can open streams without

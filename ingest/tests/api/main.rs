@@ -5,6 +5,7 @@ mod auth;
 mod backpressure;
 mod broker_outage;
 mod bytes;
+mod connections;
 mod helpers;
 mod kafka_credentials;
 mod process;
