@@ -74,6 +74,16 @@ async fn unreadable_tls_files_stop_start_up_with_a_clear_error() {
 
 /// The application protocol ingest chooses in a TLS handshake with a client that offers HTTP/2 first.
 async fn protocol_chosen_for_an_http2_client(address: &str, dir: &Path) -> Option<Vec<u8>> {
+    let tls = tls_connection(address, dir, vec![b"h2".to_vec(), b"http/1.1".to_vec()]).await;
+    tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec)
+}
+
+/// A TLS connection to ingest, trusting the CA in `dir`, offering the application protocols `alpn`.
+async fn tls_connection(
+    address: &str,
+    dir: &Path,
+    alpn: Vec<Vec<u8>>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for certificate in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
         roots.add(certificate.unwrap()).unwrap();
@@ -83,11 +93,33 @@ async fn protocol_chosen_for_an_http2_client(address: &str, dir: &Path) -> Optio
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     let tcp = tokio::net::TcpStream::connect(address.trim_start_matches("https://")).await.unwrap();
     let server_name = ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(server_name, tcp).await.unwrap();
-    tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec)
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(server_name, tcp).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_connection_that_stops_sending_is_shut_down() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let tls = certificate(dir.path());
+    let app = spawn_app(1, move |settings| {
+        settings.server.tls = Some(tls);
+        settings.server.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut connection = tls_connection(&app.address, dir.path(), vec![b"http/1.1".to_vec()]).await;
+    // One request answered, then a byte of the next head and nothing more (actix times only the first head).
+    connection.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+    let mut status = [0u8; 12];
+    connection.read_exact(&mut status).await.unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200");
+    connection.write_all(b"G").await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(30), connection.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection is still open");
+    assert_eq!(sample(&app.metrics().await, "ingest_connections_timed_out_total"), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
