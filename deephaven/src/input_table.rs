@@ -3,9 +3,12 @@
 //! append or delete record batches. Both upload the batch (DoPut into an export ticket) and hand it to the table
 //! concurrently, the server accepting the request while the upload is still streaming; the call returns once the
 //! server applied it (blink tables: once it took the rows for its next update cycle) and the export is released.
+//! A handle can be pinned to the table object its name stands for, so that a table created anew under the name
+//! does not receive a writer's rows.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
 use tonic::Code;
 
 use crate::client::Client;
@@ -15,26 +18,30 @@ use crate::flight;
 use crate::proto::backplane::create_input_table_request::Definition;
 use crate::proto::backplane::{AddTableRequest, CreateInputTableRequest, DeleteTableRequest, FetchTableRequest};
 use crate::schema;
-use crate::session::{check_created, TableService};
+use crate::session::{check_created, Export, TableService};
 use crate::ticket::{scope_ticket, table_ref};
 
-/// An input table published in the query scope, as this client expects it. It holds no session state: it stays valid
-/// across reconnects as long as the server keeps the table.
+/// An input table published in the query scope, as this client expects it. Unless pinned
+/// ([`Client::pin_input_table`]) it holds no session state: it stays valid across reconnects as long as the server
+/// keeps the table.
 #[derive(Clone, Debug)]
 pub struct InputTable {
-    /// The query-scope name every write addresses.
+    /// The query-scope name: what writes address unless the handle is pinned.
     name: String,
     /// The columns batches must have, in this order: an append is checked against it before anything is sent.
     schema: SchemaRef,
     /// As created or as given: writes do not consult it (the server enforces the kind).
     kind: InputTableKind,
+    /// The table object the name stood for when it was pinned, held by this session: writes address it, whatever
+    /// the name is given to later.
+    pinned: Option<Arc<Export>>,
 }
 
 impl InputTable {
     /// A handle on scope table `name`, taken on trust: nothing is checked until a write, which the server refuses
     /// if `name` is not an input table of these columns.
     pub fn new(name: impl Into<String>, schema: SchemaRef, kind: InputTableKind) -> Self {
-        Self { name: name.into(), schema, kind }
+        Self { name: name.into(), schema, kind, pinned: None }
     }
 
     /// How the table treats new rows.
@@ -80,6 +87,27 @@ impl Client {
         Ok(Some(schema.into()))
     }
 
+    /// `table`, pinned to the table object its scope name stands for now: writes through the returned handle keep
+    /// going to that object even once the name is given to another table (a table created anew under the same
+    /// name by another client), so they never add rows to a table its writer did not open. They then reach no
+    /// reader of the name, which the writer can tell from what it reads back by name. Valid for this session only:
+    /// after a reconnect, writes through it fail with [`Error::SessionLost`] and the table must be pinned again.
+    pub async fn pin_input_table(&self, table: InputTable) -> Result<InputTable> {
+        const OPERATION: &str = "pin input table";
+        check_name(&table.name)?;
+        let session = self.session();
+        let export = session.export(OPERATION)?;
+        let request = FetchTableRequest {
+            source_id: Some(table_ref(scope_ticket(&table.name))),
+            result_id: Some(export.ticket()),
+        };
+        let response = self.within(OPERATION, async {
+            session.tables().fetch_table(request).await.map_err(|status| session.status_error(OPERATION, &status))
+        });
+        check_created(OPERATION, &response.await?.into_inner())?;
+        Ok(InputTable { pinned: Some(Arc::new(export)), ..table })
+    }
+
     /// Creates an input table and publishes it as `name`, replacing whatever the scope held under that name.
     pub async fn create_input_table(&self, name: &str, schema: SchemaRef, kind: InputTableKind) -> Result<InputTable> {
         const OPERATION: &str = "create input table";
@@ -97,7 +125,7 @@ impl Client {
         };
         session.derive_table(OPERATION, create, |ticket| session.publish(ticket, name)).await?;
         tracing::info!(table = name, ?kind, "input table created and published");
-        Ok(InputTable { name: name.to_owned(), schema, kind })
+        Ok(InputTable::new(name, schema, kind))
     }
 
     /// Returns scope table `name` if it is an input table matching `schema` and `kind`, creates and publishes it if it
@@ -114,7 +142,7 @@ impl Client {
                     return Err(Error::SchemaMismatch { table: name.to_owned(), differences });
                 }
                 tracing::debug!(table = name, "existing input table matches");
-                Ok(InputTable { name: name.to_owned(), schema, kind })
+                Ok(InputTable::new(name, schema, kind))
             }
         }
     }
@@ -146,8 +174,16 @@ impl Client {
             return Ok(());
         }
         let session = self.session();
+        let target = match &table.pinned {
+            Some(pinned) if !pinned.belongs_to(&session) => {
+                let message = format!("table {} was pinned in an earlier session", table.name);
+                return Err(Error::SessionLost { operation, message });
+            }
+            Some(pinned) => pinned.ticket(),
+            None => scope_ticket(&table.name),
+        };
         let export = session.export(operation)?;
-        let (input_table, rows) = (Some(scope_ticket(&table.name)), Some(export.ticket()));
+        let (input_table, rows) = (Some(target), Some(export.ticket()));
         let apply = async {
             let mut service = session.input_tables();
             let applied = match change {

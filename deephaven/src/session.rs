@@ -333,6 +333,11 @@ impl Export {
         export_ticket(self.id)
     }
 
+    /// Whether the ticket is `session`'s (after a reconnect, another session's id may name something else).
+    pub(crate) fn belongs_to(&self, session: &Arc<Session>) -> bool {
+        Arc::ptr_eq(&self.session, session)
+    }
+
     /// Releases the ticket on the server and waits for the answer.
     pub(crate) async fn release(mut self) {
         self.released = true;

@@ -115,6 +115,25 @@ async fn a_second_session_writes_to_a_published_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_table_is_written_even_once_its_name_is_given_to_another() {
+    let (writer, other) = (connect().await, connect().await);
+    let name = unique_name("Pinned");
+    let table = writer.ensure_input_table(&name, row_schema(), keyed()).await.expect("create");
+    let pinned = writer.pin_input_table(table).await.expect("pin");
+    writer.append(&pinned, batch(&[Row::sample("before", 1)])).await.expect("write before");
+
+    // Another client creates the table anew under the same name: the pinned handle's rows do not go there.
+    other.create_input_table(&name, row_schema(), keyed()).await.expect("created anew");
+    writer.append(&pinned, batch(&[Row::sample("after", 2)])).await.expect("write after");
+    assert_eq!(rows(&writer.snapshot(&name).await.expect("snapshot")), vec![], "the new table holds nothing");
+
+    // A pinned handle belongs to its session.
+    writer.reconnect().await.expect("reconnect");
+    let err = writer.append(&pinned, batch(&[Row::sample("later", 3)])).await.expect_err("an earlier session's pin");
+    assert_eq!(err.class(), ErrorClass::SessionLost, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn existing_tables_are_checked_against_the_expected_definition() {
     let client = connect().await;
     let name = unique_name("Checked");

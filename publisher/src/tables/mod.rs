@@ -121,6 +121,11 @@ impl Sink {
             client.publish_clock(&names.clock, settings.window_step).await?;
             (log, flush, slices)
         };
+        // Rows go to the log this session opened, even once another publisher (or a replay on this prefix) gives
+        // its name to a new set: they must not land in a set whose earlier rows this publisher never wrote, where
+        // they would make its progress claim them. Written to the old log, they show in no table, and the check
+        // finds the progress behind what this publisher wrote, and reconnects to the new set.
+        let (log, flush) = (client.pin_input_table(log).await?, client.pin_input_table(flush).await?);
         let sink = Sink {
             client,
             names,

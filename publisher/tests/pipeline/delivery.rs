@@ -192,6 +192,34 @@ async fn tables_created_anew_under_a_running_publisher_are_filled_again() {
     publisher.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_created_anew_while_records_arrive_get_every_record() {
+    let setup = setup(2).await;
+    let publisher = spawn_publisher(setup.settings(), Mode::Follow).await;
+    let mut acked = produce(&setup.brokers, &setup.topic, &synthetic_records(10, 80)).await;
+    wait_for_tables(
+        &setup.deephaven_url,
+        &setup.prefix,
+        &expected(&positions(&setup.brokers, &setup.topic, &acked).await),
+    )
+    .await;
+
+    // The set is created anew under the running publisher, and records keep arriving, which it writes before its
+    // next check: were they to land in the new set, its progress would claim the records before them too.
+    publisher::tables::Sink::open(&setup.settings().deephaven, true).await.expect("the set is created anew");
+    let written = || sample(&publisher.metrics_text(), "publisher_batch_records_sum");
+    let before = written();
+    let later = synthetic_records(2, 90);
+    acked.extend(produce(&setup.brokers, &setup.topic, &later).await);
+    wait::until_true("the publisher to write the later records", TABLES_DEADLINE, || async {
+        written() >= before + later.len() as f64
+    })
+    .await;
+    let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    publisher.stop().await;
+}
+
 /// Produces `raw` (key, format header, value) records, reads them back, and returns them with the tables their
 /// decodable records make.
 async fn produce_raw_and_expect(setup: &Setup, raw: &[(Vec<u8>, Option<&str>, Vec<u8>)]) -> (Vec<Consumed>, Tables) {
