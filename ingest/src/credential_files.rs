@@ -6,7 +6,8 @@
 //! ([`CredentialStore`]), the Kafka producer ([`crate::sink::AlertSink`]) and the HTTPS certificate
 //! ([`crate::tls::ServedCertificate`]). A set that reads differently replaces
 //! the old one whole; a set that cannot be read (a file missing or empty half-way through a rotation) changes
-//! nothing and is retried at the next round, so a bad rotation never locks Alertmanager out or ingest out of Kafka.
+//! nothing and is retried at the next round, and so do Kafka credentials the brokers refuse, so a bad rotation does
+//! not lock Alertmanager out or ingest out of Kafka.
 
 use crate::auth::Credentials;
 use crate::configuration::AuthSettings;

@@ -323,7 +323,8 @@ impl Pipeline {
     /// ready meanwhile. False when shutdown came first.
     async fn rewind(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
         let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
-        while let Err(err) = kafka::rewind(&self.consumer, &self.settings.kafka.topic, &self.shared) {
+        let topic = &self.settings.kafka.topic;
+        while let Err(err) = tokio::task::block_in_place(|| kafka::rewind(&self.consumer, topic, &self.shared)) {
             self.health.set_positioned(false);
             tracing::error!(error = %err, "could not move a partition back to Deephaven's progress; retrying");
             if backoff.wait(shutdown).await.is_err() {

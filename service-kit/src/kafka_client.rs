@@ -1,11 +1,15 @@
 //! How every Kafka client of the services is configured, in one order: where the brokers are and who the client
 //! is, then the client's own choices, then what the operator set (`kafka.properties`: TLS, SASL, tuning), which
 //! wins over both, so an operator can change anything a service chose. Clients are made with [`create`] and
-//! [`create_with_context`], whose errors never carry a property's value.
+//! [`create_with_context`], whose errors never carry a property's value; [`refused_credentials`] asks the brokers
+//! whether they take a configuration's credentials before a service puts it in place of one that works.
 
 use rdkafka::config::{FromClientConfig, FromClientConfigAndContext};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The configuration of a client of `brokers` named `client_id`: `own` sets the client's choices, then each of
 /// `operator`'s properties is laid over them.
@@ -35,6 +39,57 @@ pub fn create_with_context<C: ClientContext, T: FromClientConfigAndContext<C>>(
     context: C,
 ) -> KafkaResult<T> {
     config.create_with_context(context).map_err(without_the_value)
+}
+
+/// Why the brokers refuse the credentials `config` carries, if they do: a throwaway client asks for metadata for up
+/// to `timeout`, and a TLS or authentication failure that librdkafka reports meanwhile is the reason. `None` when
+/// a broker answered, and also when none could be reached: an unreachable broker says nothing about the
+/// credentials, and must not hold back a rotation. Blocking.
+pub fn refused_credentials(config: &ClientConfig, timeout: Duration) -> KafkaResult<Option<String>> {
+    let client: BaseProducer<Refusals> = create_with_context(config, Refusals::default())?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answered = client.client().fetch_metadata(None, REFUSAL_POLL).is_ok();
+        // Serves the error events queued meanwhile (a refused handshake or login among them).
+        client.poll(Duration::ZERO);
+        let refused = client.context().reason.lock().expect("lock poisoned").take();
+        if answered || refused.is_some() || Instant::now() >= deadline {
+            return Ok(refused.filter(|_| !answered));
+        }
+    }
+}
+
+/// How long each metadata request of [`refused_credentials`] waits before the errors are looked at.
+const REFUSAL_POLL: Duration = Duration::from_millis(250);
+
+/// The first TLS or authentication failure a client reported.
+#[derive(Default)]
+struct Refusals {
+    reason: Mutex<Option<String>>,
+}
+
+impl ClientContext for Refusals {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let refusal = match error.rdkafka_error_code() {
+            Some(
+                RDKafkaErrorCode::SSL | RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed,
+            ) => true,
+            // A TLS 1.3 server refuses a client certificate after the handshake, so librdkafka reports the server's
+            // alert (OpenSSL's "SSL alert number …") as a transport failure, not as a TLS error.
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => reason.contains("SSL alert"),
+            _ => false,
+        };
+        if refusal {
+            self.reason.lock().expect("lock poisoned").get_or_insert_with(|| format!("{error}: {reason}"));
+        }
+    }
+}
+
+/// Nothing is produced: delivery reports need no handling.
+impl ProducerContext for Refusals {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 /// librdkafka refuses a property by name, and rdkafka's message then prints the value too: a password set under a

@@ -5,7 +5,9 @@
 //! certificates and keys, CAs). When either changes, the sink creates a new producer from what the files say now
 //! and puts it in place of the old one, whose records settle as they would have. Files caught half-way through a
 //! rotation (one missing, a key that does not match its certificate) change nothing: the producer in use stays,
-//! and the next round tries again.
+//! and the next round tries again. So do credentials the brokers refuse (a mistyped password, a certificate from
+//! the wrong CA), which are tried on a broker first; when no broker answers, nothing tells them wrong, and they are
+//! taken.
 
 use super::producer_config::producer_config;
 use super::AlertSink;
@@ -15,6 +17,9 @@ use anyhow::Context;
 use rdkafka::ClientConfig;
 use service_kit::kafka_client;
 use std::time::Duration;
+
+/// How long the brokers are given to refuse new credentials before the producer in use is replaced.
+const CREDENTIALS_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the producer in use was created from.
 pub(super) struct ProducerSource {
@@ -43,8 +48,8 @@ impl FollowsFiles for AlertSink {
         "Kafka credentials"
     }
 
-    /// Replaces the producer with one created from the files when they changed; an error (a file unreadable, or
-    /// librdkafka refusing what they say) leaves the producer in use.
+    /// Replaces the producer with one created from the files when they changed; an error (a file unreadable,
+    /// librdkafka or the brokers refusing what they say) leaves the producer in use.
     fn read_files_again(&self) -> anyhow::Result<bool> {
         let mut source = self.source.lock().expect("lock poisoned");
         let properties = source.settings.properties.with_files_read_again(&source.settings.property_files)?;
@@ -55,7 +60,11 @@ impl FollowsFiles for AlertSink {
         let settings = KafkaSettings { properties, ..source.settings.clone() };
         let fresh =
             ProducerSource { settings, message_timeout: source.message_timeout, located_files: Some(located_files) };
-        let producer = kafka_client::create(&fresh.config()).context("creating a producer with the new credentials")?;
+        let config = fresh.config();
+        let producer = kafka_client::create(&config).context("creating a producer with the new credentials")?;
+        if let Some(reason) = kafka_client::refused_credentials(&config, CREDENTIALS_CHECK_TIMEOUT)? {
+            anyhow::bail!("the brokers refuse the new credentials ({reason}); the producer in use stays");
+        }
         *source = fresh;
         self.install_producer(&source, producer);
         Ok(true)

@@ -158,6 +158,26 @@ async fn a_rotated_client_certificate_given_as_property_files_is_taken_without_a
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn credentials_the_brokers_refuse_do_not_replace_the_producer_in_use() {
+    let authorities = Authorities::generate();
+    let broker = TlsBroker::start_verifying_clients(&authorities.server, &authorities.clients.ca_file());
+    let mut mount = SecretMount::new(&secret_files(&authorities.clients.client_certificate("admitted")));
+    let app = start_ingest(&broker, &authorities, &mount, Given::ByLocation, |_| {}).await;
+    app.wait_until_ready().await;
+    let metrics = app.metrics().await;
+    let reloads = sample(&metrics, "ingest_credential_reloads_total");
+    let failures = sample(&metrics, "ingest_credential_reload_failures_total");
+
+    // A certificate and its own key, readable and valid, but from a CA the front does not trust.
+    mount.rotate(&secret_files(&authorities.strangers.client_certificate("refused")));
+    wait_for_metric_above(&app, "ingest_credential_reload_failures_total", failures).await;
+    let response = app.post_json(captured_webhooks()[1].body.clone()).await;
+    assert_eq!(response.status(), 200, "the producer in use still reaches Kafka");
+    assert_eq!(app.readyz().await, 200);
+    assert_eq!(sample(&app.metrics().await, "ingest_credential_reloads_total"), reloads, "no producer replaced");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn records_in_flight_at_a_rotation_are_delivered_by_the_producer_they_were_handed_to() {
     let authorities = Authorities::generate();
     let broker = TlsBroker::start_verifying_clients(&authorities.server, &authorities.clients.ca_file());
