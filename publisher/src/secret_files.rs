@@ -6,11 +6,13 @@
 //! pipeline is stopped as on SIGTERM (the batch in hand written) and started again with them, resuming from the
 //! progress in Deephaven like any restart. A publisher halted for refused credentials is released the same way. A
 //! file that cannot be read, or Kafka secrets librdkafka refuses (a rotation caught half-way: a key that is not the
-//! certificate's), change nothing and are read again next round.
+//! certificate's) or the brokers refuse, change nothing and are read again next round.
 
 use crate::configuration::Settings;
 use crate::dead_letters::DeadLetters;
 use crate::metrics::Metrics;
+use service_kit::kafka_client::{self, client_config};
+use std::time::Duration;
 use tokio::signal::unix::Signal;
 use tokio::sync::watch;
 
@@ -67,9 +69,19 @@ pub async fn watch(
 /// Whether librdkafka takes the Kafka secrets as they read now: it checks them (a key that is not its certificate's,
 /// a PEM it cannot parse) when a client is created, so one is created and dropped. The pipeline is not stopped for
 /// secrets it could not start again with, as a rotation caught half-way shows.
+/// Nor for secrets the brokers refuse (a certificate from a CA they do not trust, a mistyped password), which are
+/// tried on them first.
 fn usable_by_kafka(settings: &Settings) -> anyhow::Result<()> {
     let kafka = &settings.kafka;
     DeadLetters::new(&kafka.brokers, &kafka.dlq_topic, &kafka.properties)
         .map(drop)
-        .map_err(|error| anyhow::anyhow!("the Kafka client refuses the new secrets: {error}"))
+        .map_err(|error| anyhow::anyhow!("the Kafka client refuses the new secrets: {error}"))?;
+    let config = client_config(&kafka.brokers, "alerthaven-publisher-check", |_| {}, kafka.properties.iter());
+    match kafka_client::refused_credentials(&config, CREDENTIALS_CHECK_TIMEOUT)? {
+        Some(reason) => anyhow::bail!("the brokers refuse the new secrets: {reason}"),
+        None => Ok(()),
+    }
 }
+
+/// How long the brokers are given to refuse new secrets before the pipeline is restarted with them.
+const CREDENTIALS_CHECK_TIMEOUT: Duration = Duration::from_secs(5);

@@ -148,7 +148,7 @@ async fn a_rotated_kafka_client_certificate_restarts_the_pipeline_and_it_consume
     let acked = produce_with(&producer_tls, &broker.brokers(), "alerts", &records).await;
     let positioned: Vec<_> =
         records.iter().zip(&acked).map(|(record, (partition, offset))| (record.clone(), *partition, *offset)).collect();
-    let expected = expected(&positioned);
+    let first = expected(&positioned);
 
     let files = CertificateFiles::new(&strangers.client_certificate("the publisher"));
     let setup = Setup {
@@ -178,7 +178,23 @@ async fn a_rotated_kafka_client_certificate_restarts_the_pipeline_and_it_consume
     })
     .await;
     files.rotate(&clients.client_certificate("the publisher"));
-    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &first).await;
     assert_eq!(sample(&publisher.metrics_text(), "publisher_secret_reloads_total"), 1.0, "one rotation, one restart");
+
+    // A certificate the front refuses, readable and whole: the pipeline runs on with the one that works.
+    let failures = sample(&publisher.metrics_text(), "publisher_secret_reload_failures_total");
+    files.rotate(&strangers.client_certificate("the publisher again"));
+    wait::until_true("the refused certificate to be refused", TABLES_DEADLINE, || async {
+        sample(&publisher.metrics_text(), "publisher_secret_reload_failures_total") > failures
+    })
+    .await;
+    let more = synthetic_records(1, 8_100);
+    let acked = produce_with(&producer_tls, &broker.brokers(), "alerts", &more).await;
+    let positioned: Vec<_> = positioned
+        .into_iter()
+        .chain(more.iter().zip(&acked).map(|(record, (partition, offset))| (record.clone(), *partition, *offset)))
+        .collect();
+    wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected(&positioned)).await;
+    assert_eq!(sample(&publisher.metrics_text(), "publisher_secret_reloads_total"), 1.0, "no restart for it");
     publisher.stop().await;
 }
