@@ -1,7 +1,9 @@
 //! Backpressure: bounds on what requests hold in memory, in bytes and in records.
 //!
-//! A request takes room for its body before reading it (its `Content-Length`, or chunk by chunk while it streams),
-//! then for its encoded records before producing them, and for as many records as it has. It keeps that room until
+//! A request takes room for its body before reading it: a head start, then more as its bytes arrive (so that a
+//! length declared but never sent holds next to nothing); a declared `Content-Length` larger than the room free is
+//! refused from the head alone. Then it takes room for its encoded records before producing them, and for as many
+//! records as it has. It keeps that room until
 //! Kafka has settled every record (acknowledged or failed), even when the handler has long answered at its deadline:
 //! the records sit in the producer's queue until then. A request that does not fit is answered 503 at once, which
 //! keeps memory bounded whatever the number of connections, and tells Alertmanager to back off.
@@ -26,6 +28,11 @@ pub struct Admitted {
 impl Admission {
     pub fn new(max_bytes: usize, max_records: usize, in_flight_bytes: Gauge, in_flight_records: Gauge) -> Self {
         Self { bytes: Pool::new(max_bytes, in_flight_bytes), records: Pool::new(max_records, in_flight_records) }
+    }
+
+    /// How many bytes are free now.
+    pub fn free_bytes(&self) -> usize {
+        self.bytes.room.available_permits()
     }
 
     /// Room for `bytes` bytes and no record yet, or `None` if that much is not free.

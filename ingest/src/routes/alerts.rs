@@ -56,8 +56,12 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
         || IngestError::DeadlineExceeded { timeout: state.request_timeout, retry_after: state.retry_after };
     let overloaded = || IngestError::Overloaded { retry_after: state.retry_after };
     let declared = declared_length(request, state.max_body_bytes)?;
-    let mut admitted = state.admission.try_admit(declared.unwrap_or(0)).ok_or_else(overloaded)?;
-    let body = timeout_at(deadline.into(), read_body(payload, declared, state, &mut admitted))
+    if declared.is_some_and(|length| length > state.admission.free_bytes()) {
+        return Err(overloaded());
+    }
+    let head_start = declared.map_or(0, |length| length.min(HEAD_START_BYTES));
+    let mut admitted = state.admission.try_admit(head_start).ok_or_else(overloaded)?;
+    let body = timeout_at(deadline.into(), read_body(payload, declared, head_start, state, &mut admitted))
         .await
         .map_err(|_| deadline_exceeded())??;
     state.metrics.body_bytes.observe(body.len() as f64);
@@ -142,17 +146,23 @@ fn declared_length(request: &HttpRequest, limit: usize) -> Result<Option<usize>,
     }
 }
 
-/// Reads the body, refusing it as soon as it is known to exceed `server.max_body_bytes`. Room for the `declared` length is already
-/// admitted; a body that streams past it (no `Content-Length`) takes room chunk by chunk, 503 when there is none.
+/// The room a body with a declared length takes before its first byte: enough for most webhooks whole, while a
+/// length declared but never sent holds little.
+const HEAD_START_BYTES: usize = 64 * 1024;
+
+/// Reads the body, refusing it as soon as it is known to exceed `server.max_body_bytes`. `room` bytes are already
+/// admitted; past them, a body of declared length doubles its room and buffer up to that length (few copies, and
+/// the buffer never larger than its room), and one of unknown length takes room chunk by chunk; 503 when there is
+/// none.
 async fn read_body(
     mut payload: web::Payload,
     declared: Option<usize>,
+    mut room: usize,
     state: &AppState,
     admitted: &mut Admitted,
 ) -> Result<BytesMut, IngestError> {
     let limit = state.max_body_bytes;
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
-    let mut room = declared.unwrap_or(0);
+    let mut body = BytesMut::with_capacity(room);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|err| IngestError::UnreadableBody(err.to_string()))?;
         let length = body.len() + chunk.len();
@@ -160,10 +170,12 @@ async fn read_body(
             return Err(IngestError::PayloadTooLarge { limit });
         }
         if length > room {
-            if !admitted.try_add_bytes(length - room) {
+            let grown = declared.map_or(length, |declared| length.max(room * 2).min(declared));
+            if !admitted.try_add_bytes(grown - room) {
                 return Err(IngestError::Overloaded { retry_after: state.retry_after });
             }
-            room = length;
+            body.reserve(grown - body.len());
+            room = grown;
         }
         body.extend_from_slice(&chunk);
     }

@@ -84,6 +84,33 @@ async fn room_for_a_body_is_taken_before_it_is_read() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_declared_length_holds_room_only_as_its_bytes_arrive() {
+    const DECLARED: usize = 512 * 1024;
+    const HEAD_START: f64 = 64.0 * 1024.0;
+    // Room for two such bodies whole: declaring a length must not be enough to take it.
+    let app = spawn_app(1, |settings| {
+        settings.server.max_in_flight_bytes = 2 * DECLARED + 1024;
+        settings.server.request_timeout = Duration::from_secs(20);
+        settings.server.shutdown_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(PartialUpload::start(&app.address, &vec![b' '; DECLARED], 0, true).await);
+    }
+    wait::until("the four silent uploads to hold their head starts", Duration::from_secs(10), || async {
+        match in_flight_bytes(&app).await {
+            bytes if bytes == 4.0 * HEAD_START => Ok(()),
+            bytes => Err(bytes),
+        }
+    })
+    .await;
+    let (body, _) = synthetic_webhook(5, 2);
+    assert_eq!(app.post_json(body).await.status(), 200, "a real webhook still finds room");
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_hangs_up_leaves_its_room_taken_until_kafka_settles_its_records() {
     let broker = PrivateBroker::start(1);
     let app = spawn_app_on(&broker.brokers(), "alerts", |settings| {
