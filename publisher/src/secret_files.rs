@@ -9,7 +9,6 @@
 //! certificate's) or the brokers refuse, change nothing and are read again next round.
 
 use crate::configuration::Settings;
-use crate::dead_letters::DeadLetters;
 use crate::metrics::Metrics;
 use service_kit::kafka_client::{self, client_config};
 use std::time::Duration;
@@ -66,18 +65,16 @@ pub async fn watch(
     }
 }
 
-/// Whether librdkafka takes the Kafka secrets as they read now: it checks them (a key that is not its certificate's,
-/// a PEM it cannot parse) when a client is created, so one is created and dropped. The pipeline is not stopped for
+/// Whether the Kafka secrets as they read now would work: librdkafka checks them when a client is created (a key
+/// that is not its certificate's, a PEM it cannot parse), and the brokers when it connects (a certificate from a CA
+/// they do not trust, a mistyped password), so a throwaway client tries them. The pipeline is not stopped for
 /// secrets it could not start again with, as a rotation caught half-way shows.
-/// Nor for secrets the brokers refuse (a certificate from a CA they do not trust, a mistyped password), which are
-/// tried on them first.
 fn usable_by_kafka(settings: &Settings) -> anyhow::Result<()> {
     let kafka = &settings.kafka;
-    DeadLetters::new(&kafka.brokers, &kafka.dlq_topic, &kafka.properties)
-        .map(drop)
-        .map_err(|error| anyhow::anyhow!("the Kafka client refuses the new secrets: {error}"))?;
     let config = client_config(&kafka.brokers, "alerthaven-publisher-check", |_| {}, kafka.properties.iter());
-    match kafka_client::refused_credentials(&config, CREDENTIALS_CHECK_TIMEOUT)? {
+    match kafka_client::refused_credentials(&config, CREDENTIALS_CHECK_TIMEOUT)
+        .map_err(|error| anyhow::anyhow!("the Kafka client refuses the new secrets: {error}"))?
+    {
         Some(reason) => anyhow::bail!("the brokers refuse the new secrets: {reason}"),
         None => Ok(()),
     }

@@ -48,10 +48,7 @@ async fn a_rotated_psk_file_releases_a_halted_publisher_and_it_publishes_with_th
     let secrets = tempfile::tempdir().unwrap();
     let (settings, psk_file) = with_psk_file(setup.settings(), secrets.path(), "a-wrong-key");
     let publisher = spawn_publisher(settings, Mode::Follow).await;
-    wait::until("the publisher to halt", TABLES_DEADLINE, || async {
-        publisher.health.readiness().halted.ok_or("not halted")
-    })
-    .await;
+    publisher.wait_for_readiness("the publisher to halt", |readiness| readiness.halted.is_some()).await;
 
     rotate(&psk_file, "the-right-key\n");
     publisher.wait_for_readiness("the publisher to be ready with the new key", |readiness| readiness.ready).await;
@@ -92,10 +89,7 @@ async fn a_replay_halted_before_it_started_the_tables_over_still_starts_them_ove
     let secrets = tempfile::tempdir().unwrap();
     let (settings, psk_file) = with_psk_file(setup.settings(), secrets.path(), "a-wrong-key");
     let replayer = spawn_publisher(settings, Mode::Replay).await;
-    wait::until("the replay to halt", TABLES_DEADLINE, || async {
-        replayer.health.readiness().halted.ok_or("not halted")
-    })
-    .await;
+    replayer.wait_for_readiness("the replay to halt", |readiness| readiness.halted.is_some()).await;
     rotate(&psk_file, "the-right-key\n");
     wait_for_tables_read_by(&reader, &setup.prefix, &expected).await;
     assert_eq!(sample(&replayer.metrics_text(), "publisher_secret_reloads_total"), 1.0);
