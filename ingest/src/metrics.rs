@@ -49,6 +49,7 @@ pub struct Metrics {
     rejections: Family<ReasonLabels, Counter>,
     kafka_errors: Family<KafkaErrorLabels, Counter>,
     pub broker_ready: Gauge,
+    pub broker_probes: Counter,
     pub broker_probe_failures: Counter,
     pub producer_replacements: Counter,
     pub credential_reloads: Counter,
@@ -89,6 +90,8 @@ impl Default for Metrics {
         registry.register("kafka_errors", "Records Kafka did not acknowledge, by error", kafka_errors.clone());
         let broker_ready = Gauge::default();
         registry.register("broker_ready", "1 when the broker and topic answered the last probe", broker_ready.clone());
+        let broker_probes = Counter::default();
+        registry.register("broker_probes", "Probes of the broker and topic run, failed or not", broker_probes.clone());
         let broker_probe_failures = Counter::default();
         registry.register(
             "broker_probe_failures",
@@ -132,6 +135,7 @@ impl Default for Metrics {
             rejections,
             kafka_errors,
             broker_ready,
+            broker_probes,
             broker_probe_failures,
             producer_replacements,
             credential_reloads,

@@ -102,8 +102,8 @@ pub struct AlertSink {
     topic: String,
     /// The last probe's verdict.
     ready: AtomicBool,
-    /// Set when a body's records were not acknowledged in time; the probe replaces the producer if the broker
-    /// nevertheless answers.
+    /// Set when a record failed for a reason not its own, its timeout (`message.timeout.ms`, the request timeout plus
+    /// the linger) included; the probe replaces the producer if the broker nevertheless answers.
     suspect: AtomicBool,
     /// When the producer was last replaced, to rate-limit replacements.
     replaced_at: Mutex<Instant>,
@@ -173,11 +173,6 @@ impl AlertSink {
         sending
     }
 
-    /// Reports that a body's records were not acknowledged before its deadline.
-    pub fn report_unacknowledged(&self) {
-        self.suspect.store(true, Ordering::Relaxed);
-    }
-
     /// Counts a record's failure by its librdkafka error code and, unless the record itself was at fault, makes the
     /// producer suspect.
     fn count(&self, error: SendError) -> SendError {
@@ -189,7 +184,7 @@ impl AlertSink {
         };
         self.metrics.kafka_error(code);
         if !error.is_caused_by_the_record() && !error.is_a_batch_too_large_for_the_broker() {
-            self.report_unacknowledged();
+            self.suspect.store(true, Ordering::Relaxed);
         }
         error
     }

@@ -63,6 +63,7 @@ impl AlertSink {
                     .unwrap_or_else(|err| Err(ProbeError::TaskFailed(err)));
                 let was_ready = self.ready.swap(verdict.is_ok(), Ordering::Relaxed);
                 self.metrics.broker_ready.set(i64::from(verdict.is_ok()));
+                self.metrics.broker_probes.inc();
                 if verdict.is_err() {
                     self.metrics.broker_probe_failures.inc();
                 }

@@ -1,9 +1,10 @@
 //! Bounded in-flight work and the request deadline: both answer 503 quickly instead of queueing without limit, and
 //! what a request was admitted is held until Kafka has settled its records.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, PartialUpload};
 use std::time::{Duration, Instant};
 use test_kit::fixtures::synthetic_webhook;
+use test_kit::kafka::read_all;
 use test_kit::metrics::sample;
 use test_kit::wait;
 
@@ -72,4 +73,44 @@ async fn a_passed_deadline_answers_503_and_the_room_is_held_until_kafka_settles(
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_that_ends_near_the_deadline_leaves_the_healthy_producer_in_place() {
+    // The linger keeps a healthy producer's records unacknowledged past the deadline of a body uploaded late.
+    let app = spawn_app(1, |settings| {
+        settings.kafka.linger = Duration::from_millis(800);
+        settings.server.request_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    // The probe replaces a suspect producer at most every 5 s, counted from its creation (before `spawn_app`
+    // returned).
+    let replacement_allowed = Instant::now() + Duration::from_secs(5);
+    let (body, fingerprints) = synthetic_webhook(5, 1);
+    let upload = PartialUpload::start(&app.address, &body, body.len() - 1, true).await;
+    // The client is slow: its last byte arrives half a second before the deadline.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(upload.finish().await, 503, "the records were not acknowledged before the deadline");
+    wait::until("Kafka to settle the records", Duration::from_secs(10), || async {
+        match sample(&app.metrics().await, "ingest_in_flight_records") {
+            0.0 => Ok(()),
+            held => Err(held),
+        }
+    })
+    .await;
+    let consumed = read_all(&app.brokers, &app.topic, Duration::from_secs(20)).await;
+    let written: Vec<String> = consumed.iter().map(|record| record.decode().unwrap().fingerprint.to_string()).collect();
+    assert_eq!(written, fingerprints, "the producer delivered them after the answer: it works");
+
+    tokio::time::sleep_until(replacement_allowed.into()).await;
+    let probes = sample(&app.metrics().await, "ingest_broker_probes_total");
+    wait::until("two probes once a replacement is allowed", Duration::from_secs(10), || async {
+        match sample(&app.metrics().await, "ingest_broker_probes_total") {
+            now if now >= probes + 2.0 => Ok(()),
+            now => Err(now),
+        }
+    })
+    .await;
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, "ingest_producer_replacements_total"), 0.0, "{metrics}");
 }
