@@ -10,7 +10,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use schemas::tables::Applied;
 use service_kit::kafka_client::{self, client_config};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,17 +117,28 @@ impl RecordProbe {
     }
 }
 
-/// Commits the group's offsets (for lag monitoring; resuming does not depend on them). Refusals arrive in
-/// [`ResumeContext`]'s commit callback.
-pub fn commit(consumer: &AlertConsumer, topic: &str, offsets: &BTreeMap<i32, Applied>) {
-    let mut list = TopicPartitionList::new();
-    for (partition, applied) in offsets {
-        list.add_partition_offset(topic, *partition, Offset::Offset(applied.offset + 1))
-            .expect("an absolute offset is always valid");
+/// Commits the group's offsets (for lag monitoring; resuming does not depend on them) of the partitions still
+/// `assigned`. Refusals arrive in [`ResumeContext`]'s commit callback.
+pub fn commit(consumer: &AlertConsumer, topic: &str, offsets: &BTreeMap<i32, Applied>, assigned: &BTreeSet<i32>) {
+    let list = to_commit(topic, offsets, assigned);
+    if list.count() == 0 {
+        return;
     }
     if let Err(err) = consumer.commit(&list, CommitMode::Async) {
         tracing::warn!(error = %err, "committing the group's offsets failed");
     }
+}
+
+/// The offsets to commit after a batch that read up to `offsets`. A batch read before a rebalance may hold records
+/// of a partition given to another member since, which may have committed further on: its offset is left alone
+/// (the broker takes a commit of any partition from any member of the group).
+fn to_commit(topic: &str, offsets: &BTreeMap<i32, Applied>, assigned: &BTreeSet<i32>) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (partition, applied) in offsets.iter().filter(|(partition, _)| assigned.contains(partition)) {
+        let next = applied.next_offset().expect("an offset Kafka gave is followed by another");
+        list.add_partition_offset(topic, *partition, Offset::Offset(next)).expect("an absolute offset is always valid");
+    }
+    list
 }
 
 /// Moves every assigned partition back to the progress Deephaven holds. Stops at the first partition that cannot
@@ -145,4 +156,19 @@ pub fn rewind(consumer: &AlertConsumer, topic: &str, shared: &Shared) -> KafkaRe
 /// Moves `partition` back to `offset` to read what a fetch skipped ([`crate::continuity`]). Blocking.
 pub fn read_again_from(consumer: &AlertConsumer, topic: &str, partition: i32, offset: i64) -> KafkaResult<()> {
     consumer.seek(topic, partition, Offset::Offset(offset), SEEK_TIMEOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_partitions_still_assigned_are_committed_each_after_its_last_record() {
+        let read = |offset| Applied { incarnation: 0, offset };
+        let offsets = [(0, read(9)), (1, read(41)), (2, read(0))].into();
+        let list = to_commit("alerts", &offsets, &[0, 2, 5].into());
+        let committed: Vec<(i32, Offset)> =
+            list.elements().iter().map(|element| (element.partition(), element.offset())).collect();
+        assert_eq!(committed, [(0, Offset::Offset(10)), (2, Offset::Offset(1))], "partition 1 was given away");
+    }
 }

@@ -513,7 +513,7 @@ impl Pipeline {
         self.metrics.applied(&batch.received_at);
         self.metrics.rows_written.get_or_create(&TableLabels { table: sink.names().log.clone() }).inc_by(row_count);
         self.shared.wrote(&batch.offsets);
-        kafka::commit(&self.consumer, &self.settings.kafka.topic, &batch.offsets);
+        kafka::commit(&self.consumer, &self.settings.kafka.topic, &batch.offsets, &self.shared.assigned());
         Ok(())
     }
 

@@ -39,6 +39,14 @@ pub struct Applied {
     pub offset: i64,
 }
 
+impl Applied {
+    /// The offset after this one, where reading resumes. `None` when there is none: an offset that is negative or
+    /// the largest, which Kafka never gives, but a log edited by hand can.
+    pub fn next_offset(&self) -> Option<i64> {
+        self.offset.checked_add(1).filter(|next| *next > 0)
+    }
+}
+
 /// A decoded record together with where it was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PositionedRecord {
