@@ -119,6 +119,8 @@ impl Shared {
         mut gone: impl FnMut(i32, i64) -> KafkaResult<bool>,
     ) -> Option<(i32, Applied)> {
         let current = self.incarnation();
+        // Only a log edited by hand names the largest incarnation there is; none can follow it.
+        let next = current.checked_add(1)?;
         let applied: Vec<(i32, Applied)> = {
             let progress = lock(&self.progress);
             partitions
@@ -130,8 +132,7 @@ impl Shared {
         for (partition, applied) in applied {
             match gone(partition, applied.offset) {
                 Ok(true) => {
-                    let _ =
-                        self.incarnation.compare_exchange(current, current + 1, Ordering::AcqRel, Ordering::Acquire);
+                    let _ = self.incarnation.compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire);
                     return Some((partition, applied));
                 }
                 Ok(false) => {}
@@ -184,8 +185,9 @@ impl Shared {
     /// retained record. Called as the partition is moved there, which [`Shared::start_of`] then tells.
     pub fn resume_offset(&self, partition: i32) -> Offset {
         let incarnation = self.incarnation();
-        let resume = match lock(&self.progress).get(&partition).filter(|applied| applied.incarnation == incarnation) {
-            Some(applied) => Offset::Offset(applied.offset + 1),
+        let progress = lock(&self.progress).get(&partition).copied();
+        let resume = match progress.filter(|applied| applied.incarnation == incarnation).and_then(|a| a.next_offset()) {
+            Some(next) => Offset::Offset(next),
             None => {
                 self.metrics.replays.inc();
                 Offset::Beginning
@@ -379,5 +381,15 @@ mod tests {
         let read = [(0, applied(1, 100)), (1, applied(1, 50))].into();
         assert_eq!(shared.behind(&known, &read), None, "nothing applied before the read is missing from it");
         assert_eq!(shared.behind(&known, &[(0, applied(1, 100)), (1, applied(1, 49))].into()), Some(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn positions_no_record_can_have_replay_the_partition_instead_of_overflowing() {
+        // Only a log edited by hand holds them: the largest or a negative offset, the largest incarnation.
+        let shared = shared_with([(0, applied(i32::MAX, i64::MAX)), (1, applied(i32::MAX, -5))].into());
+        assert_eq!(shared.resume_offset(0), Offset::Beginning, "no offset follows the largest");
+        assert_eq!(shared.resume_offset(1), Offset::Beginning, "a negative offset is no position");
+        assert_eq!(shared.find_new_incarnation([0, 1], |_, _| Ok(true)), None, "none follows the largest");
+        assert_eq!(shared.incarnation(), i32::MAX);
     }
 }

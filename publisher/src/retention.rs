@@ -50,8 +50,14 @@ impl Retention {
     }
 
     /// The `ReceivedAt` range slice `slice` takes, in Unix nanoseconds: from its start (inclusive) to its end.
-    pub fn bounds(&self, slice: i64) -> (i64, i64) {
-        (slice * self.slice_nanos, (slice + 1) * self.slice_nanos)
+    /// `None` for a slice beyond the range of timestamps, which only a slices table edited by hand can name.
+    pub fn bounds(&self, slice: i64) -> Option<(i64, i64)> {
+        Some((slice.checked_mul(self.slice_nanos)?, slice.checked_add(1)?.checked_mul(self.slice_nanos)?))
+    }
+
+    /// [`Retention::bounds`] of a slice of [`Retention::window`], always within range.
+    pub fn bounds_of_due(&self, slice: i64) -> (i64, i64) {
+        self.bounds(slice).expect("a slice due now lies within the range of timestamps")
     }
 
     /// The slot whose tables hold `slice`.
@@ -79,7 +85,7 @@ mod tests {
         let kept_at = |now: i64| retention.window(at(now)).contains(&slice);
         assert!(kept_at(received), "kept when received");
         assert!(kept_at(received + 4 * hour), "kept for the whole retention");
-        let (_, end) = retention.bounds(slice);
+        let (_, end) = retention.bounds_of_due(slice);
         let leaves = end + 4 * hour;
         assert!(kept_at(leaves - 1) && !kept_at(leaves), "leaves once its whole slice is older than the retention");
         assert!(leaves - received <= 5 * hour, "at most a quarter retention late");
@@ -108,10 +114,18 @@ mod tests {
     #[test]
     fn a_slice_takes_what_its_bounds_say_and_slices_tile_time() {
         let retention = Retention::new(4 * HOUR).unwrap();
-        let (start, end) = retention.bounds(7);
+        let (start, end) = retention.bounds(7).unwrap();
         assert_eq!((start, end), (7 * HOUR.as_nanos() as i64, 8 * HOUR.as_nanos() as i64));
-        assert_eq!(retention.bounds(8).0, end, "no gap and no overlap between slices");
+        assert_eq!(retention.bounds(8).unwrap().0, end, "no gap and no overlap between slices");
         assert_eq!(retention.slice(), HOUR);
+    }
+
+    #[test]
+    fn a_slice_beyond_the_range_of_timestamps_has_no_bounds() {
+        let retention = Retention::new(4 * HOUR).unwrap();
+        for slice in [i64::MAX, i64::MAX / 2, i64::MIN] {
+            assert_eq!(retention.bounds(slice), None, "{slice}");
+        }
     }
 
     #[test]

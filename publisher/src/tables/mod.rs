@@ -175,7 +175,7 @@ impl Sink {
             if recorded.get(&slot).map(|recorded| recorded.slice) == Some(slice) {
                 continue;
             }
-            let derivations = slice_derivations(self.retention.bounds(slice), self.refire_grace);
+            let derivations = slice_derivations(self.retention.bounds_of_due(slice), self.refire_grace);
             for (name, operations) in slot_tables(&self.names, slot).iter().zip(derivations) {
                 self.client.publish_derived(&self.names.log, &operations, name).await?;
             }
@@ -289,7 +289,7 @@ async fn is_intact(
         }
     }
     let recorded = recorded_slices(client, names).await?;
-    if recorded.values().any(|recorded| retention.bounds(recorded.slice) != recorded.bounds) {
+    if recorded.values().any(|recorded| retention.bounds(recorded.slice) != Some(recorded.bounds)) {
         tracing::warn!(
             table = %names.slices,
             "the tables were made for another deephaven.retention; recreating the set and replaying the topic"

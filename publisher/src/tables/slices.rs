@@ -78,7 +78,7 @@ pub(super) fn slices_kind() -> InputTableKind {
 
 /// The slices table's rows for `created` (slot, slice): the slot, the slice and the `ReceivedAt` range it takes.
 pub(super) fn rows(retention: &Retention, created: &[(usize, i64)]) -> RecordBatch {
-    let bounds: Vec<(i64, i64)> = created.iter().map(|(_, slice)| retention.bounds(*slice)).collect();
+    let bounds: Vec<(i64, i64)> = created.iter().map(|(_, slice)| retention.bounds_of_due(*slice)).collect();
     let time = |values: Vec<i64>| Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"));
     let slots = created.iter().map(|(slot, _)| i32::try_from(*slot).expect("a handful of slots"));
     RecordBatch::try_new(
