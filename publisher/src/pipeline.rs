@@ -12,8 +12,9 @@
 //!   backoff with jitter; appending rows again changes nothing, so a write that may have half-happened is safe;
 //! - a dead-letter send that fails: only the letters not yet delivered are sent again, after a backoff; Deephaven
 //!   is not involved and `/readyz` says the dead letters are the problem;
-//! - the session lost, the tables gone or created anew under the publisher: reconnect (creating the tables if
-//!   missing), re-read the progress, move every assigned partition back to it and drop the unwritten batches
+//! - the session lost, the tables gone or created anew under the publisher: after a short jittered wait (longer
+//!   each time while no write succeeds between reconnects), reconnect (creating the tables if missing), re-read
+//!   the progress, move every assigned partition back to it and drop the unwritten batches
 //!   (their records are read again). A partition that cannot be moved back is retried, never read on from where it
 //!   is;
 //! - a permanent error (refused credentials; a write refused right after a fresh reconnect): the publisher halts,
@@ -212,6 +213,10 @@ impl Pipeline {
         let mut last_check = Instant::now();
         // Permanent write errors since the last reconnect: the first gets a fresh session, the second halts.
         let mut refused_since_reconnect = 0;
+        // Each recovery waits a little (jittered, so that publishers that lost Deephaven together do not come back
+        // in step), and longer each time while no write succeeds between them: a session lost right after every
+        // connect must not spin through logins, checks and rewinds.
+        let mut recoveries = Backoff::new(self.settings.deephaven.max_backoff);
         loop {
             let writes = unwritten.is_some();
             let (written, previous_write) = oneshot::channel::<()>();
@@ -244,6 +249,7 @@ impl Pipeline {
                 Ok(((), (read, stopping), checked)) => {
                     if writes {
                         refused_since_reconnect = 0;
+                        recoveries = Backoff::new(self.settings.deephaven.max_backoff);
                     }
                     if stopping {
                         self.finish(read, shutdown.clone()).await;
@@ -296,7 +302,7 @@ impl Pipeline {
                 }
                 failure => {
                     refused_since_reconnect += usize::from(failure.is_permanent());
-                    if !self.recover(&failure, &mut shutdown).await? {
+                    if recoveries.wait(&mut shutdown).await.is_err() || !self.recover(&failure, &mut shutdown).await? {
                         return Ok(());
                     }
                 }

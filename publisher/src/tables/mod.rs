@@ -103,6 +103,16 @@ impl Sink {
             config = config.with_tls(tls);
         }
         let client = Client::connect(config).await?;
+        let opened = Self::set_up(client.clone(), settings, recreate).await;
+        if opened.is_err() {
+            // Ended now rather than left to expire, holding the tables it pinned.
+            close(&client).await;
+        }
+        opened
+    }
+
+    /// [`Sink::open`] once logged in: the set found intact, or made anew, and pinned.
+    async fn set_up(client: Client, settings: &DeephavenSettings, recreate: bool) -> deephaven_client::Result<Sink> {
         let names = TableNames::with_prefix(&settings.table_prefix);
         let flush_row = flush_row(&publisher_id());
         let retention = Retention::new(settings.retention).expect("the settings validated the retention");
@@ -154,9 +164,7 @@ impl Sink {
 
     /// Ends the session (a replaced or final one); a failure only means the server ends it when it expires.
     pub async fn close(&self) {
-        if let Err(err) = self.client.close().await {
-            tracing::debug!(error = %err, "closing the Deephaven session failed; it expires on its own");
-        }
+        close(&self.client).await;
     }
 
     /// Makes the slices due at `now` exist and the published tables merge exactly those: a slice that left the
@@ -240,6 +248,13 @@ impl Sink {
     pub async fn write(&self, rows: RecordBatch) -> deephaven_client::Result<()> {
         self.client.append(&self.log, rows).await?;
         self.client.append(&self.flush, self.flush_row.clone()).await
+    }
+}
+
+/// Ends `client`'s session; a failure only means the server ends it when it expires.
+async fn close(client: &Client) {
+    if let Err(err) = client.close().await {
+        tracing::debug!(error = %err, "closing the Deephaven session failed; it expires on its own");
     }
 }
 
