@@ -17,7 +17,8 @@
 //!   the progress, move every assigned partition back to it and drop the unwritten batches
 //!   (their records are read again). A partition that cannot be moved back is retried, never read on from where it
 //!   is;
-//! - a permanent error (refused credentials; a write refused right after a fresh reconnect): the publisher halts,
+//! - a permanent error (refused credentials; a write refused right after a fresh reconnect; the consumer fenced by
+//!   another member with the same `group.instance.id`): the publisher halts,
 //!   with the reason on `/readyz` and the `publisher_halted` gauge, until it is stopped; no endless loop.
 //!
 //! What Deephaven holds is therefore always at least every record up to its recorded offsets.
@@ -176,6 +177,10 @@ enum Failure {
     /// The tables are missing, or were created anew and lack what this publisher wrote.
     #[error("{0}")]
     TablesReplaced(String),
+    /// librdkafka stopped the consumer for good: with static membership (`group.instance.id`), another member
+    /// joined with the same instance id. A new consumer would fence that one in turn, so the publisher halts.
+    #[error("the Kafka consumer failed for good (another member with the same group.instance.id?): {0:?}")]
+    ConsumerFailed(RDKafkaErrorCode),
 }
 
 impl From<ShutDown> for Failure {
@@ -232,7 +237,7 @@ impl Pipeline {
                 let previous_write = async {
                     let _ = previous_write.await;
                 };
-                let (pending, stopping) = self.collect(previous_write, &mut continuity, &mut shutdown).await;
+                let (pending, stopping) = self.collect(previous_write, &mut continuity, &mut shutdown).await?;
                 let batch = (pending.len() > 0).then(|| Batch::from(pending));
                 Ok((batch, stopping))
             };
@@ -295,6 +300,7 @@ impl Pipeline {
             unwritten = None;
             match failure {
                 Failure::ShutDown => return Ok(()),
+                Failure::ConsumerFailed(_) => return Err(self.halt(failure.to_string(), &mut shutdown).await),
                 failure if failure.is_permanent() && refused_since_reconnect > 0 => {
                     return Err(self
                         .halt(format!("Deephaven refused a write again after a reconnect: {failure}"), &mut shutdown)
@@ -397,13 +403,14 @@ impl Pipeline {
     /// done, no fetched record is waiting and `max_wait` has passed since the first (a batch that cannot be written
     /// yet keeps filling, so batches grow while Deephaven is the bottleneck and stay small and quick when it is
     /// not). Returns early, with what it has, when shutdown is asked for (then true), and empty after
-    /// `check_interval` without records (so an idle publisher still notices a lost Deephaven).
+    /// `check_interval` without records (so an idle publisher still notices a lost Deephaven). Fails only when the
+    /// consumer failed for good.
     async fn collect(
         &self,
         previous_write: impl Future<Output = ()>,
         continuity: &mut Continuity,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> (Pending, bool) {
+    ) -> Result<(Pending, bool), Failure> {
         let settings = &self.settings;
         let mut pending = Pending::new(settings);
         let mut deadline: Option<tokio::time::Instant> = None;
@@ -414,11 +421,11 @@ impl Pipeline {
         loop {
             // Records already fetched win the select below, so during a backlog it would never see the request.
             if *shutdown.borrow() {
-                return (pending, true);
+                return Ok((pending, true));
             }
             if let Some((partition, from)) = read_again.take() {
                 if self.read_again_from(partition, from, shutdown).await.is_err() {
-                    return (pending, true);
+                    return Ok((pending, true));
                 }
             }
             if pending.is_full(settings) {
@@ -453,6 +460,7 @@ impl Pipeline {
                         pending.push(&message, self.shared.incarnation(), &self.metrics);
                         deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch.max_wait);
                     }
+                    Err(KafkaError::MessageConsumptionFatal(code)) => return Err(Failure::ConsumerFailed(code)),
                     Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)) => {
                         self.shared.fetch_gate.close(&self.consumer);
                     }
@@ -460,10 +468,10 @@ impl Pipeline {
                 },
                 () = &mut previous_write, if !previous_written => previous_written = true,
                 _ = timeout, if previous_written || deadline.is_none() => break,
-                _ = shutdown.wait_for(|stop| *stop) => return (pending, true),
+                _ = shutdown.wait_for(|stop| *stop) => return Ok((pending, true)),
             }
         }
-        (pending, false)
+        Ok((pending, false))
     }
 
     /// Moves `partition` back to `from` to read the records a fetch skipped. A failure is retried, since reading on
