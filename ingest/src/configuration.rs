@@ -83,12 +83,16 @@ impl ServerSettings {
 }
 
 /// librdkafka's second names for producer properties ingest sets itself: (alias, the name ingest uses).
-const PROPERTY_ALIASES: [(&str, &str); 4] = [
+const PROPERTY_ALIASES: [(&str, &str); 3] = [
     ("request.required.acks", "acks"),
     ("queue.buffering.max.ms", "linger.ms"),
     ("compression.codec", "compression.type"),
-    ("delivery.timeout.ms", "message.timeout.ms"),
 ];
+
+/// The producer's record timeout, under both its names: ingest derives it from `server.request_timeout` (plus the
+/// linger), so that a record outlives its request by little and a producer whose records stop being acknowledged
+/// is found out within a request's time.
+const MESSAGE_TIMEOUT_PROPERTIES: [&str; 2] = ["message.timeout.ms", "delivery.timeout.ms"];
 
 /// PEM files for HTTPS; without them the server speaks plain HTTP. Read again with the credential files
 /// (`auth.reload_interval`, SIGHUP), so a renewed certificate is served without a restart.
@@ -339,14 +343,17 @@ const RECORD_OVERHEAD_BYTES: usize = 1024;
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 impl KafkaSettings {
-    /// Refuses, in `kafka.properties`, librdkafka's other names for the properties ingest sets itself: the client
+    /// Refuses, in `kafka.properties`, librdkafka's other names for the properties ingest sets itself (the client
     /// takes its properties in no set order, so which of two names for one property won would be a guess, and so
-    /// would the checks below.
+    /// would the checks below), and the record timeout, which ingest derives.
     fn refuse_aliases(&self) -> anyhow::Result<()> {
         for (alias, name) in PROPERTY_ALIASES {
             if self.properties.get(alias).is_some() {
                 bail!("kafka.properties.{alias} is another name for {name}: set kafka.properties.{name} instead");
             }
+        }
+        if let Some(name) = MESSAGE_TIMEOUT_PROPERTIES.into_iter().find(|name| self.properties.get(name).is_some()) {
+            bail!("kafka.properties.{name} is set by ingest from server.request_timeout: set that instead");
         }
         Ok(())
     }
@@ -551,6 +558,9 @@ mod tests {
         assert!(refused("linger.ms", "7500.5").contains("kafka.properties.linger.ms"));
         assert!(refused("queue.buffering.max.ms", "5").contains("another name for linger.ms"));
         assert!(refused("request.required.acks", "all").contains("another name for acks"));
+        for name in ["message.timeout.ms", "delivery.timeout.ms"] {
+            assert!(refused(name, "300000").contains("server.request_timeout"), "{name}");
+        }
         assert!(refused("linger.ms", "soon").contains("milliseconds"));
         assert!(refused("enable.idempotence", "maybe").contains("true or false"));
         let mut settings = Settings::default();

@@ -59,7 +59,7 @@ pub struct Sending {
     refused: Option<SendError>,
     /// The producer the records were handed to, held until they are settled: dropping it (once replaced) would
     /// purge them.
-    _producer: Arc<FutureProducer>,
+    producer: Arc<FutureProducer>,
     sink: Arc<AlertSink>,
 }
 
@@ -79,7 +79,7 @@ impl Sending {
                 Ok(Err((error, _))) => SendError::Delivery(error),
                 Err(_canceled) => SendError::Canceled,
             };
-            let failure = self.sink.count(failure);
+            let failure = self.sink.count(failure, &self.producer);
             if outcome.is_ok() {
                 outcome = Err(failure);
             }
@@ -157,7 +157,7 @@ impl AlertSink {
         let mut sending = Sending {
             deliveries: Vec::with_capacity(records.len()),
             refused: None,
-            _producer: Arc::clone(&producer),
+            producer: Arc::clone(&producer),
             sink: Arc::clone(self),
         };
         for (record, value) in records.iter().zip(values) {
@@ -165,7 +165,7 @@ impl AlertSink {
             match producer.send_result(message) {
                 Ok(delivery) => sending.deliveries.push(delivery),
                 Err((error, _)) => {
-                    sending.refused = Some(self.count(SendError::Enqueue(error)));
+                    sending.refused = Some(self.count(SendError::Enqueue(error), &producer));
                     break;
                 }
             }
@@ -174,8 +174,9 @@ impl AlertSink {
     }
 
     /// Counts a record's failure by its librdkafka error code and, unless the record itself was at fault, makes the
-    /// producer suspect.
-    fn count(&self, error: SendError) -> SendError {
+    /// producer suspect if `producer`, the one the record was handed to, is still in use: a replaced one's records
+    /// failing late say nothing about its replacement.
+    fn count(&self, error: SendError, producer: &Arc<FutureProducer>) -> SendError {
         let code = match &error {
             SendError::Enqueue(error) | SendError::Delivery(error) => {
                 error.rdkafka_error_code().map_or_else(|| "Other".to_owned(), |code| format!("{code:?}"))
@@ -183,7 +184,8 @@ impl AlertSink {
             SendError::Canceled => "Canceled".to_owned(),
         };
         self.metrics.kafka_error(code);
-        if !error.is_caused_by_the_record() && !error.is_a_batch_too_large_for_the_broker() {
+        let in_use = Arc::ptr_eq(producer, &self.producer.read().expect("producer lock poisoned"));
+        if in_use && !error.is_caused_by_the_record() && !error.is_a_batch_too_large_for_the_broker() {
             self.suspect.store(true, Ordering::Relaxed);
         }
         error

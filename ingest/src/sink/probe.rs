@@ -172,7 +172,19 @@ mod tests {
             matches!(&error, SendError::Delivery(kafka) if kafka.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)),
             "failed by their timeout, not purged: {error}"
         );
+        assert!(!sink.suspect.load(Ordering::Relaxed), "a replaced producer's failures leave the new one alone");
         sink.drop_released_producers();
         assert_eq!(retired(), 0, "dropped once its records are settled");
+    }
+
+    #[tokio::test]
+    async fn records_of_the_producer_in_use_that_time_out_make_it_suspect() {
+        let settings = KafkaSettings { brokers: "127.0.0.1:1".to_owned(), ..KafkaSettings::default() };
+        let sink = Arc::new(AlertSink::new(&settings, Duration::from_secs(1), Arc::new(Metrics::default())).unwrap());
+        let body = test_kit::fixtures::captured_webhooks()[1].body.clone();
+        let records = AlertRecord::from_webhook(schemas::parse(&body, &Limits::default()).unwrap(), Timestamp::now());
+        let values: Vec<Vec<u8>> = records.iter().map(AlertRecord::encode).collect();
+        assert!(sink.send_all(&records, &values).settled().await.is_err(), "no broker acknowledges them");
+        assert!(sink.suspect.load(Ordering::Relaxed), "the probe replaces it once a broker answers");
     }
 }
