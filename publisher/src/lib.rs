@@ -16,7 +16,8 @@
 //! - [`pipeline`]: the loop: consume a batch, write it, commit; each kind of failure handled by what fixes it.
 //! - [`kafka`]: the Kafka edge: the consumer, commits, moving partitions back.
 //! - [`tables`]: the log, the tables Deephaven derives from it (`tables/derivations.rs`), the slices of the
-//!   retention (`tables/slices.rs`), and reading the progress back.
+//!   retention (`tables/slices.rs`), which publisher makes the set anew (`tables/claim.rs`), and reading the
+//!   progress back.
 //! - [`continuity`]: a jump in a partition's offsets is read again before it is believed.
 //! - [`retention`]: which states Deephaven keeps: slices of time that leave once older than the retention.
 //! - [`resume`]: where each assigned partition resumes, and the consumer context that applies it.

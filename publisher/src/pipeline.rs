@@ -13,7 +13,7 @@
 //! - a dead-letter send that fails: only the letters not yet delivered are sent again, after a backoff; Deephaven
 //!   is not involved and `/readyz` says the dead letters are the problem;
 //! - the session lost, the tables gone or created anew under the publisher: after a short jittered wait (longer
-//!   each time while no write succeeds between reconnects), reconnect (creating the tables if missing), re-read
+//!   each time while nothing succeeds between reconnects), reconnect (creating the tables if missing), re-read
 //!   the progress, move every assigned partition back to it and drop the unwritten batches
 //!   (their records are read again). A partition that cannot be moved back is retried, never read on from where it
 //!   is;
@@ -179,8 +179,8 @@ enum Failure {
     TablesReplaced(String),
     /// librdkafka stopped the consumer for good: with static membership (`group.instance.id`), another member
     /// joined with the same instance id. A new consumer would fence that one in turn, so the publisher halts.
-    #[error("the Kafka consumer failed for good (another member with the same group.instance.id?): {0:?}")]
-    ConsumerFailed(RDKafkaErrorCode),
+    #[error("the Kafka consumer failed for good (another member with the same group.instance.id?): {0}")]
+    ConsumerFailed(String),
 }
 
 impl From<ShutDown> for Failure {
@@ -219,8 +219,8 @@ impl Pipeline {
         // Permanent write errors since the last reconnect: the first gets a fresh session, the second halts.
         let mut refused_since_reconnect = 0;
         // Each recovery waits a little (jittered, so that publishers that lost Deephaven together do not come back
-        // in step), and longer each time while no write succeeds between them: a session lost right after every
-        // connect must not spin through logins, checks and rewinds.
+        // in step), and longer each time while no round of writing and checking succeeds between them: a session
+        // lost right after every connect must not spin through logins, checks and rewinds.
         let mut recoveries = Backoff::new(self.settings.deephaven.max_backoff);
         loop {
             let writes = unwritten.is_some();
@@ -254,7 +254,6 @@ impl Pipeline {
                 Ok(((), (read, stopping), checked)) => {
                     if writes {
                         refused_since_reconnect = 0;
-                        recoveries = Backoff::new(self.settings.deephaven.max_backoff);
                     }
                     if stopping {
                         self.finish(read, shutdown.clone()).await;
@@ -282,6 +281,7 @@ impl Pipeline {
                     match checked {
                         Ok(()) => {
                             unwritten = read;
+                            recoveries = Backoff::new(self.settings.deephaven.max_backoff);
                             continue;
                         }
                         Err(failure) if failure.is_transient() => {
@@ -308,6 +308,7 @@ impl Pipeline {
                 }
                 failure => {
                     refused_since_reconnect += usize::from(failure.is_permanent());
+                    self.health.set_deephaven(false);
                     if recoveries.wait(&mut shutdown).await.is_err() || !self.recover(&failure, &mut shutdown).await? {
                         return Ok(());
                     }
@@ -371,7 +372,12 @@ impl Pipeline {
                 let sink = Sink::open(&self.settings.deephaven, recreate).await?;
                 self.shared.install(sink).await
             };
-            match attempt.await {
+            // Opening can wait a while for another publisher to make the tables.
+            let attempted = tokio::select! {
+                attempted = attempt => attempted,
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(false),
+            };
+            match attempted {
                 Ok(()) => {
                     self.health.set_deephaven(true);
                     return Ok(true);
@@ -460,7 +466,10 @@ impl Pipeline {
                         pending.push(&message, self.shared.incarnation(), &self.metrics);
                         deadline.get_or_insert_with(|| tokio::time::Instant::now() + settings.batch.max_wait);
                     }
-                    Err(KafkaError::MessageConsumptionFatal(code)) => return Err(Failure::ConsumerFailed(code)),
+                    Err(KafkaError::MessageConsumptionFatal(code)) => {
+                        let (code, reason) = self.consumer.client().fatal_error().unwrap_or((code, String::new()));
+                        return Err(Failure::ConsumerFailed(format!("{code:?} {reason}")));
+                    }
                     Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown)) => {
                         self.shared.fetch_gate.close(&self.consumer);
                     }

@@ -65,6 +65,9 @@ pub struct TableNames {
     /// A keyed input table recording which slice of time each slot of the retention's ring holds (one row per
     /// slot). Internal: the publisher's bookkeeping for `deephaven.retention`.
     pub slices: String,
+    /// A one-row keyed input table in which a publisher about to make the set anew claims it, so that publishers
+    /// finding it missing together do not make it at once. Internal, and not part of the set.
+    pub creation_claim: String,
     /// Per occurrence of an alert (its fingerprint and `StartsAt`), its state of highest precedence among those
     /// retained: what `alerts` and `alert_episodes` are derived from. Internal.
     pub states: String,
@@ -105,6 +108,7 @@ impl TableNames {
             log: format!("_{prefix}alert_log"),
             flush: format!("_{prefix}alert_log_flush"),
             slices: format!("_{prefix}alert_log_slices"),
+            creation_claim: format!("_{prefix}alert_log_claim"),
             states: format!("_{prefix}alert_states"),
             alerts: format!("{prefix}alerts"),
             alert_events: format!("{prefix}alert_events"),

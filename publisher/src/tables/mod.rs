@@ -32,6 +32,7 @@ use crate::configuration::DeephavenSettings;
 use crate::retention::{Retention, SLOTS};
 use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use claim::Claim;
 use deephaven_client::{Auth, Client, ClientConfig, Error, InputTable, InputTableKind, Operation, TlsConfig};
 use derivations::{derivations, first_copy, occurrence_state, progress, slice_derivations};
 use schemas::tables::{column, Applied, TableNames, ALERT_EVENTS, LOG};
@@ -43,6 +44,7 @@ use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod claim;
 mod derivations;
 mod slices;
 
@@ -94,7 +96,8 @@ pub struct Sink {
 impl Sink {
     /// Connects and makes sure the log and every derived table exist. If any is missing (a Deephaven restarted
     /// empty, a table deleted by hand, a first start), or with `recreate` (a replay), the whole set is created anew
-    /// and empty, so the progress reads empty and the topic is replayed from its earliest record.
+    /// and empty, so the progress reads empty and the topic is replayed from its earliest record. One publisher at
+    /// a time makes a set ([`claim`]): one that finds another making it waits for that set and opens it.
     pub async fn open(settings: &DeephavenSettings, recreate: bool) -> deephaven_client::Result<Sink> {
         let mut config = ClientConfig::new(settings.url.clone())
             .with_auth(auth(settings))
@@ -111,25 +114,49 @@ impl Sink {
         opened
     }
 
-    /// [`Sink::open`] once logged in: the set found intact, or made anew, and pinned.
+    /// [`Sink::open`] once logged in: the set found intact, or made anew under this publisher's claim, and pinned.
     async fn set_up(client: Client, settings: &DeephavenSettings, recreate: bool) -> deephaven_client::Result<Sink> {
         let names = TableNames::with_prefix(&settings.table_prefix);
         let flush_row = flush_row(&publisher_id());
         let retention = Retention::new(settings.retention).expect("the settings validated the retention");
-        let intact = !recreate && is_intact(&client, &names, flush_row.schema(), &retention).await?;
-        let (log, flush, slices) = if intact {
-            (
-                InputTable::new(&names.log, LOG.schema(), InputTableKind::Blink),
-                InputTable::new(&names.flush, flush_row.schema(), flush_kind()),
-                InputTable::new(&names.slices, slices_schema(), slices_kind()),
-            )
+        let intact = || is_intact(&client, &names, flush_row.schema(), &retention);
+        let claim = if !recreate && !claim::is_claimed(&client, &names).await? && intact().await? {
+            None
         } else {
-            tracing::info!(log = %names.log, recreate, "creating the log and its derived tables");
+            claim::take_turn(&client, &names, &publisher_id(), recreate, intact).await?
+        };
+        let Some(claim) = claim else {
+            return Self::pin(client, settings, names, flush_row, retention, None).await;
+        };
+        tracing::info!(log = %names.log, recreate, "creating the log and its derived tables");
+        let made = Self::pin(client.clone(), settings, names, flush_row, retention, Some(&claim)).await;
+        if let Err(err) = claim.release(&client).await {
+            tracing::warn!(error = %err, "removing the claim to make the set failed; others take it over once it is stale");
+        }
+        made
+    }
+
+    /// Pins the set's input tables, making the whole set first under `claim`, and makes the slices due exist.
+    async fn pin(
+        client: Client,
+        settings: &DeephavenSettings,
+        names: TableNames,
+        flush_row: RecordBatch,
+        retention: Retention,
+        claim: Option<&Claim>,
+    ) -> deephaven_client::Result<Sink> {
+        let (log, flush, slices) = if claim.is_some() {
             let log = client.create_input_table(&names.log, LOG.schema(), InputTableKind::Blink).await?;
             let flush = client.create_input_table(&names.flush, flush_row.schema(), flush_kind()).await?;
             let slices = client.create_input_table(&names.slices, slices_schema(), slices_kind()).await?;
             client.publish_clock(&names.clock, settings.window_step).await?;
             (log, flush, slices)
+        } else {
+            (
+                InputTable::new(&names.log, LOG.schema(), InputTableKind::Blink),
+                InputTable::new(&names.flush, flush_row.schema(), flush_kind()),
+                InputTable::new(&names.slices, slices_schema(), slices_kind()),
+            )
         };
         // Rows go to the log this session opened, even once another publisher (or a replay on this prefix) gives
         // its name to a new set: they must not land in a set whose earlier rows this publisher never wrote, where
@@ -149,7 +176,14 @@ impl Sink {
         };
         // A new set has no slices yet: they are all created here, before this publisher appends its first row.
         sink.keep_retention(Timestamp::now()).await?;
-        if !intact {
+        if let Some(claim) = claim {
+            if !claim.is_held(&sink.client).await? {
+                return Err(Error::Unavailable {
+                    operation: "make the set",
+                    code: tonic::Code::Aborted,
+                    message: "another publisher claimed the set while this one made it".to_owned(),
+                });
+            }
             // Last, once the slices exist: another publisher appending to the new log by name before then has rows
             // no data table keeps, and a progress derived earlier would count them, ahead of the data, so that
             // publisher would not see it must write them again.

@@ -2,11 +2,14 @@
 
 use crate::analytics::{notification, FLAPPY};
 use crate::helpers::*;
-use arrow::array::AsArray;
+use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use deephaven_client::{InputTable, InputTableKind};
 use publisher::pipeline::Mode;
-use schemas::tables::TableNames;
+use publisher::tables::Sink;
+use schemas::tables::{KafkaPosition, PositionedRecord, TableNames, LOG};
 use schemas::{parse, AlertRecord, Limits, Timestamp};
+use std::sync::Arc;
 use std::time::Duration;
 use test_kit::fixtures::{captured_webhooks, refire_sequence, synthetic_resolve};
 use test_kit::kafka::{read_all, Consumed};
@@ -218,6 +221,80 @@ async fn tables_created_anew_while_records_arrive_get_every_record() {
     let expected = expected(&positions(&setup.brokers, &setup.topic, &acked).await);
     wait_for_tables(&setup.deephaven_url, &setup.prefix, &expected).await;
     publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishers_finding_the_tables_missing_together_make_one_set_between_them() {
+    let setup = setup(2).await;
+    let settings = setup.settings().deephaven;
+    let client = client(&setup.deephaven_url).await;
+    let names = TableNames::with_prefix(&setup.prefix);
+    let first = tokio::spawn({
+        let settings = settings.clone();
+        async move { Sink::open(&settings, false).await }
+    });
+    // The second publisher finds the set missing while the first is making it (as both do after a Deephaven
+    // restart).
+    wait::until_true("the first publisher to make the log", TABLES_DEADLINE, || async {
+        client.scope_table_exists(&names.log).await.unwrap_or(false)
+    })
+    .await;
+    assert!(!client.scope_table_exists(&names.progress).await.unwrap(), "the set is still being made");
+    let second = Sink::open(&settings, false).await.expect("the second publisher opens");
+    let first = first.await.unwrap().expect("the first publisher opens");
+
+    // Each writes an alert of a partition of its own: both reach the tables and the progress.
+    let records: Vec<(AlertRecord, i32, i64)> = synthetic_records(1, 30)
+        .into_iter()
+        .take(2)
+        .zip([0, 1])
+        .map(|(record, partition)| (record, partition, 0))
+        .collect();
+    for (sink, (record, partition, offset)) in [&first, &second].into_iter().zip(&records) {
+        let mut rows = LOG.builder(1);
+        let position = KafkaPosition { incarnation: 0, partition: *partition, offset: *offset };
+        rows.append(&PositionedRecord { record: record.clone(), position });
+        sink.write(rows.finish()).await.expect("written");
+    }
+    assert_eq!(read_tables_or_fail(&client, &setup.prefix).await, expected(&records));
+    let progress = second.progress().await.expect("the progress reads");
+    assert_eq!(progress.keys().copied().collect::<Vec<_>>(), [0, 1], "{progress:?}");
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_another_publisher_claimed_is_waited_for_though_its_tables_all_exist() {
+    let setup = setup(1).await;
+    let settings = setup.settings().deephaven;
+    Sink::open(&settings, false).await.expect("the set is made").close().await;
+    // Another publisher claims the set, as one about to make it anew does: the old tables stay until it replaces
+    // each, so that they all exist says nothing.
+    let client = client(&setup.deephaven_url).await;
+    let names = TableNames::with_prefix(&setup.prefix);
+    let claim_schema = Arc::new(Schema::new(vec![
+        Field::new("Key", DataType::Utf8, false),
+        Field::new("Claimant", DataType::Utf8, false),
+        Field::new("ClaimedAt", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+    ]));
+    let claims = InputTable::new(&names.creation_claim, Arc::clone(&claim_schema), InputTableKind::keyed(["Key"]));
+    let key = || Arc::new(StringArray::from(vec!["set"]));
+    let claimed_at = TimestampNanosecondArray::from(vec![Timestamp::now().unix_nanos()]).with_timezone("UTC");
+    let claim = RecordBatch::try_new(
+        claim_schema,
+        vec![key(), Arc::new(StringArray::from(vec!["another-publisher"])), Arc::new(claimed_at)],
+    )
+    .unwrap();
+    client.append(&claims, claim).await.expect("the claim is written");
+
+    let mut opening = tokio::spawn(async move { Sink::open(&settings, false).await });
+    // Time to open an intact set many times over: it must still be waiting.
+    let waited = tokio::time::timeout(Duration::from_secs(5), &mut opening).await;
+    assert!(waited.is_err(), "opened a set another publisher claimed");
+    let key_only = Arc::new(Schema::new(vec![Field::new("Key", DataType::Utf8, false)]));
+    client.delete(&claims, RecordBatch::try_new(key_only, vec![key()]).unwrap()).await.expect("the claim is removed");
+    let sink = tokio::time::timeout(TABLES_DEADLINE, opening).await.expect("opens once the claim is gone");
+    sink.unwrap().expect("the set opens").close().await;
 }
 
 /// Produces `raw` (key, format header, value) records, reads them back, and returns them with the tables their
