@@ -260,6 +260,8 @@ impl Pipeline {
                         return Ok(());
                     }
                     let idle = !writes && read.is_none();
+                    // Only a round that reached Deephaven (a write, a check) shows that recovering worked.
+                    let reached_deephaven = writes || checked.is_some() || idle;
                     let checked = match checked {
                         Some(checked) => checked,
                         None if idle => {
@@ -281,7 +283,9 @@ impl Pipeline {
                     match checked {
                         Ok(()) => {
                             unwritten = read;
-                            recoveries = Backoff::new(self.settings.deephaven.max_backoff);
+                            if reached_deephaven {
+                                recoveries = Backoff::new(self.settings.deephaven.max_backoff);
+                            }
                             continue;
                         }
                         Err(failure) if failure.is_transient() => {

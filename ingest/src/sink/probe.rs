@@ -134,7 +134,7 @@ mod tests {
     use super::*;
     use crate::configuration::KafkaSettings;
     use crate::metrics::Metrics;
-    use crate::sink::SendError;
+    use crate::sink::{SendError, Sending};
     use schemas::{AlertRecord, Limits, Timestamp};
 
     #[test]
@@ -154,14 +154,20 @@ mod tests {
         assert_eq!(retired(), 0, "dropped by the probe");
     }
 
-    #[tokio::test]
-    async fn a_replaced_producer_is_kept_until_the_records_handed_to_it_are_settled() {
+    /// A sink whose producer has no broker, and a captured webhook's records handed to it: they time out after 1 s.
+    fn records_no_broker_acknowledges() -> (Arc<AlertSink>, Sending) {
         let settings = KafkaSettings { brokers: "127.0.0.1:1".to_owned(), ..KafkaSettings::default() };
         let sink = Arc::new(AlertSink::new(&settings, Duration::from_secs(1), Arc::new(Metrics::default())).unwrap());
         let body = test_kit::fixtures::captured_webhooks()[1].body.clone();
         let records = AlertRecord::from_webhook(schemas::parse(&body, &Limits::default()).unwrap(), Timestamp::now());
         let values: Vec<Vec<u8>> = records.iter().map(AlertRecord::encode).collect();
         let sending = sink.send_all(&records, &values);
+        (sink, sending)
+    }
+
+    #[tokio::test]
+    async fn a_replaced_producer_is_kept_until_the_records_handed_to_it_are_settled() {
+        let (sink, sending) = records_no_broker_acknowledges();
         sink.replace_producer().unwrap();
         let retired = || sink.retired.lock().unwrap().len();
         sink.drop_released_producers();
@@ -179,12 +185,8 @@ mod tests {
 
     #[tokio::test]
     async fn records_of_the_producer_in_use_that_time_out_make_it_suspect() {
-        let settings = KafkaSettings { brokers: "127.0.0.1:1".to_owned(), ..KafkaSettings::default() };
-        let sink = Arc::new(AlertSink::new(&settings, Duration::from_secs(1), Arc::new(Metrics::default())).unwrap());
-        let body = test_kit::fixtures::captured_webhooks()[1].body.clone();
-        let records = AlertRecord::from_webhook(schemas::parse(&body, &Limits::default()).unwrap(), Timestamp::now());
-        let values: Vec<Vec<u8>> = records.iter().map(AlertRecord::encode).collect();
-        assert!(sink.send_all(&records, &values).settled().await.is_err(), "no broker acknowledges them");
+        let (sink, sending) = records_no_broker_acknowledges();
+        assert!(sending.settled().await.is_err(), "no broker acknowledges them");
         assert!(sink.suspect.load(Ordering::Relaxed), "the probe replaces it once a broker answers");
     }
 }

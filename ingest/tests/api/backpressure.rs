@@ -1,12 +1,24 @@
 //! Bounded in-flight work and the request deadline: both answer 503 quickly instead of queueing without limit, and
 //! what a request was admitted is held until Kafka has settled its records.
 
-use crate::helpers::{spawn_app, PartialUpload};
+use crate::helpers::{spawn_app, PartialUpload, TestApp};
 use std::time::{Duration, Instant};
 use test_kit::fixtures::synthetic_webhook;
 use test_kit::kafka::read_all;
 use test_kit::metrics::sample;
 use test_kit::wait;
+
+/// Waits until Kafka has settled every record handed to it and their room is given back.
+async fn wait_for_kafka_to_settle(app: &TestApp) {
+    wait::until("Kafka to settle the records and their room to be given back", Duration::from_secs(10), || async {
+        let metrics = app.metrics().await;
+        match (sample(&metrics, "ingest_in_flight_records"), sample(&metrics, "ingest_in_flight_bytes")) {
+            (0.0, 0.0) => Ok(()),
+            held => Err(held),
+        }
+    })
+    .await;
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_in_flight_budget_answers_503_at_once() {
@@ -65,14 +77,7 @@ async fn a_passed_deadline_answers_503_and_the_room_is_held_until_kafka_settles(
     let metrics = app.metrics().await;
     assert_eq!(sample(&metrics, "ingest_in_flight_records"), 2.0, "{metrics}");
     assert!(sample(&metrics, "ingest_in_flight_bytes") > 0.0, "{metrics}");
-    wait::until("Kafka to settle the records and their room to be given back", Duration::from_secs(10), || async {
-        let metrics = app.metrics().await;
-        match (sample(&metrics, "ingest_in_flight_records"), sample(&metrics, "ingest_in_flight_bytes")) {
-            (0.0, 0.0) => Ok(()),
-            held => Err(held),
-        }
-    })
-    .await;
+    wait_for_kafka_to_settle(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,13 +96,7 @@ async fn an_upload_that_ends_near_the_deadline_leaves_the_healthy_producer_in_pl
     // The client is slow: its last byte arrives half a second before the deadline.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(upload.finish().await, 503, "the records were not acknowledged before the deadline");
-    wait::until("Kafka to settle the records", Duration::from_secs(10), || async {
-        match sample(&app.metrics().await, "ingest_in_flight_records") {
-            0.0 => Ok(()),
-            held => Err(held),
-        }
-    })
-    .await;
+    wait_for_kafka_to_settle(&app).await;
     let consumed = read_all(&app.brokers, &app.topic, Duration::from_secs(20)).await;
     let written: Vec<String> = consumed.iter().map(|record| record.decode().unwrap().fingerprint.to_string()).collect();
     assert_eq!(written, fingerprints, "the producer delivered them after the answer: it works");

@@ -8,18 +8,21 @@
 //!   keeps the old set's tables until each is replaced);
 //! - otherwise it writes its claim, waits [`SETTLE`] for claims written at the same moment to land, and reads the
 //!   row back: the claim read back (the last written) makes the set, and every other waits for it;
-//! - the maker renews its claim every [`HEARTBEAT`] while it works, checks that the claim is still its own before it
-//!   publishes the progress (the last table of a set), and removes it once the set is complete; a claim left
-//!   unchanged for [`PATIENCE`] (its maker died half-way) is taken over.
+//! - the maker renews its claim every [`HEARTBEAT`] while it works (and stops, its claim lost, if it finds another's
+//!   there), checks that the claim is still its own before it publishes the progress (the last table of a set), and
+//!   removes it once the set is complete; if the making fails, it marks its claim failed instead, which the next
+//!   publisher takes over at once (the set is then half made, though every table may exist). A claim left
+//!   unchanged for the patience (its maker died half-way) is taken over too.
 //!
 //! Best effort, not a lock: it assumes a claim lands within [`SETTLE`] of being written.
 
 use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampNanosecondType};
-use deephaven_client::{Client, InputTable, InputTableKind};
+use deephaven_client::{Client, Error, InputTable, InputTableKind};
 use schemas::tables::TableNames;
 use schemas::Timestamp;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -32,9 +35,13 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// How often a maker renews its claim, so that others can tell it is alive however long the making takes.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
-/// How long a claim may stay unchanged before its maker counts as dead and the claim is taken over: several
-/// heartbeats, and longer than a call's timeout.
+/// The least time a claim may stay unchanged before its maker counts as dead and the claim is taken over: several
+/// heartbeats. Never less than two calls' timeout and a heartbeat ([`patience`]).
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How many times removing or marking a claim is tried: one left behind holds every publisher back for the
+/// patience, then has the set made anew.
+const RELEASE_ATTEMPTS: u32 = 3;
 
 /// How often a publisher waiting for another's set reads the claim again.
 const POLL: Duration = Duration::from_millis(500);
@@ -43,13 +50,40 @@ const POLL: Duration = Duration::from_millis(500);
 const KEY: &str = "Key";
 const SET: &str = "set";
 const CLAIMANT: &str = "Claimant";
+const STATE: &str = "State";
 const CLAIMED_AT: &str = "ClaimedAt";
 
-/// A claim as the table holds it: who, and when it was last written (each renewal changes it).
+/// Where a claim's making stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Its maker is making the set (or died doing it).
+    Making,
+    /// Its maker failed half-way: the set must be made again.
+    Failed,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Making => "making",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// A claim as the table holds it: who, where the making stands, and when it was last written (each renewal
+/// changes it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ClaimRow {
     claimant: String,
+    state: State,
     claimed_at: i64,
+}
+
+/// How long a claim may stay unchanged before it is taken over: [`PATIENCE`], or longer when a call may take
+/// long enough for two renewals to miss it.
+fn patience(request_timeout: Duration) -> Duration {
+    PATIENCE.max(request_timeout * 2 + HEARTBEAT)
 }
 
 /// This publisher's claim to make the set, won. Renewed until released; dropped unreleased (the making failed or
@@ -59,6 +93,8 @@ pub(super) struct Claim {
     /// The claim table's name, to read it back.
     name: String,
     claimant: String,
+    /// Set by the renewals when they find another publisher's claim in the table: this one was taken over.
+    lost: Arc<AtomicBool>,
     heartbeat: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -67,20 +103,40 @@ impl Claim {
     /// the set after a claim that landed late. The maker checks it before publishing the progress, so that of two
     /// makers at most one completes a set.
     pub(super) async fn is_held(&self, client: &Client) -> deephaven_client::Result<bool> {
+        if self.lost.load(Ordering::Acquire) {
+            return Ok(false);
+        }
         Ok(current_claim(client, &self.name).await?.is_some_and(|row| row.claimant == self.claimant))
     }
 
-    /// Stops renewing the claim and removes it, unless another publisher took it over meanwhile.
-    pub(super) async fn release(mut self, client: &Client) -> deephaven_client::Result<()> {
+    /// Stops renewing the claim, then, unless another publisher took it over meanwhile, removes it once the set is
+    /// `made`, or marks it failed.
+    pub(super) async fn release(mut self, client: &Client, made: bool) -> deephaven_client::Result<()> {
         if let Some((stop, renewing)) = self.heartbeat.take() {
             // Stopped between renewals, so that no renewal lands after the removal.
             let _ = stop.send(());
             let _ = renewing.await;
         }
-        if self.is_held(client).await? {
-            client.delete(&self.table, key_row()).await?;
+        let mut attempt = 1;
+        loop {
+            let released = async {
+                if !self.is_held(client).await? {
+                    return Ok(());
+                }
+                if made {
+                    client.delete(&self.table, key_row()).await
+                } else {
+                    client.append(&self.table, claim_row(&self.claimant, State::Failed)).await
+                }
+            };
+            match released.await {
+                Err(err) if attempt < RELEASE_ATTEMPTS && err.is_retryable() => {
+                    attempt += 1;
+                    tokio::time::sleep(POLL).await;
+                }
+                released => return released,
+            }
         }
-        Ok(())
     }
 }
 
@@ -101,12 +157,13 @@ pub(super) async fn is_claimed(client: &Client, names: &TableNames) -> deephaven
 /// Waits for this publisher's turn to make the set (`publisher` names it in the claim): `Some` when it is to make
 /// it, `None` when no claim is left and the set is complete and usable (`complete` tells), made by another
 /// publisher meanwhile. With `replace`, a set already complete is made anew unless another publisher claimed it
-/// first.
+/// first. `request_timeout` is a call's: claims are renewed and waited for with it in mind.
 pub(super) async fn take_turn<F, C>(
     client: &Client,
     names: &TableNames,
     publisher: &str,
     replace: bool,
+    request_timeout: Duration,
     complete: F,
 ) -> deephaven_client::Result<Option<Claim>>
 where
@@ -114,50 +171,72 @@ where
     C: Future<Output = deephaven_client::Result<bool>>,
 {
     let name = &names.creation_claim;
-    let table = client.ensure_input_table(name, schema(), kind()).await?;
+    let patience = patience(request_timeout);
     let claimant = format!("{publisher}-{:016x}", fastrand::u64(..));
     // The other claim last seen, and since when it has not changed.
     let mut seen: Option<(ClaimRow, Instant)> = None;
     loop {
-        if let Some(other) = current_claim(client, name).await?.filter(|row| row.claimant != claimant) {
-            let unchanged_since = match &seen {
-                Some((row, since)) if *row == other => *since,
-                _ => {
-                    if seen.as_ref().is_none_or(|(row, _)| row.claimant != other.claimant) {
-                        tracing::info!(claimant = %other.claimant, "another publisher is making the set; waiting for it");
+        match current_claim(client, name).await?.filter(|row| row.claimant != claimant) {
+            Some(other) if other.state == State::Making => {
+                let unchanged_since = match &seen {
+                    Some((row, since)) if *row == other => *since,
+                    _ => {
+                        if seen.as_ref().is_none_or(|(row, _)| row.claimant != other.claimant) {
+                            tracing::info!(claimant = %other.claimant, "another publisher is making the set; waiting for it");
+                        }
+                        seen = Some((other, Instant::now()));
+                        Instant::now()
                     }
-                    seen = Some((other, Instant::now()));
-                    Instant::now()
+                };
+                if unchanged_since.elapsed() < patience {
+                    tokio::time::sleep(POLL).await;
+                    continue;
                 }
-            };
-            if unchanged_since.elapsed() < PATIENCE {
-                tokio::time::sleep(POLL).await;
-                continue;
+                tracing::warn!(claim = ?seen, "the publisher making the set stopped renewing its claim; taking over");
             }
-            tracing::warn!(claim = ?seen, "the publisher making the set stopped renewing its claim; taking over");
-        } else if seen.is_some() || !replace {
-            // No claim left: the set was made meanwhile, unless its maker gave up. Read the claim again after this
-            // check (many calls), so that a claim written meanwhile is seen before this one is written.
-            if complete().await? {
-                return Ok(None);
+            Some(failed) => {
+                tracing::warn!(claimant = %failed.claimant, "the publisher making the set failed half-way; taking over");
             }
-            if current_claim(client, name).await?.is_some() {
-                continue;
+            None if seen.is_some() || !replace => {
+                // No claim left: the set was made meanwhile. Read the claim again after this check (many calls), so
+                // that a claim written meanwhile is seen before this one is written.
+                if complete().await? {
+                    return Ok(None);
+                }
+                if current_claim(client, name).await?.is_some() {
+                    continue;
+                }
             }
+            None => {}
         }
-        client.append(&table, claim_row(&claimant)).await?;
+        // Made again if it was deleted (or is of another shape, left by another version).
+        let table = match client.ensure_input_table(name, schema(), kind()).await {
+            Err(Error::SchemaMismatch { .. }) => client.create_input_table(name, schema(), kind()).await?,
+            ensured => ensured?,
+        };
+        client.append(&table, claim_row(&claimant, State::Making)).await?;
         tokio::time::sleep(SETTLE).await;
         if current_claim(client, name).await?.is_some_and(|row| row.claimant == claimant) {
-            let heartbeat = renew_every_heartbeat(client.clone(), table.clone(), claimant.clone());
-            return Ok(Some(Claim { table, name: name.clone(), claimant, heartbeat: Some(heartbeat) }));
+            let lost = Arc::new(AtomicBool::new(false));
+            let heartbeat =
+                renew_every_heartbeat(client.clone(), table.clone(), name.clone(), claimant.clone(), Arc::clone(&lost));
+            return Ok(Some(Claim { table, name: name.clone(), claimant, lost, heartbeat: Some(heartbeat) }));
         }
         seen = None;
     }
 }
 
-/// Writes `claimant`'s claim again every [`HEARTBEAT`] until told to stop. A renewal that fails is tried again at
-/// the next heartbeat; others take the claim over only after several missed.
-fn renew_every_heartbeat(client: Client, table: InputTable, claimant: String) -> (oneshot::Sender<()>, JoinHandle<()>) {
+/// Writes `claimant`'s claim again every [`HEARTBEAT`] until told to stop, each renewal given at most a heartbeat
+/// so that a slow call does not delay the next. Stops, setting `lost`, when the table holds another publisher's
+/// claim: this one was taken over, and must not overwrite the new one. A renewal that fails is tried again at the
+/// next heartbeat; others take the claim over only after several missed.
+fn renew_every_heartbeat(
+    client: Client,
+    table: InputTable,
+    name: String,
+    claimant: String,
+    lost: Arc<AtomicBool>,
+) -> (oneshot::Sender<()>, JoinHandle<()>) {
     let (stop, mut stopped) = oneshot::channel();
     let renewing = tokio::spawn(async move {
         loop {
@@ -165,21 +244,42 @@ fn renew_every_heartbeat(client: Client, table: InputTable, claimant: String) ->
                 () = tokio::time::sleep(HEARTBEAT) => {}
                 _ = &mut stopped => return,
             }
-            if let Err(err) = client.append(&table, claim_row(&claimant)).await {
-                tracing::warn!(error = %err, "renewing the claim to make the set failed");
+            let renewal = async {
+                if current_claim(&client, &name).await?.is_some_and(|row| row.claimant != claimant) {
+                    return Ok(false);
+                }
+                client.append(&table, claim_row(&claimant, State::Making)).await.map(|()| true)
+            };
+            match tokio::time::timeout(HEARTBEAT, renewal).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::warn!("another publisher took over the claim to make the set");
+                    lost.store(true, Ordering::Release);
+                    return;
+                }
+                Ok(Err(err)) => tracing::warn!(error = %err, "renewing the claim to make the set failed"),
+                Err(_elapsed) => tracing::warn!("renewing the claim to make the set took longer than a heartbeat"),
             }
         }
     });
     (stop, renewing)
 }
 
-/// The claim the table holds, if any.
+/// The claim the table holds, if any (none when the table is gone: deleted by hand, or lost with the server).
 async fn current_claim(client: &Client, name: &str) -> deephaven_client::Result<Option<ClaimRow>> {
+    if !client.scope_table_exists(name).await? {
+        return Ok(None);
+    }
     let batches = client.snapshot(name).await?;
     Ok(batches.iter().find_map(|batch| {
         let claimants = batch.column_by_name(CLAIMANT)?.as_string_opt::<i32>()?;
+        let states = batch.column_by_name(STATE)?.as_string_opt::<i32>()?;
         let times = batch.column_by_name(CLAIMED_AT)?.as_primitive_opt::<TimestampNanosecondType>()?;
-        (batch.num_rows() > 0).then(|| ClaimRow { claimant: claimants.value(0).to_owned(), claimed_at: times.value(0) })
+        (batch.num_rows() > 0).then(|| ClaimRow {
+            claimant: claimants.value(0).to_owned(),
+            state: if states.value(0) == State::Failed.as_str() { State::Failed } else { State::Making },
+            claimed_at: times.value(0),
+        })
     }))
 }
 
@@ -187,6 +287,7 @@ fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(KEY, DataType::Utf8, false),
         Field::new(CLAIMANT, DataType::Utf8, false),
+        Field::new(STATE, DataType::Utf8, false),
         Field::new(CLAIMED_AT, DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
     ]))
 }
@@ -195,13 +296,11 @@ fn kind() -> InputTableKind {
     InputTableKind::keyed([KEY])
 }
 
-fn claim_row(claimant: &str) -> RecordBatch {
+fn claim_row(claimant: &str, state: State) -> RecordBatch {
     let claimed_at = TimestampNanosecondArray::from(vec![Timestamp::now().unix_nanos()]).with_timezone("UTC");
-    RecordBatch::try_new(
-        schema(),
-        vec![Arc::new(StringArray::from(vec![SET])), Arc::new(StringArray::from(vec![claimant])), Arc::new(claimed_at)],
-    )
-    .expect("the claim row matches its schema")
+    let text = |value: &str| Arc::new(StringArray::from(vec![value.to_owned()]));
+    RecordBatch::try_new(schema(), vec![text(SET), text(claimant), text(state.as_str()), Arc::new(claimed_at)])
+        .expect("the claim row matches its schema")
 }
 
 fn key_row() -> RecordBatch {

@@ -123,15 +123,15 @@ impl Sink {
         let claim = if !recreate && !claim::is_claimed(&client, &names).await? && intact().await? {
             None
         } else {
-            claim::take_turn(&client, &names, &publisher_id(), recreate, intact).await?
+            claim::take_turn(&client, &names, &publisher_id(), recreate, settings.request_timeout, intact).await?
         };
         let Some(claim) = claim else {
             return Self::pin(client, settings, names, flush_row, retention, None).await;
         };
         tracing::info!(log = %names.log, recreate, "creating the log and its derived tables");
         let made = Self::pin(client.clone(), settings, names, flush_row, retention, Some(&claim)).await;
-        if let Err(err) = claim.release(&client).await {
-            tracing::warn!(error = %err, "removing the claim to make the set failed; others take it over once it is stale");
+        if let Err(err) = claim.release(&client, made.is_ok()).await {
+            tracing::warn!(error = %err, "releasing the claim to make the set failed; others take it over once it is stale");
         }
         made
     }

@@ -2,9 +2,11 @@
 
 use crate::analytics::{notification, FLAPPY};
 use crate::helpers::*;
-use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use deephaven_client::Client;
 use deephaven_client::{InputTable, InputTableKind};
+use publisher::configuration::DeephavenSettings;
 use publisher::pipeline::Mode;
 use publisher::tables::Sink;
 use schemas::tables::{KafkaPosition, PositionedRecord, TableNames, LOG};
@@ -223,6 +225,41 @@ async fn tables_created_anew_while_records_arrive_get_every_record() {
     publisher.stop().await;
 }
 
+/// Writes `record` through `sink` as read from `partition` at offset 0.
+async fn write_record(sink: &Sink, record: &AlertRecord, partition: i32) {
+    let mut rows = LOG.builder(1);
+    let position = KafkaPosition { incarnation: 0, partition, offset: 0 };
+    rows.append(&PositionedRecord { record: record.clone(), position });
+    sink.write(rows.finish()).await.expect("written");
+}
+
+/// Writes by hand, in the claim table of the set `names` names, another publisher's claim to make the set, in
+/// `state` (`making` or `failed`); returns the table and the row's key.
+async fn claim_by_hand(client: &Client, names: &TableNames, state: &str) -> (InputTable, RecordBatch) {
+    let text = |value: &str| Arc::new(StringArray::from(vec![value.to_owned()]));
+    let claimed_at = TimestampNanosecondArray::from(vec![Timestamp::now().unix_nanos()]).with_timezone("UTC");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Key", DataType::Utf8, false),
+        Field::new("Claimant", DataType::Utf8, false),
+        Field::new("State", DataType::Utf8, false),
+        Field::new("ClaimedAt", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+    ]));
+    let claims = InputTable::new(&names.creation_claim, Arc::clone(&schema), InputTableKind::keyed(["Key"]));
+    let row: Vec<ArrayRef> = vec![text("set"), text("another-publisher"), text(state), Arc::new(claimed_at)];
+    client.append(&claims, RecordBatch::try_new(schema, row).unwrap()).await.expect("the claim is written");
+    let key_schema = Arc::new(Schema::new(vec![Field::new("Key", DataType::Utf8, false)]));
+    (claims, RecordBatch::try_new(key_schema, vec![text("set")]).unwrap())
+}
+
+/// A set made and holding one record, read from partition 0.
+async fn set_holding_one_record(settings: &DeephavenSettings) -> Vec<(AlertRecord, i32, i64)> {
+    let record = synthetic_records(1, 31).swap_remove(0);
+    let sink = Sink::open(settings, false).await.expect("the set is made");
+    write_record(&sink, &record, 0).await;
+    sink.close().await;
+    vec![(record, 0, 0)]
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn publishers_finding_the_tables_missing_together_make_one_set_between_them() {
     let setup = setup(2).await;
@@ -250,11 +287,8 @@ async fn publishers_finding_the_tables_missing_together_make_one_set_between_the
         .zip([0, 1])
         .map(|(record, partition)| (record, partition, 0))
         .collect();
-    for (sink, (record, partition, offset)) in [&first, &second].into_iter().zip(&records) {
-        let mut rows = LOG.builder(1);
-        let position = KafkaPosition { incarnation: 0, partition: *partition, offset: *offset };
-        rows.append(&PositionedRecord { record: record.clone(), position });
-        sink.write(rows.finish()).await.expect("written");
+    for (sink, (record, partition, _)) in [&first, &second].into_iter().zip(&records) {
+        write_record(sink, record, *partition).await;
     }
     assert_eq!(read_tables_or_fail(&client, &setup.prefix).await, expected(&records));
     let progress = second.progress().await.expect("the progress reads");
@@ -267,34 +301,37 @@ async fn publishers_finding_the_tables_missing_together_make_one_set_between_the
 async fn a_set_another_publisher_claimed_is_waited_for_though_its_tables_all_exist() {
     let setup = setup(1).await;
     let settings = setup.settings().deephaven;
-    Sink::open(&settings, false).await.expect("the set is made").close().await;
+    let written = set_holding_one_record(&settings).await;
     // Another publisher claims the set, as one about to make it anew does: the old tables stay until it replaces
     // each, so that they all exist says nothing.
     let client = client(&setup.deephaven_url).await;
-    let names = TableNames::with_prefix(&setup.prefix);
-    let claim_schema = Arc::new(Schema::new(vec![
-        Field::new("Key", DataType::Utf8, false),
-        Field::new("Claimant", DataType::Utf8, false),
-        Field::new("ClaimedAt", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
-    ]));
-    let claims = InputTable::new(&names.creation_claim, Arc::clone(&claim_schema), InputTableKind::keyed(["Key"]));
-    let key = || Arc::new(StringArray::from(vec!["set"]));
-    let claimed_at = TimestampNanosecondArray::from(vec![Timestamp::now().unix_nanos()]).with_timezone("UTC");
-    let claim = RecordBatch::try_new(
-        claim_schema,
-        vec![key(), Arc::new(StringArray::from(vec!["another-publisher"])), Arc::new(claimed_at)],
-    )
-    .unwrap();
-    client.append(&claims, claim).await.expect("the claim is written");
+    let (claims, key) = claim_by_hand(&client, &TableNames::with_prefix(&setup.prefix), "making").await;
 
     let mut opening = tokio::spawn(async move { Sink::open(&settings, false).await });
     // Time to open an intact set many times over: it must still be waiting.
     let waited = tokio::time::timeout(Duration::from_secs(5), &mut opening).await;
     assert!(waited.is_err(), "opened a set another publisher claimed");
-    let key_only = Arc::new(Schema::new(vec![Field::new("Key", DataType::Utf8, false)]));
-    client.delete(&claims, RecordBatch::try_new(key_only, vec![key()]).unwrap()).await.expect("the claim is removed");
+    client.delete(&claims, key).await.expect("the claim is removed");
     let sink = tokio::time::timeout(TABLES_DEADLINE, opening).await.expect("opens once the claim is gone");
     sink.unwrap().expect("the set opens").close().await;
+    assert_eq!(read_tables_or_fail(&client, &setup.prefix).await, expected(&written), "opened, not made anew");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_whose_maker_failed_half_way_is_made_anew_at_once_though_its_tables_all_exist() {
+    let setup = setup(1).await;
+    let settings = setup.settings().deephaven;
+    set_holding_one_record(&settings).await;
+    let client = client(&setup.deephaven_url).await;
+    let names = TableNames::with_prefix(&setup.prefix);
+    claim_by_hand(&client, &names, "failed").await;
+
+    // Taken over at once: a claim still making is waited for 30 s at least before it is.
+    let opened = tokio::time::timeout(Duration::from_secs(20), Sink::open(&settings, false)).await;
+    opened.expect("a failed claim is taken over at once").expect("the set is made anew").close().await;
+    assert_eq!(read_tables_or_fail(&client, &setup.prefix).await, Tables::default(), "made anew, empty");
+    let claims: usize = snapshot(&client, &names.creation_claim).await.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(claims, 0, "the claim is removed once the set is made");
 }
 
 /// Produces `raw` (key, format header, value) records, reads them back, and returns them with the tables their
