@@ -49,22 +49,26 @@ impl FollowsFiles for AlertSink {
     }
 
     /// Replaces the producer with one created from the files when they changed; an error (a file unreadable,
-    /// librdkafka or the brokers refusing what they say) leaves the producer in use.
+    /// librdkafka or the brokers refusing what they say) leaves the producer in use. The brokers are asked without
+    /// the source locked (up to [`CREDENTIALS_CHECK_TIMEOUT`] when none answers), so the probe's replacement of a
+    /// broken producer never waits for them; only this, run by one task, changes the source.
     fn read_files_again(&self) -> anyhow::Result<bool> {
-        let mut source = self.source.lock().expect("lock poisoned");
-        let properties = source.settings.properties.with_files_read_again(&source.settings.property_files)?;
-        let located_files = properties.located_files_digest()?;
-        if properties == source.settings.properties && source.located_files == Some(located_files) {
-            return Ok(false);
-        }
-        let settings = KafkaSettings { properties, ..source.settings.clone() };
-        let fresh =
-            ProducerSource { settings, message_timeout: source.message_timeout, located_files: Some(located_files) };
+        let fresh = {
+            let source = self.source.lock().expect("lock poisoned");
+            let properties = source.settings.properties.with_files_read_again(&source.settings.property_files)?;
+            let located_files = properties.located_files_digest()?;
+            if properties == source.settings.properties && source.located_files == Some(located_files) {
+                return Ok(false);
+            }
+            let settings = KafkaSettings { properties, ..source.settings.clone() };
+            ProducerSource { settings, message_timeout: source.message_timeout, located_files: Some(located_files) }
+        };
         let config = fresh.config();
         let producer = kafka_client::create(&config).context("creating a producer with the new credentials")?;
         if let Some(reason) = kafka_client::refused_credentials(&config, CREDENTIALS_CHECK_TIMEOUT)? {
             anyhow::bail!("the brokers refuse the new credentials ({reason}); the producer in use stays");
         }
+        let mut source = self.source.lock().expect("lock poisoned");
         *source = fresh;
         self.install_producer(&source, producer);
         Ok(true)
