@@ -50,7 +50,7 @@ impl FollowsFiles for AlertSink {
 
     /// Replaces the producer with one created from the files when they changed; an error (a file unreadable,
     /// librdkafka or the brokers refusing what they say) leaves the producer in use. The brokers are asked without
-    /// the source locked (up to [`CREDENTIALS_CHECK_TIMEOUT`] when none answers), so the probe's replacement of a
+    /// the source locked (for the whole check when none answers), so the probe's replacement of a
     /// broken producer never waits for them; only this, run by one task, changes the source.
     fn read_files_again(&self) -> anyhow::Result<bool> {
         let fresh = {

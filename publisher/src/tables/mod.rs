@@ -97,7 +97,7 @@ impl Sink {
     /// Connects and makes sure the log and every derived table exist. If any is missing (a Deephaven restarted
     /// empty, a table deleted by hand, a first start), or with `recreate` (a replay), the whole set is created anew
     /// and empty, so the progress reads empty and the topic is replayed from its earliest record. One publisher at
-    /// a time makes a set ([`claim`]): one that finds another making it waits for that set and opens it.
+    /// a time makes a set (`tables/claim.rs`): one that finds another making it waits for that set and opens it.
     pub async fn open(settings: &DeephavenSettings, recreate: bool) -> deephaven_client::Result<Sink> {
         let mut config = ClientConfig::new(settings.url.clone())
             .with_auth(auth(settings))
