@@ -80,14 +80,15 @@ struct ClaimRow {
     claimed_at: i64,
 }
 
-/// How long a claim may stay unchanged before it is taken over: [`PATIENCE`], or longer when a call may take
-/// long enough for two renewals to miss it.
+/// How long a claim may stay unchanged before it is taken over: [`PATIENCE`], or longer when calls may take long
+/// enough for two renewals (a read and a write each) to land late.
 fn patience(request_timeout: Duration) -> Duration {
-    PATIENCE.max(request_timeout * 2 + HEARTBEAT)
+    PATIENCE.max(request_timeout * 4 + HEARTBEAT)
 }
 
-/// This publisher's claim to make the set, won. Renewed until released; dropped unreleased (the making failed or
-/// was abandoned), it is no longer renewed, and others take it over after [`PATIENCE`].
+/// This publisher's claim to make the set, won. Renewed until released (removed once the set is made, marked
+/// failed otherwise); dropped unreleased (the making was abandoned), it is no longer renewed, and others take it
+/// over once their patience runs out.
 pub(super) struct Claim {
     table: InputTable,
     /// The claim table's name, to read it back.
@@ -120,13 +121,18 @@ impl Claim {
         let mut attempt = 1;
         loop {
             let released = async {
-                if !self.is_held(client).await? {
+                if self.lost.load(Ordering::Acquire) {
                     return Ok(());
                 }
-                if made {
-                    client.delete(&self.table, key_row()).await
-                } else {
-                    client.append(&self.table, claim_row(&self.claimant, State::Failed)).await
+                let row = current_claim(client, &self.name).await?;
+                if row.as_ref().is_some_and(|row| row.claimant != self.claimant) {
+                    return Ok(());
+                }
+                match (made, row) {
+                    (true, Some(_)) => client.delete(&self.table, key_row()).await,
+                    (true, None) => Ok(()),
+                    // Even with the row gone: the set is half made, and must not be opened as if complete.
+                    (false, _) => client.append(&self.table, claim_row(&self.claimant, State::Failed)).await,
                 }
             };
             match released.await {
@@ -175,8 +181,15 @@ where
     let claimant = format!("{publisher}-{:016x}", fastrand::u64(..));
     // The other claim last seen, and since when it has not changed.
     let mut seen: Option<(ClaimRow, Instant)> = None;
+    let others = |row: &ClaimRow| row.claimant != claimant;
     loop {
-        match current_claim(client, name).await?.filter(|row| row.claimant != claimant) {
+        // Made again if it was deleted (or is of another shape, left by another version); before the claim is read,
+        // so that nothing but this check stands between reading no claim and writing one.
+        let table = match client.ensure_input_table(name, schema(), kind()).await {
+            Err(Error::SchemaMismatch { .. }) => client.create_input_table(name, schema(), kind()).await?,
+            ensured => ensured?,
+        };
+        match current_claim(client, name).await?.filter(others) {
             Some(other) if other.state == State::Making => {
                 let unchanged_since = match &seen {
                     Some((row, since)) if *row == other => *since,
@@ -203,17 +216,13 @@ where
                 if complete().await? {
                     return Ok(None);
                 }
-                if current_claim(client, name).await?.is_some() {
+                if current_claim(client, name).await?.is_some_and(|row| others(&row)) {
+                    tokio::time::sleep(POLL).await;
                     continue;
                 }
             }
             None => {}
         }
-        // Made again if it was deleted (or is of another shape, left by another version).
-        let table = match client.ensure_input_table(name, schema(), kind()).await {
-            Err(Error::SchemaMismatch { .. }) => client.create_input_table(name, schema(), kind()).await?,
-            ensured => ensured?,
-        };
         client.append(&table, claim_row(&claimant, State::Making)).await?;
         tokio::time::sleep(SETTLE).await;
         if current_claim(client, name).await?.is_some_and(|row| row.claimant == claimant) {
@@ -226,10 +235,10 @@ where
     }
 }
 
-/// Writes `claimant`'s claim again every [`HEARTBEAT`] until told to stop, each renewal given at most a heartbeat
-/// so that a slow call does not delay the next. Stops, setting `lost`, when the table holds another publisher's
-/// claim: this one was taken over, and must not overwrite the new one. A renewal that fails is tried again at the
-/// next heartbeat; others take the claim over only after several missed.
+/// Writes `claimant`'s claim again every [`HEARTBEAT`] until told to stop (between renewals, so that none lands
+/// after the claim is released); a renewal that takes longer delays the next. Stops, setting `lost`, when the
+/// table holds another publisher's claim: this one was taken over, and must not overwrite the new one. A renewal
+/// that fails is tried again at the next heartbeat; others take the claim over only after several missed.
 fn renew_every_heartbeat(
     client: Client,
     table: InputTable,
@@ -239,26 +248,27 @@ fn renew_every_heartbeat(
 ) -> (oneshot::Sender<()>, JoinHandle<()>) {
     let (stop, mut stopped) = oneshot::channel();
     let renewing = tokio::spawn(async move {
+        let mut heartbeats = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        heartbeats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = tokio::time::sleep(HEARTBEAT) => {}
+                _ = heartbeats.tick() => {}
                 _ = &mut stopped => return,
             }
             let renewal = async {
-                if current_claim(&client, &name).await?.is_some_and(|row| row.claimant != claimant) {
+                if read_claim(&client, &name).await?.is_some_and(|row| row.claimant != claimant) {
                     return Ok(false);
                 }
                 client.append(&table, claim_row(&claimant, State::Making)).await.map(|()| true)
             };
-            match tokio::time::timeout(HEARTBEAT, renewal).await {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => {
+            match renewal.await {
+                Ok(true) => {}
+                Ok(false) => {
                     tracing::warn!("another publisher took over the claim to make the set");
                     lost.store(true, Ordering::Release);
                     return;
                 }
-                Ok(Err(err)) => tracing::warn!(error = %err, "renewing the claim to make the set failed"),
-                Err(_elapsed) => tracing::warn!("renewing the claim to make the set took longer than a heartbeat"),
+                Err(err) => tracing::warn!(error = %err, "renewing the claim to make the set failed"),
             }
         }
     });
@@ -270,6 +280,11 @@ async fn current_claim(client: &Client, name: &str) -> deephaven_client::Result<
     if !client.scope_table_exists(name).await? {
         return Ok(None);
     }
+    read_claim(client, name).await
+}
+
+/// The claim table `name` holds, if any; fails when the table is gone.
+async fn read_claim(client: &Client, name: &str) -> deephaven_client::Result<Option<ClaimRow>> {
     let batches = client.snapshot(name).await?;
     Ok(batches.iter().find_map(|batch| {
         let claimants = batch.column_by_name(CLAIMANT)?.as_string_opt::<i32>()?;

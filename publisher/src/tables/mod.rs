@@ -120,7 +120,9 @@ impl Sink {
         let flush_row = flush_row(&publisher_id());
         let retention = Retention::new(settings.retention).expect("the settings validated the retention");
         let intact = || is_intact(&client, &names, flush_row.schema(), &retention);
-        let claim = if !recreate && !claim::is_claimed(&client, &names).await? && intact().await? {
+        // Claimed is read again after the intact check (many calls): a claim written meanwhile makes it stale.
+        let unclaimed = || async { claim::is_claimed(&client, &names).await.map(|claimed| !claimed) };
+        let claim = if !recreate && unclaimed().await? && intact().await? && unclaimed().await? {
             None
         } else {
             claim::take_turn(&client, &names, &publisher_id(), recreate, settings.request_timeout, intact).await?

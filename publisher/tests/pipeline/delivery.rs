@@ -330,8 +330,36 @@ async fn a_set_whose_maker_failed_half_way_is_made_anew_at_once_though_its_table
     let opened = tokio::time::timeout(Duration::from_secs(20), Sink::open(&settings, false)).await;
     opened.expect("a failed claim is taken over at once").expect("the set is made anew").close().await;
     assert_eq!(read_tables_or_fail(&client, &setup.prefix).await, Tables::default(), "made anew, empty");
-    let claims: usize = snapshot(&client, &names.creation_claim).await.iter().map(RecordBatch::num_rows).sum();
-    assert_eq!(claims, 0, "the claim is removed once the set is made");
+    assert_eq!(claim_state(&client, &names).await, None, "the claim is removed once the set is made");
+}
+
+/// The state (`making`, `failed`) of the claim the claim table holds, if any.
+async fn claim_state(client: &Client, names: &TableNames) -> Option<String> {
+    let batches = client.snapshot(&names.creation_claim).await.expect("the claim table reads");
+    batches.iter().find(|batch| batch.num_rows() > 0).map(|batch| {
+        let states = batch.column_by_name("State").expect("a State column").as_string::<i32>();
+        states.value(0).to_owned()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_making_that_fails_half_way_marks_its_claim_failed_and_the_next_publisher_makes_the_set() {
+    let setup = setup(1).await;
+    let settings = setup.settings().deephaven;
+    let names = TableNames::with_prefix(&setup.prefix);
+    // Fails once the input tables are made: a clock that never moves is refused.
+    let failing = DeephavenSettings { window_step: Duration::ZERO, ..settings.clone() };
+    assert!(Sink::open(&failing, false).await.is_err(), "the making fails half-way");
+    let client = client(&setup.deephaven_url).await;
+    assert_eq!(claim_state(&client, &names).await.as_deref(), Some("failed"));
+
+    let opened = tokio::time::timeout(Duration::from_secs(20), Sink::open(&settings, false)).await;
+    let sink = opened.expect("a failed claim is taken over at once").expect("the set is made");
+    let record = synthetic_records(1, 32).swap_remove(0);
+    write_record(&sink, &record, 0).await;
+    assert_eq!(read_tables_or_fail(&client, &setup.prefix).await, expected(&[(record, 0, 0)]));
+    sink.close().await;
+    assert_eq!(claim_state(&client, &names).await, None, "the claim is removed once the set is made");
 }
 
 /// Produces `raw` (key, format header, value) records, reads them back, and returns them with the tables their
