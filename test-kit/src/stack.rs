@@ -10,9 +10,11 @@
 
 use crate::gate::Gate;
 use crate::tls::TestPki;
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 /// Addresses of the shared test stack.
 #[derive(Debug, Clone)]
@@ -88,9 +90,37 @@ pub fn files_under(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
     found
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, never handed out before by this process, and below the kernel's range for
+/// the local ports of outgoing connections: a service stopped and started again on it (a broker's restart) cannot
+/// find it taken meanwhile by a client's connection (one reconnecting to that very port can even connect to
+/// itself), which the port 0 trick, drawing from that range, allowed.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("binding port 0").port()
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let below = outgoing_ports_start();
+    let mut handed_out = HANDED_OUT.lock().expect("never poisoned");
+    // Spread over the range by the process id and a counter, so that test binaries run at once rarely collide.
+    let span = u32::from(below - LOWEST_PORT);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    (0..span)
+        .map(|step| LOWEST_PORT + u16::try_from((start + step * 13) % span).expect("within the span"))
+        .find(|port| !handed_out.contains(port) && TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .inspect(|port| {
+            handed_out.insert(*port);
+        })
+        .expect("a free port below the outgoing connections' range")
+}
+
+/// The lowest port free_port hands out.
+const LOWEST_PORT: u16 = 20_000;
+
+/// The first local port the kernel gives outgoing connections (`net.ipv4.ip_local_port_range`), 32768 where it
+/// cannot be read.
+fn outgoing_ports_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .filter(|start| *start > LOWEST_PORT + 1_000)
+        .unwrap_or(32_768)
 }
 
 /// Runs `scripts/<script> <action>` with `env`, panicking with its output if it fails.
@@ -550,5 +580,20 @@ impl TlsBroker {
 
     pub fn resume(&self) {
         self.broker.resume();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_outgoing_connections_range() {
+        let ports: BTreeSet<u16> = (0..50).map(|_| free_port()).collect();
+        assert_eq!(ports.len(), 50, "never the same port twice");
+        for port in ports {
+            assert!((LOWEST_PORT..outgoing_ports_start()).contains(&port), "{port}");
+            TcpListener::bind(("127.0.0.1", port)).expect("still free");
+        }
     }
 }
