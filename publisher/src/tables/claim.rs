@@ -156,8 +156,7 @@ impl Drop for Claim {
 
 /// Whether a publisher's claim to make the set is there: the set may then be half made, whatever tables exist.
 pub(super) async fn is_claimed(client: &Client, names: &TableNames) -> deephaven_client::Result<bool> {
-    Ok(client.scope_table_exists(&names.creation_claim).await?
-        && current_claim(client, &names.creation_claim).await?.is_some())
+    Ok(current_claim(client, &names.creation_claim).await?.is_some())
 }
 
 /// Waits for this publisher's turn to make the set (`publisher` names it in the claim): `Some` when it is to make
