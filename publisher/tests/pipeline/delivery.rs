@@ -251,6 +251,13 @@ async fn claim_by_hand(client: &Client, names: &TableNames, state: &str) -> (Inp
     (claims, RecordBatch::try_new(key_schema, vec![text("set")]).unwrap())
 }
 
+/// `settings` with a request timeout that makes a claim still `making` wait for its patience (four request timeouts
+/// and a heartbeat) far longer than [`TABLES_DEADLINE`], so that a test can tell a claim taken over at once from one
+/// waited for, however slowly the set is made.
+fn patient(settings: DeephavenSettings) -> DeephavenSettings {
+    DeephavenSettings { request_timeout: Duration::from_secs(60), ..settings }
+}
+
 /// A set made and holding one record, read from partition 0.
 async fn set_holding_one_record(settings: &DeephavenSettings) -> Vec<(AlertRecord, i32, i64)> {
     let record = synthetic_records(1, 31).swap_remove(0);
@@ -320,14 +327,14 @@ async fn a_set_another_publisher_claimed_is_waited_for_though_its_tables_all_exi
 #[tokio::test(flavor = "multi_thread")]
 async fn a_set_whose_maker_failed_half_way_is_made_anew_at_once_though_its_tables_all_exist() {
     let setup = setup(1).await;
-    let settings = setup.settings().deephaven;
+    let settings = patient(setup.settings().deephaven);
     set_holding_one_record(&settings).await;
     let client = client(&setup.deephaven_url).await;
     let names = TableNames::with_prefix(&setup.prefix);
     claim_by_hand(&client, &names, "failed").await;
 
-    // Taken over at once: a claim still making is waited for 30 s at least before it is.
-    let opened = tokio::time::timeout(Duration::from_secs(20), Sink::open(&settings, false)).await;
+    // Taken over at once: a claim still making would be waited for longer than the deadline.
+    let opened = tokio::time::timeout(TABLES_DEADLINE, Sink::open(&settings, false)).await;
     opened.expect("a failed claim is taken over at once").expect("the set is made anew").close().await;
     assert_eq!(read_tables_or_fail(&client, &setup.prefix).await, Tables::default(), "made anew, empty");
     assert_eq!(claim_state(&client, &names).await, None, "the claim is removed once the set is made");
@@ -345,7 +352,7 @@ async fn claim_state(client: &Client, names: &TableNames) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_making_that_fails_half_way_marks_its_claim_failed_and_the_next_publisher_makes_the_set() {
     let setup = setup(1).await;
-    let settings = setup.settings().deephaven;
+    let settings = patient(setup.settings().deephaven);
     let names = TableNames::with_prefix(&setup.prefix);
     // Fails once the input tables are made: a clock that never moves is refused.
     let failing = DeephavenSettings { window_step: Duration::ZERO, ..settings.clone() };
@@ -353,7 +360,7 @@ async fn a_making_that_fails_half_way_marks_its_claim_failed_and_the_next_publis
     let client = client(&setup.deephaven_url).await;
     assert_eq!(claim_state(&client, &names).await.as_deref(), Some("failed"));
 
-    let opened = tokio::time::timeout(Duration::from_secs(20), Sink::open(&settings, false)).await;
+    let opened = tokio::time::timeout(TABLES_DEADLINE, Sink::open(&settings, false)).await;
     let sink = opened.expect("a failed claim is taken over at once").expect("the set is made");
     let record = synthetic_records(1, 32).swap_remove(0);
     write_record(&sink, &record, 0).await;
