@@ -255,8 +255,10 @@ impl Sink {
         first_missing(&self.client, &self.names).await
     }
 
-    /// The furthest position applied per partition, as the derived progress table holds it.
+    /// The furthest position applied per partition, as the derived progress table holds it: every write that returned
+    /// before the call is in it ([`Sink::settle`]).
     pub async fn progress(&self) -> deephaven_client::Result<BTreeMap<i32, Applied>> {
+        self.settle().await?;
         let mut progress = BTreeMap::new();
         for batch in self.client.snapshot(&self.names.progress).await? {
             let int32 = |name| batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int32Type>());
@@ -278,11 +280,28 @@ impl Sink {
     }
 
     /// Appends `rows` (of [`LOG`]'s schema: one per record read, a position-only one per dead letter) to the log,
-    /// then touches this publisher's flush row: that write makes the server run an update cycle before it returns,
-    /// which applies the log's rows too (a blink append alone would wait for the next periodic cycle), so the rows
-    /// are visible in every derived table when this returns.
+    /// then touches this publisher's flush row: that makes the server start an update cycle at once, which takes the
+    /// log's rows too (a blink append alone would wait for the next periodic cycle). It returns once a cycle has
+    /// taken the touch; the derived tables are computed later in that cycle, and the log's rows may even fall to the
+    /// next one (below). A read that must see them waits with [`Sink::settle`].
     pub async fn write(&self, rows: RecordBatch) -> deephaven_client::Result<()> {
         self.client.append(&self.log, rows).await?;
+        self.touch_flush_row().await
+    }
+
+    /// Returns once every table derived from the rows of the writes that returned before it was called holds them.
+    /// An input table's append returns as soon as a cycle's sources have taken it, before that cycle's derived tables
+    /// are computed. A blink append returns once its rows are handed over, and a cycle already under way may have
+    /// passed the log but not yet the flush table: the rows then fall to the next cycle. A touch sent after a write
+    /// returned can be taken by that next cycle at the earliest; a second touch only by the one after, which starts
+    /// once the rows' cycle has finished. Writes do not wait for this (readers of the tables see the rows when their
+    /// cycle ends either way, and the next write need not wait); what this publisher reads back does.
+    pub async fn settle(&self) -> deephaven_client::Result<()> {
+        self.touch_flush_row().await?;
+        self.touch_flush_row().await
+    }
+
+    async fn touch_flush_row(&self) -> deephaven_client::Result<()> {
         self.client.append(&self.flush, self.flush_row.clone()).await
     }
 }

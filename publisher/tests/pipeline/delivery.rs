@@ -3,13 +3,13 @@
 use crate::analytics::{notification, FLAPPY};
 use crate::helpers::*;
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use deephaven_client::Client;
 use deephaven_client::{InputTable, InputTableKind};
 use publisher::configuration::DeephavenSettings;
 use publisher::pipeline::Mode;
 use publisher::tables::Sink;
-use schemas::tables::{KafkaPosition, PositionedRecord, TableNames, LOG};
+use schemas::tables::{column, KafkaPosition, PositionedRecord, TableNames, LOG};
 use schemas::{parse, AlertRecord, Limits, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
@@ -231,6 +231,7 @@ async fn write_record(sink: &Sink, record: &AlertRecord, partition: i32) {
     let position = KafkaPosition { incarnation: 0, partition, offset: 0 };
     rows.append(&PositionedRecord { record: record.clone(), position });
     sink.write(rows.finish()).await.expect("written");
+    sink.settle().await.expect("settled");
 }
 
 /// Writes by hand, in the claim table of the set `names` names, another publisher's claim to make the set, in
@@ -367,6 +368,51 @@ async fn a_making_that_fails_half_way_marks_its_claim_failed_and_the_next_publis
     assert_eq!(read_tables_or_fail(&client, &setup.prefix).await, expected(&[(record, 0, 0)]));
     sink.close().await;
     assert_eq!(claim_state(&client, &names).await, None, "the claim is removed once the set is made");
+}
+
+/// What the pipeline builds on (its health check compares the progress with what it wrote): the progress read after
+/// a write holds it, and once settled the write's rows are in the last table of the longest chain too. Each half
+/// fails here without its wait: deriving a write this large takes the server longer than a read's round trip.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_progress_read_after_a_write_holds_it_and_once_settled_so_does_the_longest_chain() {
+    let setup = setup(1).await;
+    let names = TableNames::with_prefix(&setup.prefix);
+    let sink = Sink::open(&setup.settings().deephaven, false).await.expect("the set is made");
+    let client = client(&setup.deephaven_url).await;
+    // Each round writes twice: the first write is read back through the progress, the second through the counts of
+    // firing alerts.
+    let mut written = Vec::new();
+    for round in 0..5 {
+        sink.write(distinct_rows(2 * round, &mut written)).await.expect("written");
+        let progress = sink.progress().await.expect("the progress reads");
+        let last_offset = written.last().map(|(_, _, offset)| *offset);
+        assert_eq!(progress.get(&0).map(|applied| applied.offset), last_offset, "round {round}");
+
+        sink.write(distinct_rows(2 * round + 1, &mut written)).await.expect("written");
+        sink.settle().await.expect("settled");
+        let mut firing = 0;
+        for batch in client.snapshot(&names.alerts_firing_by_severity).await.expect("the counts read") {
+            let counts = batch.column_by_name(column::FIRING).expect("a Firing column");
+            firing += counts.as_primitive::<Int64Type>().iter().flatten().sum::<i64>();
+        }
+        let expected_firing = expected(&written).alerts.values().filter(|alert| alert.0 == "firing").count();
+        assert_eq!(firing, expected_firing as i64, "round {round}");
+    }
+    sink.close().await;
+}
+
+/// The log rows of write `index`: 10,000 alerts no other write has, read from partition 0 at the offsets after
+/// those of `written`, which they join.
+fn distinct_rows(index: u64, written: &mut Vec<(AlertRecord, i32, i64)>) -> RecordBatch {
+    const BODIES: u64 = 1000;
+    let records = test_kit::records::synthetic_records(100 + index * BODIES, BODIES, 10, received_at);
+    let mut rows = LOG.builder(records.len());
+    for (offset, record) in (written.len() as i64..).zip(records) {
+        let position = KafkaPosition { incarnation: 0, partition: 0, offset };
+        rows.append(&PositionedRecord { record: record.clone(), position });
+        written.push((record, 0, offset));
+    }
+    rows.finish()
 }
 
 /// Produces `raw` (key, format header, value) records, reads them back, and returns them with the tables their
