@@ -233,10 +233,17 @@ async fn a_frozen_deephaven_makes_the_publisher_unready_and_it_catches_up_after(
         if cycle == 0 {
             // Read but not written: the consumed freshness moves on, the written one stays behind.
             let newest = records.iter().map(|record| record.received_at.unix_nanos()).max().unwrap() as f64 / 1e9;
-            wait::until("the states read while frozen to count as consumed", Duration::from_secs(30), || async {
-                match publisher.metrics.newest_consumed_received_at.get() {
+            // A write and a check that time out are retried on the same session, and reading goes on meanwhile.
+            wait::until("the states read while frozen to count as consumed", TABLES_DEADLINE, || async {
+                let metrics = &publisher.metrics;
+                match metrics.newest_consumed_received_at.get() {
                     consumed if consumed == newest => Ok(()),
-                    consumed => Err(consumed),
+                    consumed => Err(format!(
+                        "consumed {consumed}, newest {newest}, written {}, retries {}, reconnects {}",
+                        metrics.newest_written_received_at.get(),
+                        metrics.deephaven_retries.get(),
+                        metrics.deephaven_reconnects.get()
+                    )),
                 }
             })
             .await;
