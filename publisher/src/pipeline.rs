@@ -372,14 +372,14 @@ impl Pipeline {
     async fn connect(&self, recreate: bool, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<bool> {
         let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
         loop {
-            let attempt = async {
-                let sink = Sink::open(&self.settings.deephaven, recreate).await?;
-                self.shared.install(sink).await
+            // Opening can wait a while for another publisher to make the tables; it gives up on shutdown.
+            let stop = async {
+                let _ = shutdown.clone().wait_for(|stop| *stop).await;
             };
-            // Opening can wait a while for another publisher to make the tables.
-            let attempted = tokio::select! {
-                attempted = attempt => attempted,
-                _ = shutdown.wait_for(|stop| *stop) => return Ok(false),
+            let attempted = match Sink::open_until(&self.settings.deephaven, recreate, stop).await {
+                Ok(Some(sink)) => self.shared.install(sink).await,
+                Ok(None) => return Ok(false),
+                Err(err) => Err(err),
             };
             match attempted {
                 Ok(()) => {

@@ -79,10 +79,16 @@ impl Shared {
         })
     }
 
-    /// Switches to a new Deephaven session and reads its progress.
+    /// Switches to a new Deephaven session and reads its progress; a session whose progress cannot be read is ended.
     pub async fn install(&self, sink: Sink) -> deephaven_client::Result<()> {
+        let progress = match sink.progress().await {
+            Ok(progress) => progress,
+            Err(err) => {
+                sink.close().await;
+                return Err(err);
+            }
+        };
         let sink = Arc::new(sink);
-        let progress = sink.progress().await?;
         tracing::info!(?progress, "progress read from Deephaven");
         let replaced = lock(&self.sink).replace(sink);
         self.adopt(progress);

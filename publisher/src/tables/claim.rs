@@ -22,6 +22,7 @@ use deephaven_client::{Client, Error, InputTable, InputTableKind};
 use schemas::tables::TableNames;
 use schemas::Timestamp;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -159,10 +160,21 @@ pub(super) async fn is_claimed(client: &Client, names: &TableNames) -> deephaven
     Ok(current_claim(client, &names.creation_claim).await?.is_some())
 }
 
-/// Waits for this publisher's turn to make the set (`publisher` names it in the claim): `Some` when it is to make
-/// it, `None` when no claim is left and the set is complete and usable (`complete` tells), made by another
-/// publisher meanwhile. With `replace`, a set already complete is made anew unless another publisher claimed it
-/// first. `request_timeout` is a call's: claims are renewed and waited for with it in mind.
+/// Whose turn it is to make the set, as [`take_turn`] found it.
+pub(super) enum Turn {
+    /// This publisher's: it makes the set under this claim.
+    Make(Claim),
+    /// Nobody's: no claim is left, and the set is complete and usable, made by another publisher meanwhile.
+    Open,
+    /// Given up waiting (the publisher is stopping), before this publisher wrote a claim.
+    Stopped,
+}
+
+/// Waits for this publisher's turn to make the set (`publisher` names it in the claim). With `replace`, a set
+/// already complete is made anew unless another publisher claimed it first. `complete` tells whether the set is
+/// complete and usable. `request_timeout` is a call's: claims are renewed and waited for with it in mind. The wait
+/// for another publisher's set ends when `stop` completes; once this publisher has written its claim, it reads the
+/// claim back first, so that a claim of its own is never left behind unreleased.
 pub(super) async fn take_turn<F, C>(
     client: &Client,
     names: &TableNames,
@@ -170,11 +182,18 @@ pub(super) async fn take_turn<F, C>(
     replace: bool,
     request_timeout: Duration,
     complete: F,
-) -> deephaven_client::Result<Option<Claim>>
+    mut stop: Pin<&mut impl Future<Output = ()>>,
+) -> deephaven_client::Result<Turn>
 where
     F: Fn() -> C,
     C: Future<Output = deephaven_client::Result<bool>>,
 {
+    let mut poll_unless_stopped = async || {
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => false,
+            () = stop.as_mut() => true,
+        }
+    };
     let name = &names.creation_claim;
     let patience = patience(request_timeout);
     let claimant = format!("{publisher}-{:016x}", fastrand::u64(..));
@@ -201,7 +220,9 @@ where
                     }
                 };
                 if unchanged_since.elapsed() < patience {
-                    tokio::time::sleep(POLL).await;
+                    if poll_unless_stopped().await {
+                        return Ok(Turn::Stopped);
+                    }
                     continue;
                 }
                 tracing::warn!(claim = ?seen, "the publisher making the set stopped renewing its claim; taking over");
@@ -213,10 +234,12 @@ where
                 // No claim left: the set was made meanwhile. Read the claim again after this check (many calls), so
                 // that a claim written meanwhile is seen before this one is written.
                 if complete().await? {
-                    return Ok(None);
+                    return Ok(Turn::Open);
                 }
                 if current_claim(client, name).await?.is_some_and(|row| others(&row)) {
-                    tokio::time::sleep(POLL).await;
+                    if poll_unless_stopped().await {
+                        return Ok(Turn::Stopped);
+                    }
                     continue;
                 }
             }
@@ -228,7 +251,7 @@ where
             let lost = Arc::new(AtomicBool::new(false));
             let heartbeat =
                 renew_every_heartbeat(client.clone(), table.clone(), name.clone(), claimant.clone(), Arc::clone(&lost));
-            return Ok(Some(Claim { table, name: name.clone(), claimant, lost, heartbeat: Some(heartbeat) }));
+            return Ok(Turn::Make(Claim { table, name: name.clone(), claimant, lost, heartbeat: Some(heartbeat) }));
         }
         seen = None;
     }

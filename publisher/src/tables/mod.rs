@@ -32,7 +32,7 @@ use crate::configuration::DeephavenSettings;
 use crate::retention::{Retention, SLOTS};
 use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
-use claim::Claim;
+use claim::{Claim, Turn};
 use deephaven_client::{Auth, Client, ClientConfig, Error, InputTable, InputTableKind, Operation, TlsConfig};
 use derivations::{derivations, first_copy, occurrence_state, progress, slice_derivations};
 use schemas::tables::{column, Applied, TableNames, ALERT_EVENTS, LOG};
@@ -40,6 +40,7 @@ use schemas::Timestamp;
 use secrecy::ExposeSecret;
 use slices::{all_slot_tables, recorded_slices, slices_kind, slices_schema, slot_tables};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,6 +100,19 @@ impl Sink {
     /// and empty, so the progress reads empty and the topic is replayed from its earliest record. One publisher at
     /// a time makes a set (`tables/claim.rs`): one that finds another making it waits for that set and opens it.
     pub async fn open(settings: &DeephavenSettings, recreate: bool) -> deephaven_client::Result<Sink> {
+        let opened = Self::open_until(settings, recreate, std::future::pending()).await?;
+        Ok(opened.expect("a pending stop never comes"))
+    }
+
+    /// [`Sink::open`], given up when `stop` completes first (the publisher shuts down): `None` then. Opening can
+    /// wait long for another publisher's set, and making one takes many calls; given up while making it, the claim
+    /// is marked failed, so that the next publisher makes the set at once instead of waiting out the claim's
+    /// patience. The session is ended either way, rather than left to expire holding the tables it pinned.
+    pub async fn open_until(
+        settings: &DeephavenSettings,
+        recreate: bool,
+        stop: impl Future<Output = ()>,
+    ) -> deephaven_client::Result<Option<Sink>> {
         let mut config = ClientConfig::new(settings.url.clone())
             .with_auth(auth(settings))
             .with_request_timeout(settings.request_timeout);
@@ -106,36 +120,50 @@ impl Sink {
             config = config.with_tls(tls);
         }
         let client = Client::connect(config).await?;
-        let opened = Self::set_up(client.clone(), settings, recreate).await;
-        if opened.is_err() {
-            // Ended now rather than left to expire, holding the tables it pinned.
+        let opened = Self::set_up(client.clone(), settings, recreate, stop).await;
+        if !matches!(opened, Ok(Some(_))) {
             close(&client).await;
         }
         opened
     }
 
-    /// [`Sink::open`] once logged in: the set found intact, or made anew under this publisher's claim, and pinned.
-    async fn set_up(client: Client, settings: &DeephavenSettings, recreate: bool) -> deephaven_client::Result<Sink> {
+    /// [`Sink::open_until`] once logged in: the set found intact, or made anew under this publisher's claim, and
+    /// pinned; `None` when `stop` came first.
+    async fn set_up(
+        client: Client,
+        settings: &DeephavenSettings,
+        recreate: bool,
+        stop: impl Future<Output = ()>,
+    ) -> deephaven_client::Result<Option<Sink>> {
+        tokio::pin!(stop);
         let names = TableNames::with_prefix(&settings.table_prefix);
         let flush_row = flush_row(&publisher_id());
         let retention = Retention::new(settings.retention).expect("the settings validated the retention");
         let intact = || is_intact(&client, &names, flush_row.schema(), &retention);
         // Claimed is read again after the intact check (many calls): a claim written meanwhile makes it stale.
         let unclaimed = || async { claim::is_claimed(&client, &names).await.map(|claimed| !claimed) };
-        let claim = if !recreate && unclaimed().await? && intact().await? && unclaimed().await? {
-            None
+        let turn = if !recreate && unclaimed().await? && intact().await? && unclaimed().await? {
+            Turn::Open
         } else {
-            claim::take_turn(&client, &names, &publisher_id(), recreate, settings.request_timeout, intact).await?
+            let timeout = settings.request_timeout;
+            claim::take_turn(&client, &names, &publisher_id(), recreate, timeout, intact, stop.as_mut()).await?
         };
-        let Some(claim) = claim else {
-            return Self::pin(client, settings, names, flush_row, retention, None).await;
+        let claim = match turn {
+            Turn::Make(claim) => claim,
+            Turn::Open => return Self::pin(client, settings, names, flush_row, retention, None).await.map(Some),
+            Turn::Stopped => return Ok(None),
         };
         tracing::info!(log = %names.log, recreate, "creating the log and its derived tables");
-        let made = Self::pin(client.clone(), settings, names, flush_row, retention, Some(&claim)).await;
-        if let Err(err) = claim.release(&client, made.is_ok()).await {
+        let making = Self::pin(client.clone(), settings, names, flush_row, retention, Some(&claim));
+        let made = tokio::select! {
+            made = making => Some(made),
+            () = &mut stop => None,
+        };
+        let succeeded = made.as_ref().is_some_and(Result::is_ok);
+        if let Err(err) = claim.release(&client, succeeded).await {
             tracing::warn!(error = %err, "releasing the claim to make the set failed; others take it over once it is stale");
         }
-        made
+        made.transpose()
     }
 
     /// Pins the set's input tables, making the whole set first under `claim`, and makes the slices due exist.

@@ -17,6 +17,8 @@ use test_kit::fixtures::{captured_webhooks, refire_sequence, synthetic_resolve};
 use test_kit::kafka::{read_all, Consumed};
 use test_kit::metrics::sample;
 use test_kit::wait;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 pub fn fixture_records() -> Vec<AlertRecord> {
     let mut records = Vec::new();
@@ -259,6 +261,20 @@ fn patient(settings: DeephavenSettings) -> DeephavenSettings {
     DeephavenSettings { request_timeout: Duration::from_secs(60), ..settings }
 }
 
+/// Opens the set with `settings` in a task of its own, until told to stop through the sender returned.
+fn open_until_told(
+    settings: DeephavenSettings,
+) -> (oneshot::Sender<()>, JoinHandle<deephaven_client::Result<Option<Sink>>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let opening = tokio::spawn(async move {
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        Sink::open_until(&settings, false, stopped).await
+    });
+    (stop, opening)
+}
+
 /// A set made and holding one record, read from partition 0.
 async fn set_holding_one_record(settings: &DeephavenSettings) -> Vec<(AlertRecord, i32, i64)> {
     let record = synthetic_records(1, 31).swap_remove(0);
@@ -315,10 +331,17 @@ async fn a_set_another_publisher_claimed_is_waited_for_though_its_tables_all_exi
     let client = client(&setup.deephaven_url).await;
     let (claims, key) = claim_by_hand(&client, &TableNames::with_prefix(&setup.prefix), "making").await;
 
+    let (stop, stopping) = open_until_told(patient(settings.clone()));
     let mut opening = tokio::spawn(async move { Sink::open(&settings, false).await });
     // Time to open an intact set many times over: it must still be waiting.
     let waited = tokio::time::timeout(Duration::from_secs(5), &mut opening).await;
     assert!(waited.is_err(), "opened a set another publisher claimed");
+    // One told to stop while it waits gives up, leaving the other's claim alone (a claim still making would be
+    // waited for longer than the deadline).
+    stop.send(()).unwrap();
+    let given_up = tokio::time::timeout(TABLES_DEADLINE, stopping).await.expect("gives up when told to stop");
+    assert!(given_up.unwrap().expect("stopping is no error").is_none());
+    assert_eq!(claim_state(&client, &TableNames::with_prefix(&setup.prefix)).await.as_deref(), Some("making"));
     client.delete(&claims, key).await.expect("the claim is removed");
     let sink = tokio::time::timeout(TABLES_DEADLINE, opening).await.expect("opens once the claim is gone");
     sink.unwrap().expect("the set opens").close().await;
@@ -368,6 +391,33 @@ async fn a_making_that_fails_half_way_marks_its_claim_failed_and_the_next_publis
     assert_eq!(read_tables_or_fail(&client, &setup.prefix).await, expected(&[(record, 0, 0)]));
     sink.close().await;
     assert_eq!(claim_state(&client, &names).await, None, "the claim is removed once the set is made");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publisher_stopped_while_making_the_set_marks_its_claim_failed_for_the_next_to_make_it() {
+    let setup = setup(1).await;
+    let settings = patient(setup.settings().deephaven);
+    let names = TableNames::with_prefix(&setup.prefix);
+    let client = client(&setup.deephaven_url).await;
+    let (stop, opening) = open_until_told(settings.clone());
+    wait::until("the publisher to claim the set", TABLES_DEADLINE, || async {
+        // The claim table is made by the claimant: missing, it reads as empty.
+        let claims = snapshot(&client, &names.creation_claim).await;
+        match claims.iter().map(|batch| batch.num_rows()).sum() {
+            0 => Err("no claim yet"),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    assert_eq!(claim_state(&client, &names).await.as_deref(), Some("making"));
+    stop.send(()).unwrap();
+    let opened = opening.await.unwrap().expect("a stop is no error");
+    assert!(opened.is_none(), "stopped before the set was made");
+    assert_eq!(claim_state(&client, &names).await.as_deref(), Some("failed"));
+
+    // Taken over at once: a claim left making would be waited for longer than the deadline.
+    let opened = tokio::time::timeout(TABLES_DEADLINE, Sink::open(&settings, false)).await;
+    opened.expect("the failed claim is taken over at once").expect("the set is made").close().await;
 }
 
 /// What the pipeline builds on (its health check compares the progress with what it wrote): the progress read after
