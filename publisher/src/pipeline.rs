@@ -372,11 +372,16 @@ impl Pipeline {
     async fn connect(&self, recreate: bool, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<bool> {
         let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
         loop {
-            // Opening can wait a while for another publisher to make the tables; it gives up on shutdown.
+            // Opening can wait a while for another publisher to make the tables; that wait ends on shutdown.
             let stop = async {
                 let _ = shutdown.clone().wait_for(|stop| *stop).await;
             };
             let attempted = match Sink::open_until(&self.settings.deephaven, recreate, stop).await {
+                // A making under way is finished even when shutdown comes meanwhile; nothing more is done then.
+                Ok(Some(sink)) if *shutdown.borrow() => {
+                    sink.close().await;
+                    return Ok(false);
+                }
                 Ok(Some(sink)) => self.shared.install(sink).await,
                 Ok(None) => return Ok(false),
                 Err(err) => Err(err),

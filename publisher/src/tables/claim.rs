@@ -12,7 +12,8 @@
 //!   there), checks that the claim is still its own before it publishes the progress (the last table of a set), and
 //!   removes it once the set is complete; if the making fails, it marks its claim failed instead, which the next
 //!   publisher takes over at once (the set is then half made, though every table may exist). A claim left
-//!   unchanged for the patience (its maker died half-way) is taken over too.
+//!   unchanged for the patience (its maker died half-way) is taken over too;
+//! - a publisher told to stop while it waits for another's set stops at once; one making the set finishes first.
 //!
 //! Best effort, not a lock: it assumes a claim lands within [`SETTLE`] of being written.
 
@@ -22,7 +23,6 @@ use deephaven_client::{Client, Error, InputTable, InputTableKind};
 use schemas::tables::TableNames;
 use schemas::Timestamp;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,15 +166,15 @@ pub(super) enum Turn {
     Make(Claim),
     /// Nobody's: no claim is left, and the set is complete and usable, made by another publisher meanwhile.
     Open,
-    /// Given up waiting (the publisher is stopping), before this publisher wrote a claim.
+    /// Given up waiting for another publisher's set (this one is stopping); it holds no claim.
     Stopped,
 }
 
 /// Waits for this publisher's turn to make the set (`publisher` names it in the claim). With `replace`, a set
 /// already complete is made anew unless another publisher claimed it first. `complete` tells whether the set is
 /// complete and usable. `request_timeout` is a call's: claims are renewed and waited for with it in mind. The wait
-/// for another publisher's set ends when `stop` completes; once this publisher has written its claim, it reads the
-/// claim back first, so that a claim of its own is never left behind unreleased.
+/// for another publisher's set ends when `stop` completes; a claim this publisher has written is read back first,
+/// and if writing or reading it back fails, it tries once to mark the claim failed rather than leave it making.
 pub(super) async fn take_turn<F, C>(
     client: &Client,
     names: &TableNames,
@@ -182,12 +182,13 @@ pub(super) async fn take_turn<F, C>(
     replace: bool,
     request_timeout: Duration,
     complete: F,
-    mut stop: Pin<&mut impl Future<Output = ()>>,
+    stop: impl Future<Output = ()>,
 ) -> deephaven_client::Result<Turn>
 where
     F: Fn() -> C,
     C: Future<Output = deephaven_client::Result<bool>>,
 {
+    tokio::pin!(stop);
     let mut poll_unless_stopped = async || {
         tokio::select! {
             () = tokio::time::sleep(POLL) => false,
@@ -245,15 +246,37 @@ where
             }
             None => {}
         }
-        client.append(&table, claim_row(&claimant, State::Making)).await?;
-        tokio::time::sleep(SETTLE).await;
-        if current_claim(client, name).await?.is_some_and(|row| row.claimant == claimant) {
+        let written = async {
+            client.append(&table, claim_row(&claimant, State::Making)).await?;
+            tokio::time::sleep(SETTLE).await;
+            current_claim(client, name).await
+        };
+        let read_back = match written.await {
+            Ok(read_back) => read_back,
+            Err(err) => {
+                abandon(client, &table, name, &claimant).await;
+                return Err(err);
+            }
+        };
+        if read_back.is_some_and(|row| row.claimant == claimant) {
             let lost = Arc::new(AtomicBool::new(false));
             let heartbeat =
                 renew_every_heartbeat(client.clone(), table.clone(), name.clone(), claimant.clone(), Arc::clone(&lost));
             return Ok(Turn::Make(Claim { table, name: name.clone(), claimant, lost, heartbeat: Some(heartbeat) }));
         }
         seen = None;
+    }
+}
+
+/// Marks `claimant`'s claim failed if the table holds it: written, it may have landed though the write or its read
+/// back failed, and left making it would hold every publisher back for the patience. One try, as the server just
+/// failed a call; a claim left behind is still taken over once stale.
+async fn abandon(client: &Client, table: &InputTable, name: &str, claimant: &str) {
+    let ours = matches!(current_claim(client, name).await, Ok(Some(row)) if row.claimant == claimant);
+    if ours {
+        if let Err(err) = client.append(table, claim_row(claimant, State::Failed)).await {
+            tracing::warn!(error = %err, "marking an unconfirmed claim failed did not work; others take it over once it is stale");
+        }
     }
 }
 

@@ -104,10 +104,11 @@ impl Sink {
         Ok(opened.expect("a pending stop never comes"))
     }
 
-    /// [`Sink::open`], given up when `stop` completes first (the publisher shuts down): `None` then. Opening can
-    /// wait long for another publisher's set, and making one takes many calls; given up while making it, the claim
-    /// is marked failed, so that the next publisher makes the set at once instead of waiting out the claim's
-    /// patience. The session is ended either way, rather than left to expire holding the tables it pinned.
+    /// [`Sink::open`], given up when `stop` completes (the publisher is stopping) while it waits for another
+    /// publisher's set, which can take long: `None` then. A making of its own under way is finished, and its claim
+    /// removed: a set left half made would have the next publisher make it again and replay the topic, and a call
+    /// cut off could still land in the set that one makes. A session not returned in a [`Sink`] is ended, rather
+    /// than left to expire holding the tables it pinned.
     pub async fn open_until(
         settings: &DeephavenSettings,
         recreate: bool,
@@ -128,14 +129,13 @@ impl Sink {
     }
 
     /// [`Sink::open_until`] once logged in: the set found intact, or made anew under this publisher's claim, and
-    /// pinned; `None` when `stop` came first.
+    /// pinned; `None` when `stop` came while it waited for another publisher's set.
     async fn set_up(
         client: Client,
         settings: &DeephavenSettings,
         recreate: bool,
         stop: impl Future<Output = ()>,
     ) -> deephaven_client::Result<Option<Sink>> {
-        tokio::pin!(stop);
         let names = TableNames::with_prefix(&settings.table_prefix);
         let flush_row = flush_row(&publisher_id());
         let retention = Retention::new(settings.retention).expect("the settings validated the retention");
@@ -145,8 +145,7 @@ impl Sink {
         let turn = if !recreate && unclaimed().await? && intact().await? && unclaimed().await? {
             Turn::Open
         } else {
-            let timeout = settings.request_timeout;
-            claim::take_turn(&client, &names, &publisher_id(), recreate, timeout, intact, stop.as_mut()).await?
+            claim::take_turn(&client, &names, &publisher_id(), recreate, settings.request_timeout, intact, stop).await?
         };
         let claim = match turn {
             Turn::Make(claim) => claim,
@@ -154,16 +153,11 @@ impl Sink {
             Turn::Stopped => return Ok(None),
         };
         tracing::info!(log = %names.log, recreate, "creating the log and its derived tables");
-        let making = Self::pin(client.clone(), settings, names, flush_row, retention, Some(&claim));
-        let made = tokio::select! {
-            made = making => Some(made),
-            () = &mut stop => None,
-        };
-        let succeeded = made.as_ref().is_some_and(Result::is_ok);
-        if let Err(err) = claim.release(&client, succeeded).await {
+        let made = Self::pin(client.clone(), settings, names, flush_row, retention, Some(&claim)).await;
+        if let Err(err) = claim.release(&client, made.is_ok()).await {
             tracing::warn!(error = %err, "releasing the claim to make the set failed; others take it over once it is stale");
         }
-        made.transpose()
+        made.map(Some)
     }
 
     /// Pins the set's input tables, making the whole set first under `claim`, and makes the slices due exist.
