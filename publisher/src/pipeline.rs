@@ -73,11 +73,18 @@ pub async fn run(
         return Ok(());
     }
     *mode = Mode::Follow;
-    pipeline.consumer.subscribe(&[&pipeline.settings.kafka.topic])?;
-    tracing::info!(topic = %pipeline.settings.kafka.topic, tables = ?pipeline.shared.sink().map(|sink| sink.names().clone()), "publishing");
-    let result = pipeline.publish(shutdown).await;
-    pipeline.health.set_deephaven(false);
-    pipeline.consumer.unsubscribe();
+    // A making of the set under way is finished even when shutdown comes meanwhile; nothing more is done then.
+    let stopping = *shutdown.borrow();
+    let result = if stopping {
+        Ok(())
+    } else {
+        pipeline.consumer.subscribe(&[&pipeline.settings.kafka.topic])?;
+        tracing::info!(topic = %pipeline.settings.kafka.topic, tables = ?pipeline.shared.sink().map(|sink| sink.names().clone()), "publishing");
+        let result = pipeline.publish(shutdown).await;
+        pipeline.health.set_deephaven(false);
+        pipeline.consumer.unsubscribe();
+        result
+    };
     if let Some(sink) = pipeline.shared.sink() {
         sink.close().await;
     }
@@ -377,11 +384,6 @@ impl Pipeline {
                 let _ = shutdown.clone().wait_for(|stop| *stop).await;
             };
             let attempted = match Sink::open_until(&self.settings.deephaven, recreate, stop).await {
-                // A making under way is finished even when shutdown comes meanwhile; nothing more is done then.
-                Ok(Some(sink)) if *shutdown.borrow() => {
-                    sink.close().await;
-                    return Ok(false);
-                }
                 Ok(Some(sink)) => self.shared.install(sink).await,
                 Ok(None) => return Ok(false),
                 Err(err) => Err(err),

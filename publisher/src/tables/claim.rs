@@ -13,16 +13,19 @@
 //!   removes it once the set is complete; if the making fails, it marks its claim failed instead, which the next
 //!   publisher takes over at once (the set is then half made, though every table may exist). A claim left
 //!   unchanged for the patience (its maker died half-way) is taken over too;
-//! - a publisher told to stop while it waits for another's set stops at once; one making the set finishes first.
+//! - a publisher told to stop while it waits for another's set stops without making it (within a [`POLL`]); one
+//!   making the set finishes first.
 //!
 //! Best effort, not a lock: it assumes a claim lands within [`SETTLE`] of being written.
 
 use arrow::array::{AsArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampNanosecondType};
 use deephaven_client::{Client, Error, InputTable, InputTableKind};
+use futures::FutureExt;
 use schemas::tables::TableNames;
 use schemas::Timestamp;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,8 +91,8 @@ fn patience(request_timeout: Duration) -> Duration {
 }
 
 /// This publisher's claim to make the set, won. Renewed until released (removed once the set is made, marked
-/// failed otherwise); dropped unreleased (the making was abandoned), it is no longer renewed, and others take it
-/// over once their patience runs out.
+/// failed otherwise); dropped unreleased (a panic, or the task cancelled), it is no longer renewed, and others
+/// take it over once their patience runs out.
 pub(super) struct Claim {
     table: InputTable,
     /// The claim table's name, to read it back.
@@ -173,8 +176,9 @@ pub(super) enum Turn {
 /// Waits for this publisher's turn to make the set (`publisher` names it in the claim). With `replace`, a set
 /// already complete is made anew unless another publisher claimed it first. `complete` tells whether the set is
 /// complete and usable. `request_timeout` is a call's: claims are renewed and waited for with it in mind. The wait
-/// for another publisher's set ends when `stop` completes; a claim this publisher has written is read back first,
-/// and if writing or reading it back fails, it tries once to mark the claim failed rather than leave it making.
+/// for another publisher's set ends when `stop` completes, and no claim is written after it; a claim this publisher
+/// has written is read back first, and if writing or reading it back fails, it tries once to mark the claim failed
+/// rather than leave it making.
 pub(super) async fn take_turn<F, C>(
     client: &Client,
     names: &TableNames,
@@ -189,12 +193,6 @@ where
     C: Future<Output = deephaven_client::Result<bool>>,
 {
     tokio::pin!(stop);
-    let mut poll_unless_stopped = async || {
-        tokio::select! {
-            () = tokio::time::sleep(POLL) => false,
-            () = stop.as_mut() => true,
-        }
-    };
     let name = &names.creation_claim;
     let patience = patience(request_timeout);
     let claimant = format!("{publisher}-{:016x}", fastrand::u64(..));
@@ -221,7 +219,7 @@ where
                     }
                 };
                 if unchanged_since.elapsed() < patience {
-                    if poll_unless_stopped().await {
+                    if poll_unless_stopped(stop.as_mut()).await {
                         return Ok(Turn::Stopped);
                     }
                     continue;
@@ -238,13 +236,17 @@ where
                     return Ok(Turn::Open);
                 }
                 if current_claim(client, name).await?.is_some_and(|row| others(&row)) {
-                    if poll_unless_stopped().await {
+                    if poll_unless_stopped(stop.as_mut()).await {
                         return Ok(Turn::Stopped);
                     }
                     continue;
                 }
             }
             None => {}
+        }
+        // Checked here too: the calls above can outlast the stop, and a claim written now means a whole making.
+        if stop.as_mut().now_or_never().is_some() {
+            return Ok(Turn::Stopped);
         }
         let written = async {
             client.append(&table, claim_row(&claimant, State::Making)).await?;
@@ -268,10 +270,20 @@ where
     }
 }
 
+/// Waits a [`POLL`]; true when `stop` completed meanwhile.
+async fn poll_unless_stopped(stop: Pin<&mut impl Future<Output = ()>>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(POLL) => false,
+        () = stop => true,
+    }
+}
+
 /// Marks `claimant`'s claim failed if the table holds it: written, it may have landed though the write or its read
-/// back failed, and left making it would hold every publisher back for the patience. One try, as the server just
-/// failed a call; a claim left behind is still taken over once stale.
+/// back failed, and left making it would hold every publisher back for the patience. Read after [`SETTLE`], like a
+/// claim read back, so that it does not mark failed a claim another publisher wrote at the same moment and won.
+/// One try, as the server just failed a call; a claim left behind (or landing later) is taken over once stale.
 async fn abandon(client: &Client, table: &InputTable, name: &str, claimant: &str) {
+    tokio::time::sleep(SETTLE).await;
     let ours = matches!(current_claim(client, name).await, Ok(Some(row)) if row.claimant == claimant);
     if ours {
         if let Err(err) = client.append(table, claim_row(claimant, State::Failed)).await {

@@ -7,6 +7,8 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use deephaven_client::Client;
 use deephaven_client::{InputTable, InputTableKind};
 use publisher::configuration::DeephavenSettings;
+use publisher::health::Health;
+use publisher::metrics::Metrics;
 use publisher::pipeline::Mode;
 use publisher::tables::Sink;
 use schemas::tables::{column, KafkaPosition, PositionedRecord, TableNames, LOG};
@@ -366,6 +368,19 @@ async fn a_set_whose_maker_failed_half_way_is_made_anew_at_once_though_its_table
     assert_eq!(claim_state(&client, &names).await, None, "the claim is removed once the set is made");
 }
 
+/// Waits until a publisher has written a claim to make the set `names` names.
+async fn wait_for_a_claim(client: &Client, names: &TableNames) {
+    wait::until("a publisher to claim the set", TABLES_DEADLINE, || async {
+        // The claim table is made by the claimant: missing, it reads as empty.
+        let claims = snapshot(client, &names.creation_claim).await;
+        match claims.iter().map(|batch| batch.num_rows()).sum() {
+            0 => Err("no claim yet"),
+            _ => Ok(()),
+        }
+    })
+    .await;
+}
+
 /// The state (`making`, `failed`) of the claim the claim table holds, if any.
 async fn claim_state(client: &Client, names: &TableNames) -> Option<String> {
     claim_column(client, names, "State").await
@@ -406,15 +421,7 @@ async fn a_publisher_told_to_stop_while_making_the_set_finishes_it_and_removes_i
     let names = TableNames::with_prefix(&setup.prefix);
     let client = client(&setup.deephaven_url).await;
     let (stop, opening) = open_until_told(setup.settings().deephaven);
-    wait::until("the publisher to claim the set", TABLES_DEADLINE, || async {
-        // The claim table is made by the claimant: missing, it reads as empty.
-        let claims = snapshot(&client, &names.creation_claim).await;
-        match claims.iter().map(|batch| batch.num_rows()).sum() {
-            0 => Err("no claim yet"),
-            _ => Ok(()),
-        }
-    })
-    .await;
+    wait_for_a_claim(&client, &names).await;
     assert_eq!(claim_state(&client, &names).await.as_deref(), Some("making"));
     stop.send(()).unwrap();
 
@@ -424,6 +431,26 @@ async fn a_publisher_told_to_stop_while_making_the_set_finishes_it_and_removes_i
     assert_eq!(claim_state(&client, &names).await, None, "the claim is removed once the set is made");
     let progress = client.scope_table_exists(&names.progress).await.expect("Deephaven answers");
     assert!(progress, "the set's last table is made");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_stopped_while_making_the_set_is_done_and_a_later_run_follows() {
+    let setup = setup(1).await;
+    let names = TableNames::with_prefix(&setup.prefix);
+    let client = client(&setup.deephaven_url).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut mode = Mode::Replay;
+    let (metrics, health) = (Arc::new(Metrics::default()), Arc::new(Health::default()));
+    let running = publisher::pipeline::run(setup.settings(), &mut mode, metrics, health, stopped);
+    let stopping = async {
+        wait_for_a_claim(&client, &names).await;
+        stop.send(true).unwrap();
+    };
+    let (ran, ()) = tokio::join!(running, stopping);
+    ran.expect("the run stops without failing");
+    // The set was started over: a run after this one (a rotated secret restarts it) must not start it over again.
+    assert_eq!(mode, Mode::Follow);
+    assert_eq!(claim_state(&client, &names).await, None, "the claim is removed once the set is made");
 }
 
 /// What the pipeline builds on (its health check compares the progress with what it wrote): the progress read after
