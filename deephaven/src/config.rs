@@ -56,8 +56,8 @@ impl ClientConfig {
         self
     }
 
-    /// Sets the per-call deadline (`AddTableToInputTable` answers only once rows are visible, so leave room for an
-    /// update cycle).
+    /// Sets the per-call deadline (`AddTableToInputTable` on a keyed or append-only table answers only once an
+    /// update cycle has taken the rows, so leave room for one).
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self

@@ -69,22 +69,23 @@ pub async fn run(
         DeadLetters::new(&settings.kafka.brokers, &settings.kafka.dlq_topic, &settings.kafka.properties)?;
     let consumer = kafka::consumer(&settings, Arc::clone(&shared))?;
     let pipeline = Pipeline { settings, shared, consumer, dead_letters, metrics, health };
-    if !pipeline.connect(*mode == Mode::Replay, &mut shutdown).await? {
-        return Ok(());
+    let mut start_over = *mode == Mode::Replay;
+    let connected = pipeline.connect(&mut start_over, &mut shutdown).await?;
+    if !start_over {
+        *mode = Mode::Follow;
     }
-    *mode = Mode::Follow;
     // A making of the set under way is finished even when shutdown comes meanwhile; nothing more is done then.
-    let stopping = *shutdown.borrow();
-    let result = if stopping {
+    let result = if !connected || *shutdown.borrow() {
         Ok(())
     } else {
         pipeline.consumer.subscribe(&[&pipeline.settings.kafka.topic])?;
         tracing::info!(topic = %pipeline.settings.kafka.topic, tables = ?pipeline.shared.sink().map(|sink| sink.names().clone()), "publishing");
         let result = pipeline.publish(shutdown).await;
-        pipeline.health.set_deephaven(false);
         pipeline.consumer.unsubscribe();
         result
     };
+    // Not ready for the run a rotated secret starts next, until it has connected.
+    pipeline.health.set_deephaven(false);
     if let Some(sink) = pipeline.shared.sink() {
         sink.close().await;
     }
@@ -363,7 +364,7 @@ impl Pipeline {
     async fn recover(&self, failure: &Failure, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<bool> {
         self.health.set_deephaven(false);
         tracing::warn!(error = %failure, "Deephaven is not usable as it was; reconnecting");
-        if !self.connect(false, shutdown).await? {
+        if !self.connect(&mut false, shutdown).await? {
             return Ok(false);
         }
         self.metrics.deephaven_reconnects.inc();
@@ -374,17 +375,22 @@ impl Pipeline {
         Ok(true)
     }
 
-    /// Connects to Deephaven (retrying transient failures with capped backoff) and installs the session. False if
-    /// shut down first; an error once halted for a permanent failure.
-    async fn connect(&self, recreate: bool, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<bool> {
+    /// Connects to Deephaven (retrying transient failures with capped backoff) and installs the session. With
+    /// `start_over`, the set is made anew and empty (a replay); it turns false once that is done, even when
+    /// shutdown or a failure comes after. False if shut down first; an error once halted for a permanent failure.
+    async fn connect(&self, start_over: &mut bool, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<bool> {
         let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
         loop {
             // Opening can wait a while for another publisher to make the tables; that wait ends on shutdown.
             let stop = async {
                 let _ = shutdown.clone().wait_for(|stop| *stop).await;
             };
-            let attempted = match Sink::open_until(&self.settings.deephaven, recreate, stop).await {
-                Ok(Some(sink)) => self.shared.install(sink).await,
+            let attempted = match Sink::open_until(&self.settings.deephaven, *start_over, stop).await {
+                Ok(Some(sink)) => {
+                    // Started over once: an attempt after a failure opens that set rather than start it over again.
+                    *start_over = false;
+                    self.shared.install(sink).await
+                }
                 Ok(None) => return Ok(false),
                 Err(err) => Err(err),
             };

@@ -59,8 +59,8 @@ pub struct PositionedRecord {
 pub struct TableNames {
     /// The input table the publisher appends to ([`LOG`]). Internal: users read the tables derived from it.
     pub log: String,
-    /// A one-row-per-publisher input table whose write makes the server run an update cycle at once, so the
-    /// rows just appended to the log are visible when the write returns.
+    /// A one-row-per-publisher input table whose write makes the server run an update cycle at once, which takes
+    /// the rows just appended to the log (rather than wait for the next periodic cycle).
     pub flush: String,
     /// A keyed input table recording which slice of time each slot of the retention's ring holds (one row per
     /// slot). Internal: the publisher's bookkeeping for `deephaven.retention`.

@@ -13,8 +13,8 @@
 //!   removes it once the set is complete; if the making fails, it marks its claim failed instead, which the next
 //!   publisher takes over at once (the set is then half made, though every table may exist). A claim left
 //!   unchanged for the patience (its maker died half-way) is taken over too;
-//! - a publisher told to stop while it waits for another's set stops without making it (within a [`POLL`]); one
-//!   making the set finishes first.
+//! - a publisher told to stop while it waits for another's set stops without making it (at its next [`POLL`], or
+//!   before it would write a claim); one making the set finishes first.
 //!
 //! Best effort, not a lock: it assumes a claim lands within [`SETTLE`] of being written.
 
