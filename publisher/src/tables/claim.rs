@@ -206,7 +206,8 @@ where
             Err(Error::SchemaMismatch { .. }) => client.create_input_table(name, schema(), kind()).await?,
             ensured => ensured?,
         };
-        match current_claim(client, name).await?.filter(others) {
+        // The table was just ensured: read it without asking again whether it exists.
+        match read_claim(client, name).await?.filter(others) {
             Some(other) if other.state == State::Making => {
                 let unchanged_since = match &seen {
                     Some((row, since)) if *row == other => *since,

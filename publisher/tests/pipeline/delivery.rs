@@ -229,7 +229,8 @@ async fn tables_created_anew_while_records_arrive_get_every_record() {
     publisher.stop().await;
 }
 
-/// Writes `record` through `sink` as read from `partition` at offset 0.
+/// Writes `record` through `sink` as read from `partition` at offset 0, and waits until every derived table
+/// holds it.
 async fn write_record(sink: &Sink, record: &AlertRecord, partition: i32) {
     let mut rows = LOG.builder(1);
     let position = KafkaPosition { incarnation: 0, partition, offset: 0 };
