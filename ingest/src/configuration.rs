@@ -40,8 +40,9 @@ pub struct ServerSettings {
     /// Records (alerts) produced but not yet acknowledged by Kafka, over all requests. When a new body would
     /// exceed it, the request is answered 503 at once: memory stays bounded and Alertmanager backs off.
     pub max_in_flight_records: usize,
-    /// Bytes held for requests, over all of them: bodies being read (taken from `Content-Length` before reading)
-    /// and encoded records until Kafka has settled them. A request that does not fit is answered 503 at once.
+    /// Bytes held for requests, over all of them: each body's room (taken before its bytes are read) and its
+    /// encoded records', both until Kafka has settled the records. A request that does not fit is answered 503 at
+    /// once.
     pub max_in_flight_bytes: usize,
     /// Open client connections, over all workers; more wait in the listen backlog until one closes.
     pub max_connections: usize,
@@ -158,7 +159,7 @@ pub struct KafkaSettings {
     #[serde(with = "humantime_serde")]
     pub probe_interval: Duration,
     /// Any other librdkafka producer property, passed through as is (they take precedence). In the environment,
-    /// write the dots as underscores: `INGEST_KAFKA__PROPERTIES__QUEUE_BUFFERING_MAX_KBYTES=65536`.
+    /// write the dots as underscores: `INGEST_KAFKA__PROPERTIES__CLIENT_ID=ingest-eu1`.
     pub properties: KafkaProperties,
     /// librdkafka properties read from files (a mounted secret), e.g. `INGEST_KAFKA__PROPERTY_FILES__SASL_PASSWORD`.
     pub property_files: KafkaPropertyFiles,
@@ -236,6 +237,18 @@ impl Settings {
         if server.request_timeout.is_zero() {
             bail!("server.request_timeout must be positive");
         }
+        let limits = &self.limits;
+        for (name, value) in [
+            ("server.max_body_bytes", server.max_body_bytes),
+            ("limits.max_alerts_per_body", limits.max_alerts_per_body),
+            ("limits.max_labels_per_alert", limits.max_labels_per_alert),
+            ("limits.max_value_bytes", limits.max_value_bytes),
+            ("limits.max_record_bytes", limits.max_record_bytes),
+        ] {
+            if value == 0 {
+                bail!("{name} must be positive: 0 would refuse every webhook");
+            }
+        }
         if server.max_in_flight_records < self.limits.max_alerts_per_body {
             bail!(
                 "server.max_in_flight_records ({}) is below limits.max_alerts_per_body ({}): a full body could never be admitted",
@@ -294,7 +307,25 @@ impl Settings {
         if self.kafka.brokers.trim().is_empty() || self.kafka.topic.trim().is_empty() {
             bail!("kafka.brokers and kafka.topic must not be empty");
         }
-        let message_max_bytes = self.kafka.message_max_bytes()?;
+        let queued_records = self.kafka.number_property("queue.buffering.max.messages", DEFAULT_QUEUE_MAX_MESSAGES)?;
+        if queued_records < server.max_in_flight_records {
+            bail!(
+                "kafka.properties.queue.buffering.max.messages ({queued_records}) is below \
+                 server.max_in_flight_records ({}): records ingest admitted could find the producer's queue full, \
+                 and their body would be answered 503 at every retry",
+                server.max_in_flight_records
+            );
+        }
+        let queued_kbytes = self.kafka.number_property("queue.buffering.max.kbytes", DEFAULT_QUEUE_MAX_KBYTES)?;
+        if queued_kbytes.saturating_mul(1024) < server.max_in_flight_bytes {
+            bail!(
+                "kafka.properties.queue.buffering.max.kbytes ({queued_kbytes}) is below server.max_in_flight_bytes \
+                 ({} bytes): records ingest admitted could find the producer's queue full, and their body would be \
+                 answered 503 at every retry",
+                server.max_in_flight_bytes
+            );
+        }
+        let message_max_bytes = self.kafka.number_property("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES)?;
         if self.limits.max_record_bytes + RECORD_OVERHEAD_BYTES > message_max_bytes {
             bail!(
                 "limits.max_record_bytes ({}) leaves no room under the producer's message.max.bytes ({message_max_bytes}) \
@@ -339,8 +370,10 @@ impl Settings {
 /// record and batch framing; rounded up generously.
 const RECORD_OVERHEAD_BYTES: usize = 1024;
 
-/// librdkafka's default `message.max.bytes`.
+/// librdkafka's defaults for the properties ingest's limits are checked against.
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+const DEFAULT_QUEUE_MAX_MESSAGES: usize = 100_000;
+const DEFAULT_QUEUE_MAX_KBYTES: usize = 1_048_576;
 
 impl KafkaSettings {
     /// Refuses, in `kafka.properties`, librdkafka's other names for the properties ingest sets itself (the client
@@ -378,7 +411,7 @@ impl KafkaSettings {
 
     /// The producer's linger, and the setting it comes from (librdkafka counts it in milliseconds, fractions
     /// allowed).
-    fn linger_in_effect(&self) -> anyhow::Result<(&'static str, Duration)> {
+    pub(crate) fn linger_in_effect(&self) -> anyhow::Result<(&'static str, Duration)> {
         let Some(value) = self.properties.get("linger.ms") else {
             return Ok(("kafka.linger", self.linger));
         };
@@ -391,13 +424,13 @@ impl KafkaSettings {
         }
     }
 
-    /// The largest message the producer sends, as `kafka.properties` sets it (or librdkafka's default).
-    fn message_max_bytes(&self) -> anyhow::Result<usize> {
-        match self.properties.get("message.max.bytes") {
-            None => Ok(DEFAULT_MESSAGE_MAX_BYTES),
-            Some(value) => value
-                .parse()
-                .map_err(|_| anyhow::anyhow!("kafka.properties.message.max.bytes must be a number, got {value:?}")),
+    /// A numeric librdkafka property as `kafka.properties` sets it, or librdkafka's `default`.
+    fn number_property(&self, name: &str, default: usize) -> anyhow::Result<usize> {
+        match self.properties.get(name) {
+            None => Ok(default),
+            Some(value) => {
+                value.parse().map_err(|_| anyhow::anyhow!("kafka.properties.{name} must be a number, got {value:?}"))
+            }
         }
     }
 }
@@ -465,7 +498,7 @@ mod tests {
         std::fs::write(
             &file,
             "[server]\nport = 9000\nrequest_timeout = \"2s\"\n[kafka]\ntopic = \"from-file\"\nbrokers = \"a:1\"\n\
-             [kafka.properties]\nqueue_buffering_max_kbytes = \"1024\"\n",
+             [kafka.properties]\nclient_id = \"ingest-eu1\"\n",
         )
         .unwrap();
         let overrides = Overrides { topic: Some("from-flag".to_owned()), ..Overrides::default() };
@@ -474,7 +507,7 @@ mod tests {
         assert_eq!(settings.server.request_timeout, Duration::from_secs(2));
         assert_eq!(settings.kafka.brokers, "a:1");
         assert_eq!(settings.kafka.topic, "from-flag");
-        assert_eq!(settings.kafka.properties.get("queue.buffering.max.kbytes"), Some("1024"));
+        assert_eq!(settings.kafka.properties.get("client.id"), Some("ingest-eu1"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -578,5 +611,37 @@ mod tests {
         settings.validate().expect("a record limit under message.max.bytes");
         settings.kafka.properties.insert("message.max.bytes", "lots");
         assert!(settings.validate().is_err(), "message.max.bytes must be a number");
+    }
+
+    #[test]
+    fn a_producer_queue_smaller_than_what_ingest_admits_is_a_configuration_error() {
+        let mut settings = Settings::default();
+        settings.kafka.properties.insert("queue.buffering.max.kbytes", "65536");
+        let error = settings.validate().expect_err("256 MiB admitted, a 64 MiB queue").to_string();
+        assert!(error.contains("server.max_in_flight_bytes"), "{error}");
+        settings.server.max_in_flight_bytes = 64 * 1024 * 1024;
+        settings.validate().expect("the room admitted fits the queue");
+
+        settings.kafka.properties.insert("queue.buffering.max.messages", "10000");
+        let error = settings.validate().expect_err("50,000 records admitted, 10,000 queued").to_string();
+        assert!(error.contains("server.max_in_flight_records"), "{error}");
+        settings.server.max_in_flight_records = 10_000;
+        settings.validate().expect("the records admitted fit the queue");
+    }
+
+    #[test]
+    fn a_limit_of_zero_is_a_configuration_error() {
+        for zero in [
+            |s: &mut Settings| s.server.max_body_bytes = 0,
+            |s: &mut Settings| s.limits.max_alerts_per_body = 0,
+            |s: &mut Settings| s.limits.max_labels_per_alert = 0,
+            |s: &mut Settings| s.limits.max_value_bytes = 0,
+            |s: &mut Settings| s.limits.max_record_bytes = 0,
+        ] {
+            let mut settings = Settings::default();
+            zero(&mut settings);
+            let error = settings.validate().expect_err("a zero limit").to_string();
+            assert!(error.contains("must be positive"), "{error}");
+        }
     }
 }

@@ -81,7 +81,7 @@ impl Default for Metrics {
         let in_flight_bytes = Gauge::default();
         registry.register(
             "in_flight_bytes",
-            "Bytes admitted: bodies being read and encoded records awaiting Kafka's acknowledgement",
+            "Bytes admitted: bodies and their encoded records, until Kafka has settled the records",
             in_flight_bytes.clone(),
         );
         let rejections = Family::<ReasonLabels, Counter>::default();

@@ -62,14 +62,12 @@ impl Application {
         // Registered here, once: `HttpServer::new`'s closure runs once per worker, and each worker must count into
         // the registry `/metrics` renders. The workers reach it through the state.
         let metrics = Arc::new(Metrics::default());
+        // A record's delivery may outlive its request by the linger (`kafka.linger`, or the `linger.ms` property that
+        // overrides it): librdkafka needs the timeout to exceed it.
+        let (_, linger) = settings.kafka.linger_in_effect()?;
         let sink = Arc::new(
-            // A record's delivery may outlive its request by the linger: librdkafka needs the timeout to exceed it.
-            AlertSink::new(
-                &settings.kafka,
-                server_settings.request_timeout + settings.kafka.linger,
-                Arc::clone(&metrics),
-            )
-            .context("creating the Kafka producer")?,
+            AlertSink::new(&settings.kafka, server_settings.request_timeout + linger, Arc::clone(&metrics))
+                .context("creating the Kafka producer")?,
         );
         let probe = Arc::clone(&sink).spawn_probe(settings.kafka.probe_interval);
         let credentials = Arc::new(CredentialStore::load(&settings.auth)?);

@@ -184,7 +184,8 @@ fn check_set(path: &dyn fmt::Display, set: &LabelSet, limits: &Limits) -> Result
 
 /// Where an entry of a label set is: `alerts[0].labels.severity`, or, for a name that is not a plain identifier
 /// (Prometheus 3 allows any UTF-8), `alerts[0].labels["a name"]` with the name JSON-escaped, so that no name can
-/// break or forge a line where the path is logged.
+/// break or forge a line where the path is logged. A name too long to show is cut (`…` marks it), so that a name as
+/// long as the body makes neither the answer nor the log line as long.
 struct EntryPath<'a> {
     set: &'a dyn fmt::Display,
     name: &'a str,
@@ -192,14 +193,16 @@ struct EntryPath<'a> {
 
 impl fmt::Display for EntryPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut chars = self.name.chars();
+        let (name, was_cut) = json::cut_to_show(self.name);
+        let ellipsis = if was_cut { "…" } else { "" };
+        let mut chars = name.chars();
         let plain = chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if plain {
-            write!(f, "{}.{}", self.set, self.name)
+            write!(f, "{}.{name}{ellipsis}", self.set)
         } else {
-            let quoted = serde_json::to_string(self.name).expect("a string always serializes");
-            write!(f, "{}[{quoted}]", self.set)
+            let quoted = serde_json::to_string(name).expect("a string always serializes");
+            write!(f, "{}[{quoted}{ellipsis}]", self.set)
         }
     }
 }

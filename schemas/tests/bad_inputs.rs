@@ -149,7 +149,8 @@ fn limits_are_enforced_with_their_path() {
     let huge = "x".repeat(limits.max_value_bytes + 1);
     let many_labels: serde_json::Map<String, Value> =
         (0..=limits.max_labels_per_alert).map(|i| (format!("l{i}"), json!("v"))).collect();
-    let huge_name_path = format!("alerts[0].labels.{huge}");
+    // A name is shown cut after 256 bytes, so that it cannot make the answer or the log line as long as itself.
+    let huge_name_path = format!("alerts[0].labels.{}…", &huge[..256]);
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (with(|b| b["alerts"][0]["labels"]["alertname"] = json!(huge)), "alerts[0].labels.alertname"),
         (with(|b| b["alerts"][0]["annotations"]["summary"] = json!(huge)), "alerts[0].annotations.summary"),
@@ -265,6 +266,15 @@ fn input_that_serde_repeats_in_its_errors_cannot_forge_a_log_line_or_make_a_long
     let err = rejected(&with(|b| b["alerts"][0]["labels"][long.as_str()] = json!(1)));
     assert_eq!(err.kind, SchemaErrorKind::Invalid);
     assert!(err.to_string().len() < 1_024, "an error of {} bytes", err.to_string().len());
+}
+
+#[test]
+fn a_quoted_name_over_the_limit_is_cut_at_a_character_boundary() {
+    // One ASCII byte, then two-byte characters: the 256th byte falls inside one.
+    let name = format!("k{}", "é".repeat(1 << 19));
+    let err = rejected(&with(|b| b["alerts"][0]["labels"][name.as_str()] = json!("v")));
+    assert_eq!(err.kind, SchemaErrorKind::LimitExceeded);
+    assert_eq!(err.path, format!("alerts[0].labels[\"k{}\"…]", "é".repeat(127)));
 }
 
 /// A body of `alerts` copies of the base alert whose group labels hold `group_label_bytes` in all.

@@ -76,6 +76,11 @@ async fn accept(request: &HttpRequest, payload: web::Payload, state: &AppState) 
     if !admitted.try_add_bytes(encoded_bytes) || !admitted.try_add_records(records.len()) {
         return Err(overloaded());
     }
+    // Parsing and encoding a large body can take what was left of the deadline: its records would then be produced
+    // for a 503, and produced again at the retry.
+    if Instant::now() >= deadline {
+        return Err(deadline_exceeded());
+    }
     let started = Instant::now();
     let sending = state.sink.send_all(&records, &values);
     drop(values);
@@ -150,9 +155,10 @@ fn declared_length(request: &HttpRequest, limit: usize) -> Result<Option<usize>,
 const HEAD_START_BYTES: usize = 64 * 1024;
 
 /// Reads the body, refusing it as soon as it is known to exceed `server.max_body_bytes`. `room` bytes are already
-/// admitted; past them, a body of declared length doubles its room and buffer up to that length (few copies, and
-/// the buffer never larger than its room), and one of unknown length takes room chunk by chunk; 503 when there is
-/// none.
+/// admitted; past them, a body of declared length doubles its room up to that length (few copies), and one of
+/// unknown length takes room chunk by chunk; 503 when there is none. The buffer's capacity may round up past its
+/// room (a vector's growth doubles), but nothing past the bytes that arrived is ever written; the memory bound
+/// measured in the README includes that slack.
 async fn read_body(
     mut payload: web::Payload,
     declared: Option<usize>,
