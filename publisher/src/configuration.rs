@@ -102,7 +102,8 @@ pub struct DeephavenSettings {
     pub check_interval: Duration,
     /// How long after a resolved notification a firing copy of the same occurrence is taken as late (a lagging HA
     /// peer, a retry) rather than as a genuine re-fire (see `tables::rank_formula`). Keep it below Alertmanager's
-    /// `group_interval`: a re-fire comes at the earliest one group interval after the resolve.
+    /// `group_interval`: a re-fire comes at the earliest one group interval after the resolve. With a check, it
+    /// must fit a quarter of the retention (a resolved state is kept in the slice it ranks in).
     #[serde(with = "humantime_serde")]
     pub refire_grace: Duration,
     /// How often the tables over recent time windows (`noisiest_alerts`, `alert_flapping`, `alert_mttr_24h`) move
@@ -279,6 +280,14 @@ impl Settings {
             Some(retention) if retention.slice() < 2 * deephaven.check_interval => {
                 bail!("deephaven.retention must be at least 8 times deephaven.check_interval")
             }
+            // A resolved state ranks, and is kept, in the slice `refire_grace` after it was received, which must
+            // already exist when it is written: the next slice does from the first check into the current one.
+            Some(retention) if deephaven.refire_grace + deephaven.check_interval >= retention.slice() => {
+                bail!(
+                    "deephaven.refire_grace plus deephaven.check_interval must be shorter than a quarter of \
+                     deephaven.retention"
+                )
+            }
             Some(_) => {}
         }
         if self.server.reload_interval.is_zero() {
@@ -388,9 +397,22 @@ mod tests {
     }
 
     #[test]
+    fn a_refire_grace_that_reaches_past_the_next_slice_is_refused() {
+        let mut settings = Settings::default();
+        settings.deephaven.check_interval = Duration::from_secs(1);
+        settings.deephaven.retention = Duration::from_secs(24);
+        settings.deephaven.refire_grace = Duration::from_secs(5);
+        let refused = settings.validate().expect_err("5 s and 1 s reach a 6 s slice's end").to_string();
+        assert!(refused.contains("deephaven.refire_grace"), "{refused}");
+        settings.deephaven.refire_grace = Duration::from_secs(4);
+        settings.validate().expect("4 s and 1 s within a 6 s slice");
+    }
+
+    #[test]
     fn a_retention_too_short_for_the_checks_that_rotate_it_is_refused() {
         let mut settings = Settings::default();
         settings.deephaven.check_interval = Duration::from_secs(5);
+        settings.deephaven.refire_grace = Duration::from_secs(1);
         settings.deephaven.retention = Duration::from_secs(39);
         let refused = settings.validate().unwrap_err().to_string();
         assert!(refused.contains("deephaven.retention"), "{refused}");

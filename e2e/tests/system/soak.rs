@@ -98,6 +98,8 @@ async fn soak_keeps_memory_flat_and_loses_nothing() {
     pipeline
         .publisher_settings
         .push(("PUBLISHER_DEEPHAVEN__RETENTION".to_owned(), format!("{}s", RETENTION.as_secs())));
+    // The grace and a check must fit one slice (a quarter of the retention).
+    pipeline.publisher_settings.push(("PUBLISHER_DEEPHAVEN__REFIRE_GRACE".to_owned(), "10s".to_owned()));
     // The local broker lists every batch of a partition within a fetch's wait; once the topic holds enough batches
     // (well within a soak; measured: docs/benchmarks.md, sections "Soak — 2026-12-03 (second run)" and "Figures
     // moved out of code comments (2026-12-06)") the publisher's default wait gets nothing at all (docs/runbook.md).

@@ -124,19 +124,19 @@ pub(super) fn first_copy() -> Operation {
     )
 }
 
-/// The operations deriving a slice's two tables ([`slot_tables`]) from the log: the states it received within
-/// `from..until` (Unix nanoseconds; a dead letter's position-only row has no `ReceivedAt` and passes no bound),
-/// reduced per occurrence and per event. Only our own constants go into the filter.
+/// The operations deriving a slice's two tables ([`slot_tables`]) from the log within `from..until` (Unix
+/// nanoseconds), reduced per occurrence and per event. The states are cut by their rank ([`rank_formula`]), not by
+/// when they were received: a resolved state ranks `refire_grace` after it, with the firing copies it beats, so
+/// that no firing copy outlives (in a later slice) the resolved state that beat it; the alert would show firing
+/// again once that state's slice left. The events are cut by `ReceivedAt`. A dead letter's position-only row has
+/// no `ReceivedAt`, no rank, and passes no bound. Only our own constants go into the filters.
 pub(super) fn slice_derivations((from, until): (i64, i64), refire_grace: Duration) -> [Vec<Operation>; 2] {
-    let received = column::RECEIVED_AT;
-    let within = || {
-        Operation::Filter(Filter::expression(format!(
-            "epochNanos({received}) >= {from}L && epochNanos({received}) < {until}L"
-        )))
-    };
+    let within =
+        |nanos: &str| Operation::Filter(Filter::expression(format!("{nanos} >= {from}L && {nanos} < {until}L")));
+    let received = format!("epochNanos({})", column::RECEIVED_AT);
     [
-        vec![within(), Operation::UpdateView(vec![rank_formula(refire_grace)]), occurrence_state()],
-        vec![within(), first_copy()],
+        vec![Operation::UpdateView(vec![rank_formula(refire_grace)]), within(RANKED_AT), occurrence_state()],
+        vec![within(&received), first_copy()],
     ]
 }
 
@@ -260,12 +260,13 @@ mod tests {
     }
 
     #[test]
-    fn a_slice_takes_only_the_states_received_within_its_bounds() {
+    fn a_slice_takes_the_states_ranked_and_the_events_received_within_its_bounds() {
         let [states, events] = slice_derivations((10, 20), Duration::from_secs(1));
-        let bounded = Operation::Filter(Filter::expression(
-            "epochNanos(ReceivedAt) >= 10L && epochNanos(ReceivedAt) < 20L".to_owned(),
-        ));
-        assert_eq!(states.first(), Some(&bounded));
-        assert_eq!(events.first(), Some(&bounded));
+        let bounded = |nanos: &str| Operation::Filter(Filter::expression(format!("{nanos} >= 10L && {nanos} < 20L")));
+        assert_eq!(
+            states[..2],
+            [Operation::UpdateView(vec![rank_formula(Duration::from_secs(1))]), bounded(RANKED_AT)]
+        );
+        assert_eq!(events.first(), Some(&bounded("epochNanos(ReceivedAt)")));
     }
 }

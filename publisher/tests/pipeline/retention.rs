@@ -14,6 +14,16 @@ use test_kit::wait;
 
 /// Short enough to watch states leave (slices of 6 s), long enough for the 1 s checks that move it on.
 const RETENTION: Duration = Duration::from_secs(24);
+/// Short enough for slices of 6 s (the grace and a check must fit one).
+const REFIRE_GRACE: Duration = Duration::from_secs(2);
+
+/// The test setup's settings with the retention and grace above.
+fn settings_with(setup: &Setup, retention: Duration) -> publisher::configuration::Settings {
+    let mut settings = setup.settings();
+    settings.deephaven.retention = retention;
+    settings.deephaven.refire_grace = REFIRE_GRACE;
+    settings
+}
 
 /// The one alert of synthetic body `batch`, received at `received_at`.
 fn alert(batch: u64, received_at: Timestamp) -> AlertRecord {
@@ -25,18 +35,19 @@ fn ago(age: Duration) -> Timestamp {
     Timestamp::from_unix_nanos(Timestamp::now().unix_nanos() - age.as_nanos() as i64)
 }
 
-/// Which of `alerts` are in `alerts`, `alerts_firing` and `alert_events` (by fingerprint; by event id).
-async fn presence(setup: &Setup, alerts: &[&AlertRecord]) -> Vec<(bool, bool, bool)> {
+/// Which of `alerts` are in `alerts`, `alerts_firing` and `alert_events` (by fingerprint; by event id); a read
+/// that fails is an error, never an absence.
+async fn presence(setup: &Setup, alerts: &[&AlertRecord]) -> Result<Vec<(bool, bool, bool)>, String> {
     let client = client(&setup.deephaven_url).await;
-    let tables = read_tables(&client, &setup.prefix).await;
+    let tables = test_kit::tables::read_tables(&client, &setup.prefix).await?;
     let firing_table = TableNames::with_prefix(&setup.prefix).alerts_firing;
     let mut firing = Vec::new();
-    for batch in snapshot(&client, &firing_table).await {
+    for batch in test_kit::tables::snapshot(&client, &firing_table).await? {
         let fingerprints = batch.column_by_name("Fingerprint").unwrap();
         let fingerprints = arrow::array::AsArray::as_string::<i32>(fingerprints);
         firing.extend((0..batch.num_rows()).map(|row| fingerprints.value(row).to_owned()));
     }
-    alerts
+    Ok(alerts
         .iter()
         .map(|alert| {
             let fingerprint = alert.fingerprint.to_string();
@@ -46,14 +57,29 @@ async fn presence(setup: &Setup, alerts: &[&AlertRecord]) -> Vec<(bool, bool, bo
                 tables.events.contains_key(&alert.event_id.to_string()),
             )
         })
-        .collect()
+        .collect())
+}
+
+/// Waits until [`presence`] of `alerts` is `expected`; a failed read is "not yet".
+async fn wait_for_presence(setup: &Setup, alerts: &[&AlertRecord], expected: &[(bool, bool, bool)], what: &str) {
+    wait::until(what, TABLES_DEADLINE, || async {
+        match presence(setup, alerts).await {
+            Ok(found) if found == expected => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
+/// [`presence`] of `alerts` now; a failed read fails the test.
+async fn presence_now(setup: &Setup, alerts: &[&AlertRecord]) -> Vec<(bool, bool, bool)> {
+    presence(setup, alerts).await.expect("Deephaven answers the read")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn states_older_than_the_retention_leave_and_a_replay_keeps_them_out_while_what_fires_stays() {
     let setup = setup(1).await;
-    let mut settings = setup.settings();
-    settings.deephaven.retention = RETENTION;
+    let settings = settings_with(&setup, RETENTION);
     let publisher = spawn_publisher(settings.clone(), Mode::Follow).await;
 
     // One partition, so `stale` is read before the others and written no later than they are.
@@ -61,14 +87,9 @@ async fn states_older_than_the_retention_leave_and_a_replay_keeps_them_out_while
     let once = alert(2, Timestamp::now());
     let still_firing = alert(3, Timestamp::now());
     produce(&setup.brokers, &setup.topic, &[stale.clone(), once.clone(), still_firing.clone()]).await;
-    wait::until("the recent alerts in every table", TABLES_DEADLINE, || async {
-        match presence(&setup, &[&once, &still_firing]).await.as_slice() {
-            [(true, true, true), (true, true, true)] => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    assert_eq!(presence(&setup, &[&stale]).await, [(false, false, false)], "a state older than the retention");
+    wait_for_presence(&setup, &[&once, &still_firing], &[(true, true, true); 2], "the recent alerts in every table")
+        .await;
+    assert_eq!(presence_now(&setup, &[&stale]).await, [(false, false, false)], "a state older than the retention");
 
     // Alertmanager repeats what still fires; `once` is never sent again.
     let repeating = Arc::new(AtomicBool::new(true));
@@ -82,14 +103,8 @@ async fn states_older_than_the_retention_leave_and_a_replay_keeps_them_out_while
             }
         }
     });
-    wait::until("the state received once to leave every table", TABLES_DEADLINE, || async {
-        match presence(&setup, &[&once]).await.as_slice() {
-            [(false, false, false)] => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    assert_eq!(presence(&setup, &[&still_firing]).await, [(true, true, true)], "what fires stays");
+    wait_for_presence(&setup, &[&once], &[(false, false, false)], "the state received once to leave every table").await;
+    assert_eq!(presence_now(&setup, &[&still_firing]).await, [(true, true, true)], "what fires stays");
     repeating.store(false, Ordering::Relaxed);
     repeater.await.unwrap();
     publisher.stop().await;
@@ -100,25 +115,60 @@ async fn states_older_than_the_retention_leave_and_a_replay_keeps_them_out_while
     produce(&setup.brokers, &setup.topic, std::slice::from_ref(&marker)).await;
     let replay = spawn_publisher(settings, Mode::Replay).await;
     wait_until_present(&setup, &marker, "the replay to reach the last record").await;
-    assert_eq!(presence(&setup, &[&stale, &once]).await, [(false, false, false); 2], "old states stay out");
+    assert_eq!(presence_now(&setup, &[&stale, &once]).await, [(false, false, false); 2], "old states stay out");
     replay.stop().await;
 }
 
 async fn wait_until_present(setup: &Setup, alert: &AlertRecord, what: &str) {
-    wait::until(what, TABLES_DEADLINE, || async {
-        match presence(setup, &[alert]).await.as_slice() {
-            [(true, true, true)] => Ok(()),
-            other => Err(format!("{other:?}")),
+    wait_for_presence(setup, &[alert], &[(true, true, true)], what).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_firing_copy_never_outlives_the_resolved_state_that_beat_it() {
+    let setup = setup(1).await;
+    let publisher = spawn_publisher(settings_with(&setup, RETENTION), Mode::Follow).await;
+    // A slice boundary at least a second past: the resolved state half a second before it, a lagging peer's copy
+    // of the firing state half a second after it (well within the grace): two slices received them.
+    let slice = (RETENTION / 4).as_nanos() as i64;
+    let now = Timestamp::now().unix_nanos();
+    let boundary = (now - 1_000_000_000).div_euclid(slice) * slice;
+    let at = |offset_millis: i64| Timestamp::from_unix_nanos(boundary + offset_millis * 1_000_000);
+    let resolved = {
+        let webhook = parse(&test_kit::fixtures::synthetic_resolve(5, 1).0, &Limits::default()).unwrap();
+        AlertRecord::from_webhook(webhook, at(-500)).remove(0)
+    };
+    let late_copy = alert(5, at(500));
+    assert_eq!(
+        (&resolved.fingerprint, &resolved.starts_at),
+        (&late_copy.fingerprint, &late_copy.starts_at),
+        "one occurrence"
+    );
+    produce(&setup.brokers, &setup.topic, &[resolved.clone(), late_copy.clone()]).await;
+    wait_for_presence(&setup, &[&resolved, &late_copy], &[(true, false, true); 2], "the resolved alert").await;
+
+    // Until the alert leaves (the later slice with it), it never shows firing: the earlier slice leaving first must
+    // not leave the late copy to win.
+    wait::until("the alert to leave every table", TABLES_DEADLINE, || async {
+        match presence(&setup, &[&resolved, &late_copy]).await {
+            Ok(found) => {
+                assert!(found.iter().all(|(_, firing, _)| !firing), "the alert shows firing again: {found:?}");
+                if found.iter().all(|(in_alerts, ..)| !in_alerts) {
+                    Ok(())
+                } else {
+                    Err(format!("{found:?}"))
+                }
+            }
+            Err(error) => Err(error),
         }
     })
     .await;
+    publisher.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_retention_rebuilds_the_tables_from_the_topic() {
     let setup = setup(1).await;
-    let mut settings = setup.settings();
-    settings.deephaven.retention = RETENTION;
+    let mut settings = settings_with(&setup, RETENTION);
     let publisher = spawn_publisher(settings.clone(), Mode::Follow).await;
     let recent = alert(1, Timestamp::now());
     produce(&setup.brokers, &setup.topic, std::slice::from_ref(&recent)).await;
