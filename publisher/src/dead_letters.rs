@@ -2,11 +2,13 @@
 //!
 //! Each dead letter keeps the original key, value and headers, and adds headers saying why it was set aside and
 //! where it came from, so it can be inspected and, once fixed, produced again. Sending is bounded in time and
-//! idempotent, and a failed send says how many letters were delivered before it, so a retry sends only the rest.
+//! idempotent, and a failed send says which letters were not delivered, so a retry sends only those.
 
+use futures::channel::oneshot::Canceled;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use schemas::tables::KafkaPosition;
 use service_kit::kafka_client::{self, client_config};
@@ -21,6 +23,7 @@ pub const SOURCE_OFFSET_HEADER: &str = "alerthaven-dlq-source-offset";
 pub const VALUE_OMITTED_HEADER: &str = "alerthaven-dlq-value-omitted";
 
 /// A record that could not be decoded, and why.
+#[derive(Debug)]
 pub struct DeadLetter {
     pub message: OwnedMessage,
     /// Where it was read from, the topic's incarnation included (which the message alone does not tell).
@@ -54,22 +57,43 @@ impl DeadLetters {
         Ok(Self { producer: kafka_client::create(&config)?, topic: topic.to_owned() })
     }
 
-    /// Produces `letters` in order, each acknowledged by the broker before the next. On failure, says how many were
-    /// delivered before it. A letter too large for the producer once the headers are added goes without its value
-    /// (which stays in the source topic, at the partition and offset the headers name), since sending it whole can
-    /// never succeed.
-    pub async fn send(&self, letters: &[DeadLetter]) -> Result<(), Undelivered> {
-        for (delivered, letter) in letters.iter().enumerate() {
-            let sent = match self.producer.send(self.record(letter, true), SEND_TIMEOUT).await {
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
-                    tracing::warn!(offset = letter.message.offset(), "dead letter too large: sent without its value");
-                    self.producer.send(self.record(letter, false), SEND_TIMEOUT).await
-                }
-                sent => sent,
+    /// Produces `letters` all at once (the idempotent producer keeps their order) and waits until the broker has
+    /// acknowledged or refused each, so a batch of letters takes about one round trip, not one per letter. On failure,
+    /// returns the letters not delivered, to be sent again, and none that were. A letter too large for the producer
+    /// or the broker once the headers are added goes without its value (which stays in the source topic, at the
+    /// partition and offset the headers name), since sending it whole can never succeed.
+    pub async fn send<'a>(&self, letters: &[&'a DeadLetter]) -> Result<(), Undelivered<'a>> {
+        let enqueued: Vec<_> = letters.iter().map(|letter| self.enqueue(letter, true)).collect();
+        let (mut undelivered, mut first_error) = (Vec::new(), None);
+        for (letter, delivery) in letters.iter().zip(enqueued) {
+            let delivered = match delivery {
+                Ok(delivery) => settled(delivery.await),
+                Err(error) => Err(error),
             };
-            sent.map_err(|(error, _)| Undelivered { delivered, error })?;
+            let delivered = match delivered {
+                Err(error) if is_too_large(&error) => match self.enqueue(letter, false) {
+                    Ok(delivery) => settled(delivery.await),
+                    Err(error) => Err(error),
+                },
+                delivered => delivered,
+            };
+            if let Err(error) = delivered {
+                undelivered.push(*letter);
+                first_error.get_or_insert(error);
+            }
         }
-        Ok(())
+        match first_error {
+            None => Ok(()),
+            Some(error) => Err(Undelivered { letters: undelivered, error }),
+        }
+    }
+
+    /// Hands `letter` to the producer (its value left out unless `with_value`).
+    fn enqueue(&self, letter: &DeadLetter, with_value: bool) -> Result<DeliveryFuture, KafkaError> {
+        if !with_value {
+            tracing::warn!(offset = letter.message.offset(), "dead letter too large: sent without its value");
+        }
+        self.producer.send_result(self.record(letter, with_value)).map_err(|(error, _)| error)
     }
 
     fn record<'a>(&'a self, letter: &'a DeadLetter, with_value: bool) -> FutureRecord<'a, [u8], [u8]> {
@@ -100,12 +124,26 @@ impl DeadLetters {
     }
 }
 
-/// A send that stopped: the letters before `delivered` reached the broker, the rest did not.
+/// The letters of a send that did not reach the broker, and the first error.
 #[derive(Debug, thiserror::Error)]
-#[error("sending dead letters failed after {delivered} were delivered: {error}")]
-pub struct Undelivered {
-    pub delivered: usize,
+#[error("{} dead letters were not delivered: {error}", letters.len())]
+pub struct Undelivered<'a> {
+    pub letters: Vec<&'a DeadLetter>,
     pub error: KafkaError,
+}
+
+/// What a delivery future's outcome says of the letter: delivered, or why not.
+fn settled(outcome: Result<OwnedDeliveryResult, Canceled>) -> Result<(), KafkaError> {
+    match outcome {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((error, _))) => Err(error),
+        Err(Canceled) => Err(KafkaError::Canceled),
+    }
+}
+
+/// Whether the producer (locally) or the broker refused a letter for its size.
+fn is_too_large(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge)
 }
 
 /// How long one letter may take, queueing included.

@@ -64,25 +64,26 @@ pub async fn run(
     health: Arc<Health>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    // What an earlier run (before a rotated secret restarted it) found of its letters and partitions is not this
+    // run's: it has sent no letter and been assigned no partition yet.
+    health.set_dead_letters(true);
+    health.set_positioned(true);
     let shared = Shared::new(Arc::clone(&metrics), Arc::clone(&health));
     let dead_letters =
         DeadLetters::new(&settings.kafka.brokers, &settings.kafka.dlq_topic, &settings.kafka.properties)?;
     let consumer = kafka::consumer(&settings, Arc::clone(&shared))?;
     let pipeline = Pipeline { settings, shared, consumer, dead_letters, metrics, health };
     let mut start_over = *mode == Mode::Replay;
-    let connected = pipeline.connect(&mut start_over, &mut shutdown).await?;
+    let connected = pipeline.connect(&mut start_over, &mut shutdown).await;
+    // Before any failure is returned: a set made counts as made, whatever came after.
     if !start_over {
         *mode = Mode::Follow;
     }
     // A making of the set under way is finished even when shutdown comes meanwhile; nothing more is done then.
-    let result = if !connected || *shutdown.borrow() {
-        Ok(())
-    } else {
-        pipeline.consumer.subscribe(&[&pipeline.settings.kafka.topic])?;
-        tracing::info!(topic = %pipeline.settings.kafka.topic, tables = ?pipeline.shared.sink().map(|sink| sink.names().clone()), "publishing");
-        let result = pipeline.publish(shutdown).await;
-        pipeline.consumer.unsubscribe();
-        result
+    let result = match connected {
+        Ok(true) if !*shutdown.borrow() => pipeline.subscribe_and_publish(shutdown).await,
+        Ok(_) => Ok(()),
+        Err(error) => Err(error),
     };
     // Not ready for the run a rotated secret starts next, until it has connected.
     pipeline.health.set_deephaven(false);
@@ -218,6 +219,15 @@ struct Pipeline {
 }
 
 impl Pipeline {
+    /// Reads the topic and writes it to the tables until `shutdown`; the consumer leaves the group afterwards.
+    async fn subscribe_and_publish(&self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        self.consumer.subscribe(&[&self.settings.kafka.topic])?;
+        tracing::info!(topic = %self.settings.kafka.topic, tables = ?self.shared.sink().map(|sink| sink.names().clone()), "publishing");
+        let result = self.publish(shutdown).await;
+        self.consumer.unsubscribe();
+        result
+    }
+
     async fn publish(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         // The batch read last is written while the next one is read: Deephaven's time per batch overlaps with
         // consuming and decoding the next instead of adding to it. Writes stay one at a time and in order.
@@ -563,17 +573,17 @@ impl Pipeline {
         letters: &[DeadLetter],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), ShutDown> {
-        let mut delivered = 0;
+        let mut pending: Vec<&DeadLetter> = letters.iter().collect();
         let mut backoff = Backoff::new(self.settings.deephaven.max_backoff);
-        while delivered < letters.len() {
-            match self.dead_letters.send(&letters[delivered..]).await {
+        while !pending.is_empty() {
+            match self.dead_letters.send(&pending).await {
                 Ok(()) => {
-                    self.metrics.dlq_records.inc_by((letters.len() - delivered) as u64);
-                    delivered = letters.len();
+                    self.metrics.dlq_records.inc_by(pending.len() as u64);
+                    pending.clear();
                 }
                 Err(undelivered) => {
-                    self.metrics.dlq_records.inc_by(undelivered.delivered as u64);
-                    delivered += undelivered.delivered;
+                    self.metrics.dlq_records.inc_by((pending.len() - undelivered.letters.len()) as u64);
+                    pending.clone_from(&undelivered.letters);
                     self.health.set_dead_letters(false);
                     self.metrics.dlq_failures.inc();
                     tracing::warn!(error = %undelivered, topic = %self.settings.kafka.dlq_topic, "the dead-letter topic refused; retrying");
