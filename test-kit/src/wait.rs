@@ -1,7 +1,8 @@
 //! Waiting for conditions with deadlines.
 //!
 //! Tests never sleep for a fixed time hoping something happened: they poll a condition until it holds or the
-//! deadline passes, and a passed deadline fails with the last observation.
+//! deadline passes, and a passed deadline fails with the last observation. What must *not* happen is polled over a
+//! window instead, failing at the first observation of it.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -46,4 +47,20 @@ where
         }
     })
     .await
+}
+
+/// Polls `probe` for `window` and panics, naming `what` and the observation, the first time it returns `Err`: for
+/// what must not happen, where a single look could come before it would.
+pub async fn holds_for<E: Debug, F, Fut>(what: &str, window: Duration, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let started = Instant::now();
+    while started.elapsed() < window {
+        if let Err(observation) = probe().await {
+            panic!("{what} did not hold after {:?}: {observation:?}", started.elapsed());
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
 }

@@ -59,8 +59,16 @@ async fn sigterm_writes_the_batch_in_hand_and_exits_0() {
         .wait_for_metric(&format!("publisher_records_consumed_total {}", records.len()), Duration::from_secs(60))
         .await;
     let client = client(&setup.deephaven_url).await;
-    let written = read_tables_or_fail(&client, &setup.prefix).await.events;
-    assert!(written.is_empty(), "nothing written before the batch closes");
+    // A write would start at once after the reads; looked at for a while, since its rows show only once applied.
+    wait::holds_for("nothing written before the batch closes", Duration::from_secs(3), || async {
+        let (_, metrics) = publisher.get("/metrics").await?;
+        let batches = sample(&metrics, "publisher_batch_records_count");
+        match (batches, read_tables_or_fail(&client, &setup.prefix).await.events.len()) {
+            (0.0, 0) => Ok(()),
+            written => Err(format!("batches written, events: {written:?}")),
+        }
+    })
+    .await;
 
     let status = publisher.terminate_and_wait("the publisher").await;
     assert!(status.success(), "{status}");
