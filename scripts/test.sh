@@ -12,8 +12,9 @@
 # Then it installs the stack's prerequisites (and the browser the dashboard
 # test drives), starts a separate test stack (own STACK_DIR and ports, so it
 # never clashes with a running demo stack), sources its $STACK_DIR/env, runs
-# `cargo build --workspace --bins` and `cargo test --workspace --locked "$@"`, and always stops the test stack again,
-# on failure too. Exits with cargo's status. When something failed it prints
+# `cargo build --workspace --bins` and `cargo test --workspace --locked
+# --no-fail-fast "$@"` (every test binary runs, though one failed), and always
+# stops the test stack again, on failure too. Exits with cargo's status. When something failed it prints
 # the stack's log tails and then, last (CI shows the tail of the output), which
 # tests failed and how; cargo's whole output stays in $STACK_DIR/cargo-test.log.
 #
@@ -85,7 +86,7 @@ run_fast_checks() {
   log "shellcheck"
   "$VENV_DIR/bin/shellcheck" scripts/*.sh .ci/run
   log "unit tests"
-  cargo test --workspace --locked --lib --bins --quiet
+  cargo test --workspace --locked --no-fail-fast --lib --bins --quiet
   log "the repository's own links and settings names"
   cargo test --locked -p e2e --test doc_links --test settings_names --quiet
 }
@@ -123,7 +124,7 @@ main() {
 
   local status=0 output="$STACK_DIR/cargo-test.log"
   # The system tests run the binaries as processes (test-kit/src/process.rs: built_binary): build them first.
-  (cd "$REPO_ROOT" && cargo build --workspace --bins --locked && cargo test --workspace --locked "$@") 2>&1 |
+  (cd "$REPO_ROOT" && cargo build --workspace --bins --locked && cargo test --workspace --locked --no-fail-fast "$@") 2>&1 |
     tee "$output" || status=$?
   if ((status != 0)); then
     log "cargo test failed (status $status); the stack's logs:"

@@ -458,39 +458,25 @@ async fn thousands_of_appends_leak_no_tickets() {
     assert_eq!(row_count(&client.snapshot(&name).await.expect("snapshot")), APPENDS);
 }
 
+/// Large appends of new keys and many upserts of one key all land: every new key once, the upserted key once.
+/// (How fast: `deephaven-ceiling` in `scripts/bench.sh`, not a test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn append_throughput_and_latency() {
+async fn large_appends_and_repeated_upserts_of_one_key_all_land_once_per_key() {
     const BATCH_ROWS: usize = 10_000;
     const BATCHES: usize = 10;
     let client = connect().await;
-    let name = unique_name("Throughput");
+    let name = unique_name("LargeAppends");
     let table = client.ensure_input_table(&name, row_schema(), keyed()).await.expect("create");
 
-    let batches: Vec<RecordBatch> = (0..BATCHES)
-        .map(|b| {
-            let rows: Vec<Row> = (0..BATCH_ROWS).map(|i| Row::sample(&format!("key-{b}-{i}"), i as i64)).collect();
-            batch(&rows)
-        })
-        .collect();
-    let started = Instant::now();
-    for batch in batches {
-        client.append(&table, batch).await.expect("10k-row append");
+    for b in 0..BATCHES {
+        let rows: Vec<Row> = (0..BATCH_ROWS).map(|i| Row::sample(&format!("key-{b}-{i}"), i as i64)).collect();
+        client.append(&table, batch(&rows)).await.expect("10k-row append");
     }
-    let elapsed = started.elapsed();
-    let rows_per_s = (BATCH_ROWS * BATCHES) as f64 / elapsed.as_secs_f64();
-    eprintln!("{BATCHES} sequential appends of {BATCH_ROWS} new keys: {elapsed:?}, {rows_per_s:.0} rows/s");
-
-    let mut latencies = Vec::new();
     for i in 0..100 {
-        let started = Instant::now();
         client.append(&table, batch(&[Row::sample("single", i)])).await.expect("one-row append");
-        latencies.push(started.elapsed());
     }
-    latencies.sort_unstable();
-    eprintln!("one-row append until visible: median {:?}, p99 {:?}", latencies[50], latencies[98]);
 
     assert_eq!(row_count(&client.snapshot(&name).await.expect("snapshot")), BATCH_ROWS * BATCHES + 1);
-    assert!(rows_per_s > 1_000.0, "{rows_per_s:.0} rows/s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

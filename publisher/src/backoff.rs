@@ -56,14 +56,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn shutdown_cuts_a_wait_short() {
-        let (stop, mut stopped) = watch::channel(true);
+        let (stop, mut stopped) = watch::channel(false);
         let mut backoff = Backoff::new(Duration::from_secs(3600));
         for _ in 0..20 {
             backoff.next_wait();
         }
-        assert_eq!(backoff.wait(&mut stopped).await, Err(ShutDown));
-        drop(stop);
+        let waiting = tokio::spawn(async move { backoff.wait(&mut stopped).await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished(), "a wait of half an hour or more is still under way");
+        stop.send(true).unwrap();
+        let cut = tokio::time::timeout(Duration::from_secs(1), waiting).await.expect("cut short at once");
+        assert_eq!(cut.unwrap(), Err(ShutDown));
     }
 }

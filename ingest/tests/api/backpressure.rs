@@ -39,11 +39,9 @@ async fn a_full_in_flight_budget_answers_503_at_once() {
         })
     };
     wait::until("the first body to hold the whole budget", Duration::from_secs(5), || async {
-        let metrics = app.metrics().await;
-        if metrics.contains("ingest_in_flight_records 10") {
-            Ok(())
-        } else {
-            Err("in flight below 10")
+        match sample(&app.metrics().await, "ingest_in_flight_records") {
+            10.0 => Ok(()),
+            in_flight => Err(in_flight),
         }
     })
     .await;
