@@ -97,7 +97,7 @@ impl Client {
     }
 
     /// Export tickets of the current session not yet released. Operations release their tickets before returning, so
-    /// this is zero when idle.
+    /// when idle this counts only the input tables pinned ([`Client::pin_input_table`]), which hold theirs.
     pub fn live_exports(&self) -> usize {
         self.session().live_exports()
     }
@@ -105,7 +105,7 @@ impl Client {
     /// How many exports the server holds for the current session right now, as its `ExportNotifications` stream
     /// reports them (objects not yet released, cancelled or failed). This client releases every export before
     /// the operation that created it returns, so when no operation is in flight this equals
-    /// [`live_exports`](Self::live_exports), normally zero; a larger value means objects are pinned in the
+    /// [`live_exports`](Self::live_exports) (the pinned input tables); a larger value means objects are pinned in the
     /// server's memory until the session ends. One round trip, bounded by the request timeout
     /// ([`ClientConfig::with_request_timeout`]).
     pub async fn server_exports(&self) -> Result<usize> {

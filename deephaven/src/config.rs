@@ -19,7 +19,8 @@ pub struct ClientConfig {
     tls: Option<TlsConfig>,
     /// Deadline for establishing a connection.
     connect_timeout: Duration,
-    /// Deadline for each call to be answered, and for an operation of several calls as a whole.
+    /// Deadline for each call to be answered, and for the operations that time their calls as a whole (a snapshot,
+    /// an input table's change); an operation of several calls otherwise takes up to this per call.
     pub(crate) request_timeout: Duration,
     /// Refresh the session at least this often; a quarter of the server's session duration caps it.
     pub(crate) keepalive_interval: Option<Duration>,

@@ -330,7 +330,7 @@ SETTINGS (TOML file key / environment variable, default)
   deephaven.psk_file, deephaven.password_file                    none (the secret read from a file instead)
   deephaven.tls.ca_file     PUBLISHER_DEEPHAVEN__TLS__CA_FILE     Web PKI roots (a PEM CA to trust instead; https URLs)
   deephaven.tls.server_name PUBLISHER_DEEPHAVEN__TLS__SERVER_NAME the URL's host (the name the certificate must carry)
-  deephaven.table_prefix    PUBLISHER_DEEPHAVEN__TABLE_PREFIX    '' (tables: alerts, alert_events, alerts_firing, publisher_offsets)
+  deephaven.table_prefix    PUBLISHER_DEEPHAVEN__TABLE_PREFIX    '' (prefixes every table: alerts, alert_events, ..., docs/tables.md)
   deephaven.max_backoff     PUBLISHER_DEEPHAVEN__MAX_BACKOFF     30s
   deephaven.request_timeout PUBLISHER_DEEPHAVEN__REQUEST_TIMEOUT 15s (a call taking longer has failed)
   deephaven.check_interval  PUBLISHER_DEEPHAVEN__CHECK_INTERVAL  5s (is the session alive, are the tables there)

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::sync::watch;
 
-/// Consumes alert records from Kafka and keeps the Deephaven tables `alerts`, `alert_events`, `alerts_firing` and
-/// `publisher_offsets` up to date, resuming from the progress stored in Deephaven.
+/// Consumes alert records from Kafka and keeps the Deephaven tables `alerts`, `alert_events`, `alerts_firing`,
+/// `publisher_offsets` and the analytics derived from them (docs/tables.md) up to date, resuming from the progress
+/// stored in Deephaven.
 #[derive(Parser, Debug)]
 #[command(version, after_help = REFERENCE)]
 struct Cli {

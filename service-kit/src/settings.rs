@@ -15,7 +15,7 @@ pub struct Layers<'a> {
     /// `INGEST` for `INGEST_SERVER__PORT`.
     pub env_prefix: &'a str,
     pub file: Option<&'a Path>,
-    /// Keys whose environment values are comma-separated lists, e.g. `auth.bearer_tokens`.
+    /// Keys whose environment values are comma-separated lists, e.g. `auth.bearer_token_files`.
     pub list_keys: &'a [&'a str],
     /// (key, value) pairs from the command line; `None` means not given.
     pub overrides: Vec<(&'a str, Option<String>)>,

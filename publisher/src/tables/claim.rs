@@ -40,7 +40,7 @@ const SETTLE: Duration = Duration::from_secs(1);
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The least time a claim may stay unchanged before its maker counts as dead and the claim is taken over: several
-/// heartbeats. Never less than two calls' timeout and a heartbeat ([`patience`]).
+/// heartbeats. Never less than four calls' timeout and a heartbeat ([`patience`]).
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// How many times removing or marking a claim is tried: one left behind holds every publisher back for the
