@@ -308,7 +308,8 @@ impl Settings {
             bail!("kafka.brokers and kafka.topic must not be empty");
         }
         let queued_records = self.kafka.number_property("queue.buffering.max.messages", DEFAULT_QUEUE_MAX_MESSAGES)?;
-        if queued_records < server.max_in_flight_records {
+        // 0 lifts librdkafka's limit.
+        if queued_records != 0 && queued_records < server.max_in_flight_records {
             bail!(
                 "kafka.properties.queue.buffering.max.messages ({queued_records}) is below \
                  server.max_in_flight_records ({}): records ingest admitted could find the producer's queue full, \
@@ -627,6 +628,9 @@ mod tests {
         assert!(error.contains("server.max_in_flight_records"), "{error}");
         settings.server.max_in_flight_records = 10_000;
         settings.validate().expect("the records admitted fit the queue");
+        settings.kafka.properties.insert("queue.buffering.max.messages", "0");
+        settings.server.max_in_flight_records = 50_000;
+        settings.validate().expect("0: no limit on queued records");
     }
 
     #[test]

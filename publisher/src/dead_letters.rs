@@ -45,6 +45,10 @@ impl DeadLetters {
                 .set("acks", "all")
                 .set("enable.idempotence", "true")
                 .set("linger.ms", "0")
+                // One letter per request: the broker judges a request's size as a whole, and a letter refused as too
+                // large must be one that is, not one that shared a batch with others. Sent at once all the same:
+                // several requests are in flight.
+                .set("batch.num.messages", "1")
                 // A missing dead-letter topic is the operator's to create, with the retention they choose: one made
                 // on the fly gets the broker's defaults. Until it exists, sends fail, `/readyz` says so, and they
                 // retry.
@@ -141,9 +145,12 @@ fn settled(outcome: Result<OwnedDeliveryResult, Canceled>) -> Result<(), KafkaEr
     }
 }
 
-/// Whether the producer (locally) or the broker refused a letter for its size.
+/// Whether the producer (locally) or the broker refused a letter for its size; each request holds one letter.
 fn is_too_large(error: &KafkaError) -> bool {
-    error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge)
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge)
+    )
 }
 
 /// How long one letter may take, queueing included.
