@@ -255,7 +255,8 @@ bench_retention() { # retention
   fresh_broker
   fresh_deephaven
   start_ingest
-  PUBLISHER_DEEPHAVEN__RETENTION="$1" start_publisher
+  # The grace and a check must fit a slice (a quarter of the retention).
+  PUBLISHER_DEEPHAVEN__RETENTION="$1" PUBLISHER_DEEPHAVEN__REFIRE_GRACE=5s start_publisher
   wait_for_http "http://127.0.0.1:$PUBLISHER_BENCH_PORT/readyz" 60 "publisher" publisher-bench
   samples=$(live_heap_mb)
   "$BIN/loadgen" --url "http://127.0.0.1:$INGEST_BENCH_PORT/alerts" --seconds "$RETENTION_SECONDS" --connections 4 \

@@ -102,8 +102,8 @@ pub struct DeephavenSettings {
     pub check_interval: Duration,
     /// How long after a resolved notification a firing copy of the same occurrence is taken as late (a lagging HA
     /// peer, a retry) rather than as a genuine re-fire (see `tables::rank_formula`). Keep it below Alertmanager's
-    /// `group_interval`: a re-fire comes at the earliest one group interval after the resolve. With a check, it
-    /// must fit a quarter of the retention (a resolved state is kept in the slice it ranks in).
+    /// `group_interval`: a re-fire comes at the earliest one group interval after the resolve. With a check, shorter
+    /// than a quarter of the retention (a resolved state is kept in the slice it ranks in; docs/deephaven.md).
     #[serde(with = "humantime_serde")]
     pub refire_grace: Duration,
     /// How often the tables over recent time windows (`noisiest_alerts`, `alert_flapping`, `alert_mttr_24h`) move
@@ -111,8 +111,8 @@ pub struct DeephavenSettings {
     /// only the rows crossing a window's edge reach the counts.
     #[serde(with = "humantime_serde")]
     pub window_step: Duration,
-    /// How long Deephaven keeps an alert's states after receiving them (between this and a quarter longer, see
-    /// [`crate::retention`]): its heap holds at most that much history, and `alerts` keeps an alert while it has a
+    /// How long Deephaven keeps an alert's states after receiving them (between this and a quarter longer, a resolved
+    /// state up to `refire_grace` more; see [`crate::retention`]): its heap holds at most that much history, and `alerts` keeps an alert while it has a
     /// state that recent. Alertmanager repeats a firing alert every `repeat_interval`, so keep it well above that.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
@@ -277,12 +277,20 @@ impl Settings {
         match Retention::new(deephaven.retention) {
             None => bail!("deephaven.retention must be positive and reach no further back than 1970"),
             // The next slice is created at a check, so every slice must see at least two of them.
-            Some(retention) if retention.slice() < 2 * deephaven.check_interval => {
+            Some(retention)
+                if deephaven.check_interval.checked_mul(2).is_none_or(|twice| retention.slice() < twice) =>
+            {
                 bail!("deephaven.retention must be at least 8 times deephaven.check_interval")
             }
-            // A resolved state ranks, and is kept, in the slice `refire_grace` after it was received, which must
-            // already exist when it is written: the next slice does from the first check into the current one.
-            Some(retention) if deephaven.refire_grace + deephaven.check_interval >= retention.slice() => {
+            // A resolved state ranks, and is kept, in the slice `refire_grace` after it was received: at the latest
+            // the next one, which every write makes sure exists, and which must still be empty when it is derived,
+            // at the latest a check into the current slice.
+            Some(retention)
+                if deephaven
+                    .refire_grace
+                    .checked_add(deephaven.check_interval)
+                    .is_none_or(|reach| reach >= retention.slice()) =>
+            {
                 bail!(
                     "deephaven.refire_grace plus deephaven.check_interval must be shorter than a quarter of \
                      deephaven.retention"
@@ -402,10 +410,12 @@ mod tests {
         settings.deephaven.check_interval = Duration::from_secs(1);
         settings.deephaven.retention = Duration::from_secs(24);
         settings.deephaven.refire_grace = Duration::from_secs(5);
-        let refused = settings.validate().expect_err("5 s and 1 s reach a 6 s slice's end").to_string();
+        let refused = settings.validate().expect_err("5 s and a 1 s check reach a 6 s slice's end").to_string();
         assert!(refused.contains("deephaven.refire_grace"), "{refused}");
+        settings.deephaven.refire_grace = Duration::MAX;
+        assert!(settings.validate().is_err(), "refused, not an overflow");
         settings.deephaven.refire_grace = Duration::from_secs(4);
-        settings.validate().expect("4 s and 1 s within a 6 s slice");
+        settings.validate().expect("4 s and a 1 s check within a 6 s slice");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Which states Deephaven keeps: those received within `deephaven.retention`, cut into slices of time.
 //!
 //! An aggregation over the blink log never forgets a key, so the tables users read cannot shed old states by a
-//! filter. Instead the log's states are split by `ReceivedAt` into fixed slices of a quarter of the retention, each
-//! aggregated on its own, and the published tables merge the slices that overlap the retention window. A slice
-//! leaves once every state it holds is older than the retention, and its memory goes with it: a state stays between
-//! one and one and a quarter retentions after it was received. A slice is created one slice ahead of time, before
-//! any state it takes can arrive, so the slices are fixed by the clock alone and several publishers agree on them.
+//! filter. Instead the log's states are split into fixed slices of a quarter of the retention (the events by
+//! `ReceivedAt`, the states by their rank: `ReceivedAt`, plus `refire_grace` for a resolved one), each aggregated on
+//! its own, and the published tables merge the slices that overlap the retention window. A slice leaves once every
+//! state it holds is older than the retention, and its memory goes with it: a state stays between one and one and a
+//! quarter retentions after it was received (a resolved one up to `refire_grace` more). A slice is created one slice
+//! ahead of time, before any state it takes can arrive, so the slices are fixed by the clock alone and several
+//! publishers agree on them.
 //!
 //! The slices live in a fixed ring of [`SLOTS`] table names: the slice starting now takes the slot of the one that
 //! just left. Pure arithmetic, tested beside it; [`crate::tables`] creates and merges the tables.

@@ -20,9 +20,6 @@ impl PathedError {
 /// The most of a path or message that an error shows.
 const MAX_SHOWN_BYTES: usize = 256;
 
-/// `text` as an error may show it where it is logged and answered: serde writes some of the input verbatim into its
-/// paths and messages (a map's key, an unknown variant), so control characters are escaped, and the text is cut
-/// after [`MAX_SHOWN_BYTES`] (a key as long as the body must not make a log line or an answer as long).
 /// The longest start of `text` that fits [`MAX_SHOWN_BYTES`] (cut at a character boundary), and whether it was cut.
 pub(crate) fn cut_to_show(text: &str) -> (&str, bool) {
     if text.len() <= MAX_SHOWN_BYTES {
@@ -32,6 +29,9 @@ pub(crate) fn cut_to_show(text: &str) -> (&str, bool) {
     (&text[..end], true)
 }
 
+/// `text` as an error may show it where it is logged and answered: serde writes some of the input verbatim into its
+/// paths and messages (a map's key, an unknown variant), so control characters are escaped, and the text is cut
+/// after [`MAX_SHOWN_BYTES`] (a key as long as the body must not make a log line or an answer as long).
 fn shown(text: &str) -> String {
     let mut shown = String::with_capacity(text.len().min(MAX_SHOWN_BYTES));
     for c in text.chars() {

@@ -5,9 +5,9 @@
 //! operations, kept live by the server and published read-only (they are not input tables, so nobody can add or
 //! delete their rows):
 //!
-//! - per slice of time ([`crate::retention`]), the states received within it aggregated twice: per occurrence
-//!   (`Fingerprint`, `StartsAt`) its state of highest precedence ([`rank_formula`]), and per `EventId` its first
-//!   copy (by `ReceivedAt`, then `KafkaOffset`);
+//! - per slice of time ([`crate::retention`]), the states ranked within it ([`rank_formula`]) aggregated per
+//!   occurrence (`Fingerprint`, `StartsAt`) to its state of highest precedence, and the states received within it
+//!   per `EventId` to its first copy (by `ReceivedAt`, then `KafkaOffset`);
 //! - the slices within the retention merged and aggregated the same way again: the internal `states`, and
 //!   `alert_events`;
 //! - `alerts`: per `Fingerprint`, the state of its latest occurrence; `alert_episodes`: every occurrence;
@@ -18,8 +18,8 @@
 //!   time windows (`noisiest_alerts`, `alert_flapping`, `alert_mttr_24h`), which join an internal clock table so
 //!   that rows leave a window as time passes, with nothing written.
 //!
-//! Every derived table is an order-independent function of the set of rows appended whose `ReceivedAt` lies in a
-//! slice still kept (first/last by explicit sort columns, max), so rows appended twice, or out of order by several
+//! Every derived table is an order-independent function of the set of rows appended whose `ReceivedAt` (for the
+//! states, their rank) lies in a slice still kept (first/last by explicit sort columns, max), so rows appended twice, or out of order by several
 //! publishers, change nothing (a row whose slice has already left is dropped), and the progress lives in the same
 //! rows as the data, so it can never claim more than Deephaven holds. A blink log keeps
 //! no rows itself: the aggregations keep one row per key, so Deephaven's memory grows with the distinct alert
@@ -92,6 +92,8 @@ pub struct Sink {
     /// The slices the published merges cover as far as this session knows: while they are still the ones due,
     /// there is nothing to do.
     covered: Mutex<Option<RangeInclusive<i64>>>,
+    /// Held while the slices are moved on: the writes and the checks both may find them due.
+    moving_slices: tokio::sync::Mutex<()>,
 }
 
 impl Sink {
@@ -197,6 +199,7 @@ impl Sink {
             retention,
             refire_grace: settings.refire_grace,
             covered: Mutex::new(None),
+            moving_slices: tokio::sync::Mutex::new(()),
         };
         // A new set has no slices yet: they are all created here, before this publisher appends its first row.
         sink.keep_retention(Timestamp::now()).await?;
@@ -228,10 +231,16 @@ impl Sink {
     /// Makes the slices due at `now` exist and the published tables merge exactly those: a slice that left the
     /// retention gives its slot to the next one, and the merges and every table derived from them are published
     /// anew (users' views of them are replaced). Cheap while the slices due are the ones already covered; called
-    /// at every check, so the next slice always exists before its first state can arrive.
+    /// at every check and before every write, so the slice a state is kept in (by its rank: up to `refire_grace`
+    /// after it was received, within the next slice) exists before it is appended.
     pub async fn keep_retention(&self, now: Timestamp) -> deephaven_client::Result<()> {
         let due = self.retention.window(now);
-        if self.covered.lock().expect("never poisoned").as_ref() == Some(&due) {
+        let is_covered = || self.covered.lock().expect("never poisoned").as_ref() == Some(&due);
+        if is_covered() {
+            return Ok(());
+        }
+        let _moving = self.moving_slices.lock().await;
+        if is_covered() {
             return Ok(());
         }
         let recorded = recorded_slices(&self.client, &self.names).await?;
@@ -302,11 +311,12 @@ impl Sink {
     }
 
     /// Appends `rows` (of [`LOG`]'s schema: one per record read, a position-only one per dead letter) to the log,
-    /// then touches this publisher's flush row: that makes the server start an update cycle at once, which takes the
+    /// once the slices due now exist ([`Sink::keep_retention`]), then touches this publisher's flush row: that makes the server start an update cycle at once, which takes the
     /// log's rows too (a blink append alone would wait for the next periodic cycle). It returns once a cycle has
     /// taken the touch; the derived tables are computed later in that cycle, and the log's rows may even fall to the
     /// next one (below). A read that must see them waits with [`Sink::settle`].
     pub async fn write(&self, rows: RecordBatch) -> deephaven_client::Result<()> {
+        self.keep_retention(Timestamp::now()).await?;
         self.client.append(&self.log, rows).await?;
         self.touch_flush_row().await
     }

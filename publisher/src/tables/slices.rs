@@ -19,7 +19,7 @@ pub(super) fn all_slot_tables(names: &TableNames) -> impl Iterator<Item = String
     (0..SLOTS).flat_map(|slot| slot_tables(names, slot))
 }
 
-/// A slot's slice as recorded in Deephaven, with the `ReceivedAt` range it was made for.
+/// A slot's slice as recorded in Deephaven, with the range of time it was made for.
 pub(super) struct RecordedSlice {
     pub(super) slice: i64,
     pub(super) bounds: (i64, i64),
@@ -36,7 +36,7 @@ pub(super) async fn recorded_slices(
         let time = |name| batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
         let slots = batch.column_by_name(SLOT).and_then(|c| c.as_primitive_opt::<Int32Type>());
         let (Some(slots), Some(slices), Some(from), Some(until)) =
-            (slots, long(SLICE), time(RECEIVED_FROM), time(RECEIVED_UNTIL))
+            (slots, long(SLICE), time(SLICE_FROM), time(SLICE_UNTIL))
         else {
             return Err(Error::Protocol {
                 operation: "read slices",
@@ -59,16 +59,16 @@ pub(super) async fn recorded_slices(
 /// people reading it, and to tell a change of `deephaven.retention`).
 const SLOT: &str = "Slot";
 const SLICE: &str = "Slice";
-const RECEIVED_FROM: &str = "ReceivedFrom";
-const RECEIVED_UNTIL: &str = "ReceivedUntil";
+const SLICE_FROM: &str = "SliceFrom";
+const SLICE_UNTIL: &str = "SliceUntil";
 
 pub(super) fn slices_schema() -> SchemaRef {
     let time = |name| Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false);
     Arc::new(Schema::new(vec![
         Field::new(SLOT, DataType::Int32, false),
         Field::new(SLICE, DataType::Int64, false),
-        time(RECEIVED_FROM),
-        time(RECEIVED_UNTIL),
+        time(SLICE_FROM),
+        time(SLICE_UNTIL),
     ]))
 }
 
@@ -76,7 +76,7 @@ pub(super) fn slices_kind() -> InputTableKind {
     InputTableKind::keyed([SLOT])
 }
 
-/// The slices table's rows for `created` (slot, slice): the slot, the slice and the `ReceivedAt` range it takes.
+/// The slices table's rows for `created` (slot, slice): the slot, the slice and the range of time it takes.
 pub(super) fn rows(retention: &Retention, created: &[(usize, i64)]) -> RecordBatch {
     let bounds: Vec<(i64, i64)> = created.iter().map(|(_, slice)| retention.bounds_of_due(*slice)).collect();
     let time = |values: Vec<i64>| Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"));

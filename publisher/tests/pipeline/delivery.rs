@@ -231,7 +231,7 @@ async fn tables_created_anew_while_records_arrive_get_every_record() {
 
 /// Writes `record` through `sink` as read from `partition` at offset 0, and waits until every derived table
 /// holds it.
-async fn write_record(sink: &Sink, record: &AlertRecord, partition: i32) {
+pub async fn write_record(sink: &Sink, record: &AlertRecord, partition: i32) {
     let mut rows = LOG.builder(1);
     let position = KafkaPosition { incarnation: 0, partition, offset: 0 };
     rows.append(&PositionedRecord { record: record.clone(), position });

@@ -2,8 +2,10 @@
 //! does not bring them back, what still fires (Alertmanager repeats it) stays, and a changed retention rebuilds the
 //! tables from the topic.
 
+use crate::delivery::write_record;
 use crate::helpers::*;
 use publisher::pipeline::Mode;
+use publisher::tables::Sink;
 use schemas::tables::TableNames;
 use schemas::{parse, AlertRecord, Limits, Timestamp};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,4 +184,29 @@ async fn a_changed_retention_rebuilds_the_tables_from_the_topic() {
     publisher.wait_for_readiness("the publisher to have opened the tables", |readiness| readiness.ready).await;
     wait_until_present(&setup, &recent, "the alert back after the set was rebuilt").await;
     publisher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_first_makes_the_slice_its_resolved_state_ranks_in() {
+    let setup = setup(1).await;
+    let settings = settings_with(&setup, RETENTION);
+    // A sink alone, with no checks to move the slices on: only its writes can.
+    let sink = Sink::open(&settings.deephaven, false).await.expect("the set is made");
+    let slice = (RETENTION / 4).as_nanos() as i64;
+    let opened_in = Timestamp::now().unix_nanos().div_euclid(slice);
+    // The last slice made at the opening is the one after the current. Once the clock is in it, and within the grace
+    // of its end, a resolved state received now ranks in the slice after it, which nothing has made yet.
+    let ranks_past = (opened_in + 2) * slice - (REFIRE_GRACE.as_nanos() as i64) / 2;
+    wait::until_true("the clock to reach the grace before the last slice made ends", RETENTION, || async {
+        Timestamp::now().unix_nanos() >= ranks_past
+    })
+    .await;
+    let resolved = {
+        let webhook = parse(&test_kit::fixtures::synthetic_resolve(6, 1).0, &Limits::default()).unwrap();
+        AlertRecord::from_webhook(webhook, Timestamp::now()).remove(0)
+    };
+    write_record(&sink, &resolved, 0).await;
+    wait_for_presence(&setup, &[&resolved], &[(true, false, true)], "the resolved state in alerts and alert_events")
+        .await;
+    sink.close().await;
 }
