@@ -45,10 +45,6 @@ impl DeadLetters {
                 .set("acks", "all")
                 .set("enable.idempotence", "true")
                 .set("linger.ms", "0")
-                // One letter per request: the broker judges a request's size as a whole, and a letter refused as too
-                // large must be one that is, not one that shared a batch with others. Sent at once all the same:
-                // several requests are in flight.
-                .set("batch.num.messages", "1")
                 // A missing dead-letter topic is the operator's to create, with the retention they choose: one made
                 // on the fly gets the broker's defaults. Until it exists, sends fail, `/readyz` says so, and they
                 // retry.
@@ -61,24 +57,25 @@ impl DeadLetters {
         Ok(Self { producer: kafka_client::create(&config)?, topic: topic.to_owned() })
     }
 
-    /// Produces `letters` all at once (the idempotent producer keeps their order) and waits until the broker has
-    /// acknowledged or refused each, so a batch of letters takes about one round trip, not one per letter. On failure,
-    /// returns the letters not delivered, to be sent again, and none that were. A letter too large for the producer
-    /// or the broker once the headers are added goes without its value (which stays in the source topic, at the
-    /// partition and offset the headers name), since sending it whole can never succeed.
+    /// Produces `letters` all at once (the idempotent producer keeps their order, and batches them) and waits until
+    /// the broker has acknowledged or refused each, so a batch of letters takes a few round trips, not one per
+    /// letter. On failure, returns the letters not delivered, to be sent again, and none that were. A letter too
+    /// large once the headers are added goes without its value (which stays in the source topic, at the partition
+    /// and offset the headers name), since sending it whole can never succeed: too large for the producer, or for
+    /// the broker when sent alone (the broker judges a whole batch, which may have held letters that each fit).
     pub async fn send<'a>(&self, letters: &[&'a DeadLetter]) -> Result<(), Undelivered<'a>> {
         let enqueued: Vec<_> = letters.iter().map(|letter| self.enqueue(letter, true)).collect();
         let (mut undelivered, mut first_error) = (Vec::new(), None);
         for (letter, delivery) in letters.iter().zip(enqueued) {
             let delivered = match delivery {
-                Ok(delivery) => settled(delivery.await),
+                Ok(delivery) => match settled(delivery.await) {
+                    Err(error) if is_too_large(&error) => self.deliver_alone(letter, true).await,
+                    delivered => delivered,
+                },
                 Err(error) => Err(error),
             };
             let delivered = match delivered {
-                Err(error) if is_too_large(&error) => match self.enqueue(letter, false) {
-                    Ok(delivery) => settled(delivery.await),
-                    Err(error) => Err(error),
-                },
+                Err(error) if is_too_large(&error) => self.deliver_alone(letter, false).await,
                 delivered => delivered,
             };
             if let Err(error) = delivered {
@@ -90,6 +87,12 @@ impl DeadLetters {
             None => Ok(()),
             Some(error) => Err(Undelivered { letters: undelivered, error }),
         }
+    }
+
+    /// Sends `letter` again and waits for its outcome before the next letter is looked at: no more letters are
+    /// handed over meanwhile, so it shares a batch with none sent after it.
+    async fn deliver_alone(&self, letter: &DeadLetter, with_value: bool) -> Result<(), KafkaError> {
+        settled(self.enqueue(letter, with_value)?.await)
     }
 
     /// Hands `letter` to the producer (its value left out unless `with_value`).
@@ -145,7 +148,7 @@ fn settled(outcome: Result<OwnedDeliveryResult, Canceled>) -> Result<(), KafkaEr
     }
 }
 
-/// Whether the producer (locally) or the broker refused a letter for its size; each request holds one letter.
+/// Whether the producer (locally) or the broker refused a letter, or the batch it was in, for its size.
 fn is_too_large(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),

@@ -6,8 +6,8 @@
 //! its own, and the published tables merge the slices that overlap the retention window. A slice leaves once every
 //! state it holds is older than the retention, and its memory goes with it: a state stays between one and one and a
 //! quarter retentions after it was received (a resolved one up to `refire_grace` more). A slice is created one slice
-//! ahead of time, before any state it takes can arrive, so the slices are fixed by the clock alone and several
-//! publishers agree on them.
+//! ahead of time, before any state ranked in it can arrive (a resolved one up to `refire_grace` before the slice
+//! starts), so the slices are fixed by the clock alone and several publishers agree on them.
 //!
 //! The slices live in a fixed ring of [`SLOTS`] table names: the slice starting now takes the slot of the one that
 //! just left. Pure arithmetic, tested beside it; [`crate::tables`] creates and merges the tables.
@@ -51,7 +51,8 @@ impl Retention {
         (current - i64::from(SLICES_PER_RETENTION))..=(current + 1)
     }
 
-    /// The `ReceivedAt` range slice `slice` takes, in Unix nanoseconds: from its start (inclusive) to its end.
+    /// The range of time slice `slice` takes (the states' rank, the events' `ReceivedAt`), in Unix nanoseconds: from
+    /// its start (inclusive) to its end.
     /// `None` for a slice beyond the range of timestamps, which only a slices table edited by hand can name.
     pub fn bounds(&self, slice: i64) -> Option<(i64, i64)> {
         Some((slice.checked_mul(self.slice_nanos)?, slice.checked_add(1)?.checked_mul(self.slice_nanos)?))

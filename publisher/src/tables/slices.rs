@@ -36,7 +36,7 @@ pub(super) async fn recorded_slices(
         let time = |name| batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
         let slots = batch.column_by_name(SLOT).and_then(|c| c.as_primitive_opt::<Int32Type>());
         let (Some(slots), Some(slices), Some(from), Some(until)) =
-            (slots, long(SLICE), time(SLICE_FROM), time(SLICE_UNTIL))
+            (slots, long(SLICE), time(RECEIVED_FROM), time(RECEIVED_UNTIL))
         else {
             return Err(Error::Protocol {
                 operation: "read slices",
@@ -55,20 +55,22 @@ pub(super) async fn recorded_slices(
     Ok(recorded)
 }
 
-/// The slices table's columns: which slot, the slice it holds, and the `ReceivedAt` range that slice takes (for
-/// people reading it, and to tell a change of `deephaven.retention`).
+/// The slices table's columns: which slot, the slice it holds, and the range of time it takes (the states ranked
+/// within it, the events received within it; for people reading it, and to tell a change of `deephaven.retention`).
+/// The range keeps its first names, from when both were cut by `ReceivedAt`: renamed, a set made by an earlier build
+/// would be made anew, and during a rolling update each build would make the other's anew in turn.
 const SLOT: &str = "Slot";
 const SLICE: &str = "Slice";
-const SLICE_FROM: &str = "SliceFrom";
-const SLICE_UNTIL: &str = "SliceUntil";
+const RECEIVED_FROM: &str = "ReceivedFrom";
+const RECEIVED_UNTIL: &str = "ReceivedUntil";
 
 pub(super) fn slices_schema() -> SchemaRef {
     let time = |name| Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false);
     Arc::new(Schema::new(vec![
         Field::new(SLOT, DataType::Int32, false),
         Field::new(SLICE, DataType::Int64, false),
-        time(SLICE_FROM),
-        time(SLICE_UNTIL),
+        time(RECEIVED_FROM),
+        time(RECEIVED_UNTIL),
     ]))
 }
 
