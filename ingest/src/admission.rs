@@ -3,12 +3,12 @@
 //! A request takes room for its body before reading it: a head start, then more as its bytes arrive (so that a
 //! length declared but never sent holds next to nothing); a declared `Content-Length` larger than the room free is
 //! refused from the head alone. Then it takes room for its encoded records before producing them, and for as many
-//! records as it has. It keeps all that room until
-//! Kafka has settled every record (acknowledged or failed), even when the handler has long answered at its deadline:
-//! the records sit in the producer's queue until then. The body's room is kept with them although the body is gone:
-//! the memory it and its decoded form took is not returned to the system at once, and giving its room back early
-//! let more bodies in than the process's peak memory bound holds (tried: `ingest/tests/api/bytes.rs`). A request that does not fit is answered 503 at once, which
-//! keeps memory bounded whatever the number of connections, and tells Alertmanager to back off.
+//! records as it has. It keeps all that room until Kafka has settled every record (acknowledged or failed), even when
+//! the handler has long answered at its deadline: the records sit in the producer's queue until then. The body's
+//! room is kept with them although the body is gone: the memory it and its decoded form took is not returned to the
+//! system at once, and giving its room back early let more bodies in than the process's peak memory bound holds
+//! (tried: `ingest/tests/api/bytes.rs`). A request that does not fit is answered 503 at once, which keeps memory
+//! bounded whatever the number of connections, and tells Alertmanager to back off.
 
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;

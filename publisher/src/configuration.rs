@@ -112,8 +112,9 @@ pub struct DeephavenSettings {
     #[serde(with = "humantime_serde")]
     pub window_step: Duration,
     /// How long Deephaven keeps an alert's states after receiving them (between this and a quarter longer, a resolved
-    /// state up to `refire_grace` more; see [`crate::retention`]): its heap holds at most that much history, and `alerts` keeps an alert while it has a
-    /// state that recent. Alertmanager repeats a firing alert every `repeat_interval`, so keep it well above that.
+    /// state up to `refire_grace` more; see [`crate::retention`]): its heap holds at most that much history, and
+    /// `alerts` keeps an alert while it has a state that recent. Alertmanager repeats a firing alert every
+    /// `repeat_interval`, so keep it well above that.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
     /// TLS for an `https` URL, beyond the defaults (the Web PKI roots, the URL's host name).
@@ -276,7 +277,7 @@ impl Settings {
         }
         match Retention::new(deephaven.retention) {
             None => bail!("deephaven.retention must be positive and reach no further back than 1970"),
-            // The next slice is created at a check, so every slice must see at least two of them.
+            // The next slice is created at a check (or a write), so every slice must see at least two checks.
             Some(retention)
                 if deephaven.check_interval.checked_mul(2).is_none_or(|twice| retention.slice() < twice) =>
             {

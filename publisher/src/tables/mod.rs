@@ -19,9 +19,9 @@
 //!   that rows leave a window as time passes, with nothing written.
 //!
 //! Every derived table is an order-independent function of the set of rows appended whose `ReceivedAt` (for the
-//! states, their rank) lies in a slice still kept (first/last by explicit sort columns, max), so rows appended twice, or out of order by several
-//! publishers, change nothing (a row whose slice has already left is dropped), and the progress lives in the same
-//! rows as the data, so it can never claim more than Deephaven holds. A blink log keeps
+//! states, their rank) lies in a slice still kept (first/last by explicit sort columns, max), so rows appended twice,
+//! or out of order by several publishers, change nothing (a row whose slice has already left is dropped), and the
+//! progress lives in the same rows as the data, so it can never claim more than Deephaven holds. A blink log keeps
 //! no rows itself: the aggregations keep one row per key, so Deephaven's memory grows with the distinct alert
 //! states received within the retention, not with records. When a slice leaves, the merges are published anew
 //! without it ([`Sink::keep_retention`]). The price: the derived tables must exist before the first row is
@@ -311,10 +311,11 @@ impl Sink {
     }
 
     /// Appends `rows` (of [`LOG`]'s schema: one per record read, a position-only one per dead letter) to the log,
-    /// once the slices due now exist ([`Sink::keep_retention`]), then touches this publisher's flush row: that makes the server start an update cycle at once, which takes the
-    /// log's rows too (a blink append alone would wait for the next periodic cycle). It returns once a cycle has
-    /// taken the touch; the derived tables are computed later in that cycle, and the log's rows may even fall to the
-    /// next one (below). A read that must see them waits with [`Sink::settle`].
+    /// once the slices due now exist ([`Sink::keep_retention`]), then touches this publisher's flush row: that makes
+    /// the server start an update cycle at once, which takes the log's rows too (a blink append alone would wait for
+    /// the next periodic cycle). It returns once a cycle has taken the touch; the derived tables are computed later
+    /// in that cycle, and the log's rows may even fall to the next one (below). A read that must see them waits with
+    /// [`Sink::settle`].
     pub async fn write(&self, rows: RecordBatch) -> deephaven_client::Result<()> {
         self.keep_retention(Timestamp::now()).await?;
         self.client.append(&self.log, rows).await?;
